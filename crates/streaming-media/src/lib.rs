@@ -1,0 +1,13 @@
+//! Sans-IO media protocol engines and containers for the streaming server.
+//!
+//! Nothing here opens a socket, spawns a task or reads a clock: bytes and the
+//! current time go in, events and bytes come out. See `../../shared/DESIGN.md`.
+//!
+//! - [`amf0`]: Action Message Format 0 (Adobe AMF0 specification).
+//! - [`rtmp`]: RTMP 1.0 handshake, chunk stream and the publish session.
+//! - [`frame`]: the codec-agnostic frame that the hub fans out.
+//! - [`flv`], [`avc`], [`aac`]: FLV tag bodies (FLV 10.1 §E.4) and decoder configs.
+//! - [`cmaf`], [`packager`]: CMAF (ISO/IEC 23000-19) init and media segments.
+//! - [`hls`], [`dash`]: RFC 8216bis playlists and ISO/IEC 23009-1 MPDs.
+
+pub mod frame;
