@@ -1,1 +1,16 @@
-//! streaming-core
+//! The domain of the streaming server: models and the stream state machine,
+//! configuration, events, repositories, the stream hub and the segment store.
+//!
+//! Nothing here speaks a wire protocol; `streaming-media` does that. The tokio
+//! pieces here (hub, event bus, store) never hold a lock across `.await`.
+
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod hub;
+pub mod keys;
+pub mod model;
+pub mod repo;
+pub mod store;
+
+pub use error::CoreError;

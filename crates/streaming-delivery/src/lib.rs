@@ -1,1 +1,11 @@
-//! streaming-delivery
+//! Delivery: the packager tasks that turn hub frames into CMAF segments (made
+//! once, stored in the [`SegmentStore`](streaming_core::store::SegmentStore)),
+//! and the HTTP handlers that serve them as HLS (RFC 8216bis) and MPEG-DASH
+//! (ISO/IEC 23009-1), plus the watch page.
+
+pub mod assets;
+pub mod http;
+pub mod packaging;
+
+pub use http::{DeliveryState, router};
+pub use packaging::spawn_packagers;

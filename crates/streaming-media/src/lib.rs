@@ -10,4 +10,14 @@
 //! - [`cmaf`], [`packager`]: CMAF (ISO/IEC 23000-19) init and media segments.
 //! - [`hls`], [`dash`]: RFC 8216bis playlists and ISO/IEC 23009-1 MPDs.
 
+pub mod aac;
+pub mod amf0;
+pub mod avc;
+pub mod cmaf;
+pub mod dash;
+pub mod flv;
 pub mod frame;
+pub mod hls;
+pub mod packager;
+pub mod rtmp;
+pub mod timefmt;

@@ -1,0 +1,220 @@
+//! The stream hub: per-stream fan-out of frames from one publisher to the
+//! packagers (and later the transcoder).
+//!
+//! The hub knows no codec: it moves [`Frame`]s (shared `Bytes`, never copied)
+//! and three control messages. A second publisher for a live stream takes it
+//! over: the first one's cancellation token fires and consumers see a
+//! [`HubMessage::Discontinuity`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use streaming_media::frame::Frame;
+use tokio::sync::{broadcast, mpsc};
+pub use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub enum HubMessage {
+    Frame(Frame),
+    /// The publisher changed (takeover/reconnect): timestamps restart.
+    Discontinuity,
+    /// The broadcast is over; no more messages follow.
+    End,
+}
+
+/// Announced to consumers when a stream's broadcast begins.
+pub struct OpenedStream {
+    pub stream_id: Uuid,
+    pub rx: broadcast::Receiver<HubMessage>,
+}
+
+struct Entry {
+    tx: broadcast::Sender<HubMessage>,
+    publisher_conn: u64,
+    cancel: CancellationToken,
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: HashMap<Uuid, Entry>,
+    consumers: Vec<mpsc::UnboundedSender<OpenedStream>>,
+}
+
+#[derive(Clone, Default)]
+pub struct StreamHub {
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// How a publish began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishStart {
+    New,
+    TookOver,
+}
+
+impl StreamHub {
+    /// Frames buffered per consumer before a slow one starts losing them.
+    const CAPACITY: usize = 2048;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a consumer: it learns of every broadcast that begins from now on.
+    pub fn consumer(&self) -> mpsc::UnboundedReceiver<OpenedStream> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().consumers.push(tx);
+        rx
+    }
+
+    /// Starts publishing `stream_id` from connection `conn_id`, taking the
+    /// stream over if another connection is publishing it.
+    pub fn publish(&self, stream_id: Uuid, conn_id: u64) -> (Publisher, PublishStart) {
+        let mut inner = self.lock();
+        let cancel = CancellationToken::new();
+        if let Some(entry) = inner.streams.get_mut(&stream_id) {
+            entry.cancel.cancel();
+            entry.cancel = cancel.clone();
+            entry.publisher_conn = conn_id;
+            let _ = entry.tx.send(HubMessage::Discontinuity);
+            let publisher = Publisher {
+                stream_id,
+                conn_id,
+                tx: entry.tx.clone(),
+                cancel,
+                hub: self.clone(),
+            };
+            return (publisher, PublishStart::TookOver);
+        }
+        let (tx, _) = broadcast::channel(Self::CAPACITY);
+        inner.consumers.retain(|c| {
+            c.send(OpenedStream {
+                stream_id,
+                rx: tx.subscribe(),
+            })
+            .is_ok()
+        });
+        inner.streams.insert(
+            stream_id,
+            Entry {
+                tx: tx.clone(),
+                publisher_conn: conn_id,
+                cancel: cancel.clone(),
+            },
+        );
+        let publisher = Publisher {
+            stream_id,
+            conn_id,
+            tx,
+            cancel,
+            hub: self.clone(),
+        };
+        (publisher, PublishStart::New)
+    }
+
+    /// Subscribes to a live stream (late joiners such as a transcoder).
+    pub fn subscribe(&self, stream_id: Uuid) -> Option<broadcast::Receiver<HubMessage>> {
+        self.lock().streams.get(&stream_id).map(|e| e.tx.subscribe())
+    }
+
+    pub fn is_live(&self, stream_id: Uuid) -> bool {
+        self.lock().streams.contains_key(&stream_id)
+    }
+
+    pub fn live_streams(&self) -> Vec<Uuid> {
+        self.lock().streams.keys().copied().collect()
+    }
+
+    /// Cuts the live publisher of a stream (key revoked, shutdown).
+    pub fn kick(&self, stream_id: Uuid) -> bool {
+        match self.lock().streams.get(&stream_id) {
+            Some(e) => {
+                e.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cuts every live publisher (graceful shutdown).
+    pub fn kick_all(&self) {
+        for e in self.lock().streams.values() {
+            e.cancel.cancel();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The sending side held by one ingest connection.
+pub struct Publisher {
+    stream_id: Uuid,
+    conn_id: u64,
+    tx: broadcast::Sender<HubMessage>,
+    cancel: CancellationToken,
+    hub: StreamHub,
+}
+
+impl Publisher {
+    pub fn stream_id(&self) -> Uuid {
+        self.stream_id
+    }
+
+    pub fn send(&self, frame: Frame) {
+        let _ = self.tx.send(HubMessage::Frame(frame));
+    }
+
+    /// Fires when this publisher was taken over or kicked.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Ends this publisher's broadcast. Returns `true` if it was still the
+    /// stream's publisher (the broadcast is over), `false` if another
+    /// connection had taken over (the broadcast goes on).
+    pub fn end(self) -> bool {
+        let mut inner = self.hub.lock();
+        let current = inner
+            .streams
+            .get(&self.stream_id)
+            .is_some_and(|e| e.publisher_conn == self.conn_id);
+        if current {
+            inner.streams.remove(&self.stream_id);
+            let _ = self.tx.send(HubMessage::End);
+        }
+        current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use streaming_media::frame::FrameKind;
+
+    #[tokio::test]
+    async fn fan_out_takeover_and_end() {
+        let hub = StreamHub::new();
+        let mut consumer = hub.consumer();
+        let id = Uuid::new_v4();
+        let (p1, start) = hub.publish(id, 1);
+        assert_eq!(start, PublishStart::New);
+        let mut opened = consumer.recv().await.unwrap();
+        assert_eq!(opened.stream_id, id);
+        p1.send(Frame::new(FrameKind::Audio, 5, Bytes::from_static(b"\xaf\x01x")));
+        assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::Frame(f) if f.timestamp == 5));
+
+        let (p2, start) = hub.publish(id, 2);
+        assert_eq!(start, PublishStart::TookOver);
+        assert!(p1.cancelled().is_cancelled());
+        assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::Discontinuity));
+        assert!(!p1.end(), "a taken-over publisher does not end the broadcast");
+        assert!(hub.is_live(id));
+        assert!(p2.end());
+        assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::End));
+        assert!(!hub.is_live(id));
+    }
+}

@@ -1,0 +1,110 @@
+//! MPEG-DASH (ISO/IEC 23009-1, DASH-IF IOP live): a manifest over the very
+//! segments HLS serves. Dynamic while live, static once the stream ends.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use streaming_core::store::{Rendition, RenditionKind, StreamMediaState};
+use streaming_media::dash::{AdaptationSet, ContentType, Mpd, Representation, TimelineEntry, write_mpd};
+use uuid::Uuid;
+
+use super::DeliveryState;
+use super::hls::playable;
+use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
+use crate::packaging::{AUDIO, SOURCE};
+
+pub async fn manifest(
+    State(state): State<DeliveryState>,
+    Path(stream_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = Uuid::parse_str(&stream_id).ok() else {
+        return not_found("stream");
+    };
+    let Some(media) = state.store.get(id) else {
+        return not_found("stream");
+    };
+    let snapshot = media.snapshot();
+    let Some(text) = mpd_text(&snapshot, id, &state) else {
+        return not_found("manifest (the stream has no media yet)");
+    };
+    let cache = if snapshot.ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+    let data = Bytes::from(text);
+    response::body(&headers, MPD, cache, snapshot.updated_ms, response::etag_of(&data), data)
+}
+
+fn representation(id: Uuid, name: &str, r: &Rendition, listed: usize) -> Representation {
+    let segs: Vec<_> = r.listed(listed).collect();
+    let (peak, _) = r.bandwidth();
+    let version = segs.last().map(|s| s.init_version).unwrap_or_default();
+    // Segments are made once and live under /hls; the MPD points there.
+    let base = format!("../../hls/{id}/{name}");
+    Representation {
+        id: name.to_string(),
+        codecs: r.info.codec.clone(),
+        bandwidth: peak.max(1),
+        width: r.info.width,
+        height: r.info.height,
+        frame_rate: r.info.frame_rate,
+        audio_sampling_rate: r.info.sample_rate,
+        channels: r.info.channels,
+        timescale: r.info.timescale,
+        initialization: format!("{base}/{}", super::hls::init_uri(version)),
+        media: format!("{base}/segment-$Number$.m4s"),
+        start_number: segs.first().map(|s| s.number).unwrap_or(1),
+        timeline: segs
+            .iter()
+            .map(|s| TimelineEntry {
+                start: s.start,
+                duration: s.duration,
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -> Option<String> {
+    let listed = state.media.playlist_segments.max(1);
+    let mut sets = Vec::new();
+    let mut max_seg = 0f64;
+    let mut window = 0f64;
+    for (name, content_type) in [(SOURCE, ContentType::Video), (AUDIO, ContentType::Audio)] {
+        let Some(r) = st.renditions.get(name).filter(|r| playable(r)) else {
+            continue;
+        };
+        for s in r.listed(listed) {
+            max_seg = max_seg.max(s.duration_secs());
+        }
+        window = window.max(r.listed(listed).map(|s| s.duration_secs()).sum());
+        let mime = match r.info.kind {
+            RenditionKind::Video => "video/mp4",
+            RenditionKind::Audio => "audio/mp4",
+        };
+        sets.push(AdaptationSet {
+            id: sets.len() as u32,
+            content_type,
+            mime_type: mime.into(),
+            segment_alignment: true,
+            representations: vec![representation(id, name, r, listed)],
+        });
+    }
+    if sets.is_empty() {
+        return None;
+    }
+    let target = f64::from(state.media.segment_duration_ms) / 1000.0;
+    Some(write_mpd(&Mpd {
+        dynamic: !st.ended,
+        availability_start_time_ms: st.availability_start_ms,
+        publish_time_ms: st.updated_ms,
+        minimum_update_period_secs: target,
+        time_shift_buffer_depth_secs: window.max(target),
+        // About three segments behind the edge: players told to sit closer freeze.
+        suggested_presentation_delay_secs: 3.0 * target,
+        min_buffer_time_secs: target,
+        max_segment_duration_secs: max_seg.max(target),
+        media_presentation_duration_secs: st.ended.then_some(window),
+        utc_timing_url: Some("/time".into()),
+        period_start_secs: 0.0,
+        adaptation_sets: sets,
+    }))
+}

@@ -1,0 +1,226 @@
+//! HLS (RFC 8216bis): master and media playlists over the stored CMAF segments.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use streaming_core::store::{Rendition, RenditionKind, StreamMediaState};
+use streaming_media::hls::{
+    AudioRendition, MasterPlaylist, MediaPlaylist, MediaSegment, Variant, write_master, write_media,
+};
+use uuid::Uuid;
+
+use super::DeliveryState;
+use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, M3U8, not_found};
+use crate::packaging::{AUDIO, SOURCE};
+
+/// The packager numbers init segments from 1; the first is `init.mp4`.
+const FIRST_INIT: u32 = 1;
+
+/// The URI of a rendition's init segment of a given version.
+pub fn init_uri(version: u32) -> String {
+    if version <= FIRST_INIT {
+        "init.mp4".to_string()
+    } else {
+        format!("init-{version}.mp4")
+    }
+}
+
+/// A rendition is playable once it has an init segment and one media segment.
+pub(crate) fn playable(r: &Rendition) -> bool {
+    !r.inits.is_empty() && !r.segments.is_empty()
+}
+
+pub async fn master(
+    State(state): State<DeliveryState>,
+    Path(stream_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(media) = Uuid::parse_str(&stream_id).ok().and_then(|id| state.store.get(id)) else {
+        return not_found("stream");
+    };
+    let snapshot = media.snapshot();
+    let Some(text) = master_text(&snapshot) else {
+        return not_found("playlist (the stream has no media yet)");
+    };
+    let cache = if snapshot.ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+    let data = Bytes::from(text);
+    response::body(&headers, M3U8, cache, snapshot.updated_ms, response::etag_of(&data), data)
+}
+
+pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
+    let video = st.renditions.get(SOURCE).filter(|r| playable(r));
+    let audio = st.renditions.get(AUDIO).filter(|r| playable(r));
+    if video.is_none() && audio.is_none() {
+        return None;
+    }
+    let audio_group = audio.map(|_| "audio".to_string());
+    let (audio_peak, audio_avg) = audio.map(|a| a.bandwidth()).unwrap_or_default();
+    let mut variants = Vec::new();
+    if let Some(v) = video {
+        let (peak, avg) = v.bandwidth();
+        let mut codecs = v.info.codec.clone();
+        if let Some(a) = audio {
+            codecs.push(',');
+            codecs.push_str(&a.info.codec);
+        }
+        variants.push(Variant {
+            uri: format!("{SOURCE}/index.m3u8"),
+            bandwidth: peak + audio_peak,
+            average_bandwidth: Some(avg + audio_avg),
+            codecs,
+            resolution: v.info.width.zip(v.info.height),
+            frame_rate: v.info.frame_rate,
+            audio_group: audio_group.clone(),
+        });
+    } else if let Some(a) = audio {
+        // Audio-only broadcast: the audio playlist is the only variant.
+        variants.push(Variant {
+            uri: format!("{AUDIO}/index.m3u8"),
+            bandwidth: audio_peak,
+            average_bandwidth: Some(audio_avg),
+            codecs: a.info.codec.clone(),
+            resolution: None,
+            frame_rate: None,
+            audio_group: None,
+        });
+    }
+    let audio_renditions = match (video, audio) {
+        (Some(_), Some(a)) => vec![AudioRendition {
+            group_id: "audio".into(),
+            name: "Audio".into(),
+            uri: format!("{AUDIO}/index.m3u8"),
+            default: true,
+            channels: a.info.channels,
+            language: None,
+        }],
+        _ => Vec::new(),
+    };
+    Some(write_master(&MasterPlaylist {
+        variants,
+        audio: audio_renditions,
+        independent_segments: true,
+    }))
+}
+
+/// `GET /hls/{id}/{rendition}/{index.m3u8 | init.mp4 | init-V.mp4 | segment-N.m4s}`
+pub async fn rendition_file(
+    State(state): State<DeliveryState>,
+    Path((stream_id, rendition, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(media) = Uuid::parse_str(&stream_id).ok().and_then(|id| state.store.get(id)) else {
+        return not_found("stream");
+    };
+    if file == "index.m3u8" {
+        let snapshot = media.snapshot();
+        let Some(text) = media_text(&snapshot, &rendition, &state) else {
+            return not_found("rendition");
+        };
+        let cache = if snapshot.ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+        let data = Bytes::from(text);
+        let modified = snapshot.renditions.get(&rendition).map_or(snapshot.updated_ms, |r| r.updated_ms);
+        return response::body(&headers, M3U8, cache, modified, response::etag_of(&data), data);
+    }
+    if let Some(version) = parse_init(&file) {
+        let found = media.with(|st| {
+            let r = st.renditions.get(&rendition)?;
+            Some((r.inits.get(&version)?.clone(), r.info.kind, r.updated_ms))
+        });
+        let Some((data, kind, modified)) = found else {
+            return not_found("init segment");
+        };
+        let etag = format!("\"init-{rendition}-{version}-{}\"", data.len());
+        return response::body(&headers, mp4_type(kind), CACHE_IMMUTABLE, modified, etag, data);
+    }
+    if let Some(number) = parse_segment(&file) {
+        let found = media.with(|st| {
+            let r = st.renditions.get(&rendition)?;
+            let s = r.segment(number)?;
+            Some((s.data.clone(), r.info.kind, s.program_date_time_ms))
+        });
+        let Some((data, kind, modified)) = found else {
+            return not_found("segment");
+        };
+        let etag = format!("\"seg-{rendition}-{number}-{}\"", data.len());
+        return response::body(&headers, mp4_type(kind), CACHE_IMMUTABLE, modified, etag, data);
+    }
+    not_found("file")
+}
+
+fn mp4_type(kind: RenditionKind) -> &'static str {
+    match kind {
+        RenditionKind::Video => "video/mp4",
+        RenditionKind::Audio => "audio/mp4",
+    }
+}
+
+fn parse_init(file: &str) -> Option<u32> {
+    if file == "init.mp4" {
+        return Some(FIRST_INIT);
+    }
+    let v = file.strip_prefix("init-")?.strip_suffix(".mp4")?;
+    v.parse().ok().filter(|v| *v > FIRST_INIT)
+}
+
+fn parse_segment(file: &str) -> Option<u64> {
+    let n = file.strip_prefix("segment-")?.strip_suffix(".m4s")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
+pub(crate) fn media_text(st: &StreamMediaState, rendition: &str, state: &DeliveryState) -> Option<String> {
+    let r = st.renditions.get(rendition).filter(|r| playable(r))?;
+    let listed: Vec<_> = r.listed(state.media.playlist_segments.max(1)).collect();
+    let first = listed.first()?.number;
+    let hidden_disc = r
+        .segments
+        .iter()
+        .take_while(|s| s.number < first)
+        .filter(|s| s.discontinuity)
+        .count() as u64;
+    let discontinuity_sequence =
+        st.discontinuity_sequence.get(rendition).copied().unwrap_or_default() + hidden_disc;
+    let max_secs = r.segments.iter().map(|s| s.duration_secs()).fold(0.0, f64::max);
+    let target = (f64::from(state.media.segment_duration_ms) / 1000.0).max(max_secs);
+    let segments = listed
+        .iter()
+        .map(|s| MediaSegment {
+            number: s.number,
+            duration_secs: s.duration_secs(),
+            uri: format!("segment-{}.m4s", s.number),
+            map_uri: init_uri(s.init_version),
+            discontinuity: s.discontinuity,
+            program_date_time_ms: Some(s.program_date_time_ms),
+        })
+        .collect();
+    Some(write_media(&MediaPlaylist {
+        target_duration_secs: target.round().max(1.0) as u32,
+        media_sequence: first,
+        discontinuity_sequence,
+        segments,
+        ended: st.ended,
+        independent_segments: true,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_init("init.mp4"), Some(1));
+        assert_eq!(parse_init("init-3.mp4"), Some(3));
+        assert_eq!(parse_init("init-1.mp4"), None);
+        assert_eq!(init_uri(1), "init.mp4");
+        assert_eq!(init_uri(2), "init-2.mp4");
+        assert_eq!(parse_init("init-x.mp4"), None);
+        assert_eq!(parse_segment("segment-12.m4s"), Some(12));
+        assert_eq!(parse_segment("segment-+1.m4s"), None);
+        assert_eq!(parse_segment("segment-99999999999999999999999.m4s"), None);
+        assert_eq!(parse_segment("../segment-1.m4s"), None);
+    }
+}

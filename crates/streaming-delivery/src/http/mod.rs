@@ -1,0 +1,48 @@
+//! HTTP delivery: HLS playlists, DASH manifest, CMAF segments, the watch page.
+//!
+//! URLs (DESIGN.md, "The contract users see"):
+//! `/hls/{id}/master.m3u8`, `/hls/{id}/{rendition}/index.m3u8`,
+//! `/hls/{id}/{rendition}/init.mp4` (`init-{v}.mp4` after a codec change),
+//! `/hls/{id}/{rendition}/segment-{n}.m4s`, `/dash/{id}/manifest.mpd`, `/time`,
+//! `/watch/{id}`, `/static/{asset}`. Unknown streams and segments are 404,
+//! never 500; `HEAD` is answered by the GET routes without a body.
+
+mod dash;
+mod hls;
+mod response;
+mod watch;
+
+use axum::Router;
+use axum::routing::get;
+use http_types::Method;
+use streaming_core::config::MediaConfig;
+use streaming_core::store::SegmentStore;
+use tower_http::cors::{Any, CorsLayer};
+
+pub(crate) use axum::http as http_types;
+
+/// What the delivery handlers share.
+#[derive(Clone)]
+pub struct DeliveryState {
+    pub store: SegmentStore,
+    pub media: MediaConfig,
+}
+
+/// The delivery routes, with CORS open for playback from any origin.
+pub fn router(state: DeliveryState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers(Any)
+        .expose_headers(Any);
+    Router::new()
+        .route("/hls/{stream_id}/master.m3u8", get(hls::master))
+        .route("/hls/{stream_id}/{rendition}/{file}", get(hls::rendition_file))
+        .route("/dash/{stream_id}/manifest.mpd", get(dash::manifest))
+        .route("/time", get(response::time))
+        .layer(cors)
+        .route("/watch/{stream_id}", get(watch::page))
+        .route("/watch/{stream_id}/dash", get(watch::dash_page))
+        .route("/static/{asset}", get(watch::asset))
+        .with_state(state)
+}

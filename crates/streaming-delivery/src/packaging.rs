@@ -1,0 +1,146 @@
+//! Packager tasks: one per live stream, fed by the hub, writing the store.
+//!
+//! The sans-IO [`Packager`] does the CMAF work; this task only moves frames in
+//! and events out, stamps wall-clock times and closes the stream's media when
+//! the hub says the broadcast is over.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use streaming_core::config::MediaConfig;
+use streaming_core::hub::{HubMessage, OpenedStream, StreamHub};
+use streaming_core::store::{RenditionInfo, RenditionKind, SegmentStore, StoredSegment, StreamMedia};
+use streaming_media::packager::{Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// The rendition name of the untouched source video and of the audio track.
+pub const SOURCE: &str = "source";
+pub const AUDIO: &str = "audio";
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Spawns a packager for every broadcast the hub opens, on `tracker`.
+pub fn spawn_packagers(hub: &StreamHub, store: SegmentStore, config: MediaConfig, tracker: TaskTracker) {
+    let mut opened = hub.consumer();
+    let inner = tracker.clone();
+    tracker.spawn(async move {
+        while let Some(stream) = opened.recv().await {
+            let span = info_span!("packager", stream_id = %stream.stream_id);
+            inner.spawn(run(stream, store.clone(), config.clone()).instrument(span));
+        }
+    });
+}
+
+async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
+    let OpenedStream { stream_id, mut rx } = stream;
+    let media = store.open(stream_id, now_ms());
+    let mut packager = Packager::new(PackagerConfig {
+        target_segment_ms: config.segment_duration_ms,
+        part_target_ms: config.part_duration_ms,
+    });
+    let mut anchored = false;
+    info!("packaging started");
+    loop {
+        match rx.recv().await {
+            Ok(HubMessage::Frame(frame)) => {
+                if let Err(e) = packager.push(&frame) {
+                    warn!(error = %e, timestamp = frame.timestamp, "frame dropped");
+                }
+            }
+            Ok(HubMessage::Discontinuity) => {
+                info!("publisher changed: starting a discontinuity");
+                packager.mark_discontinuity();
+            }
+            Ok(HubMessage::End) | Err(RecvError::Closed) => break,
+            Err(RecvError::Lagged(n)) => {
+                warn!(lost = n, "packager fell behind the hub; frames lost, starting a discontinuity");
+                packager.mark_discontinuity();
+            }
+        }
+        drain(&mut packager, &media, &mut anchored);
+    }
+    packager.finish();
+    drain(&mut packager, &media, &mut anchored);
+    media.mark_ended(now_ms());
+    info!("packaging ended; playlists closed");
+}
+
+fn rendition_name(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Video => SOURCE,
+        TrackKind::Audio => AUDIO,
+    }
+}
+
+fn rendition_info(info: &TrackInfo) -> RenditionInfo {
+    RenditionInfo {
+        kind: match info.kind {
+            TrackKind::Video => RenditionKind::Video,
+            TrackKind::Audio => RenditionKind::Audio,
+        },
+        codec: info.codec.clone(),
+        timescale: info.timescale,
+        width: info.width,
+        height: info.height,
+        frame_rate: info.frame_rate,
+        sample_rate: info.sample_rate,
+        channels: info.channels,
+    }
+}
+
+fn drain(packager: &mut Packager, media: &StreamMedia, anchored: &mut bool) {
+    while let Some(ev) = packager.poll_output() {
+        let now = now_ms();
+        match ev {
+            PackagerEvent::Init(init) => {
+                debug!(track = ?init.track, version = init.version, codec = %init.info.codec, "init segment");
+                media.put_init(
+                    rendition_name(init.track),
+                    rendition_info(&init.info),
+                    init.version,
+                    init.data,
+                    now,
+                );
+            }
+            PackagerEvent::Part(_) => {}
+            PackagerEvent::Segment(seg) => {
+                let ts = u64::from(seg.timescale.max(1));
+                let end_ms = ((seg.start + seg.duration) * 1000 / ts) as i64;
+                if !*anchored {
+                    // The first segment completes now: media time `end` is now.
+                    media.set_availability_start(now - end_ms);
+                    *anchored = true;
+                }
+                let start_ms = (seg.start * 1000 / ts) as i64;
+                let pdt = media.with(|s| s.availability_start_ms) + start_ms;
+                let name = rendition_name(seg.track);
+                debug!(rendition = name, number = seg.number, duration = seg.duration as f64 / ts as f64, bytes = seg.data.len(), "segment");
+                media.put_segment(
+                    name,
+                    StoredSegment {
+                        number: seg.number,
+                        start: seg.start,
+                        duration: seg.duration,
+                        timescale: seg.timescale,
+                        data: seg.data,
+                        discontinuity: seg.discontinuity,
+                        init_version: seg.init_version,
+                        program_date_time_ms: pdt,
+                    },
+                    now,
+                );
+            }
+            PackagerEvent::Discontinuity { reason } => {
+                warn!(%reason, "timestamp discontinuity in the input");
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,577 @@
+//! The CMAF packager: FLV-bodied [`Frame`]s in, CMAF init segments, LL-HLS parts and
+//! segments out (ISO/IEC 23000-19 CMAF; parts per RFC 8216bis §4.4.4.9).
+//!
+//! Sans-IO: call [`Packager::push`] for every frame, then drain
+//! [`Packager::poll_output`] until it returns `None`. Time comes only from the frames.
+//!
+//! # Rules
+//!
+//! - Video (H.264) uses a 90 kHz timescale, AAC its sampling rate. Each track is its
+//!   own CMAF track (one-track init segment, track id 1).
+//! - Segment numbers start at 1 and are shared: video and audio segment N cover the
+//!   same time. A segment is cut at the first video key frame whose DTS is at least
+//!   `target_segment_ms` after the segment start; audio is cut at its first frame at
+//!   or after that time. Without video, audio is cut by time. Audio waits (buffered)
+//!   until video has passed it, so that it knows on which side of a cut it falls; if
+//!   video stalls for `2 × target + 1 s`, audio takes over and video rejoins at its
+//!   next key frame.
+//! - Segments are emitted as parts (CMAF chunks of about `part_target_ms`, each
+//!   `moof`+`mdat`, the first with a leading `styp`) as soon as each is complete, then
+//!   as a [`Segment`] when the next one starts.
+//! - Segment 1 starts once both sequence headers are known, or after 1 s of buffered
+//!   media; every video segment starts with a key frame (earlier frames are dropped).
+//! - A timestamp that goes backwards (> 50 ms), jumps forward (> 5 s) or wraps at 2^32
+//!   emits [`PackagerEvent::Discontinuity`], closes the open segments and rebases the
+//!   output so it continues where it stopped; the next segments are flagged
+//!   `discontinuity`. So does [`Packager::mark_discontinuity`], and a changed decoder
+//!   configuration (with a new [`InitSegment`] version, no rebase).
+
+mod schedule;
+mod timeline;
+mod track;
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use crate::aac::{AacError, AudioSpecificConfig};
+use crate::avc::{self, AvcDecoderConfig, AvcError};
+use crate::cmaf::{self, CmafError};
+use crate::flv::{self, AudioPacketType, FlvError, SOUND_FORMAT_AAC, VideoPacketType};
+use crate::frame::{Frame, FrameKind};
+use schedule::Cut;
+use timeline::TrackClock;
+use track::Muxer;
+
+/// Video media timescale (Hz).
+pub const VIDEO_TIMESCALE: u32 = 90_000;
+/// Buffered media that starts segment 1 even if a sequence header is still missing.
+const STARTUP_WAIT_MS: i64 = 1_000;
+/// Buffered frames that start segment 1 regardless.
+const STARTUP_MAX_FRAMES: usize = 2_000;
+
+/// Segmenting parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackagerConfig {
+    /// Segment duration target in milliseconds (cut at the next key frame after it).
+    pub target_segment_ms: u32,
+    /// Part (CMAF chunk) duration target in milliseconds; parts never exceed it unless
+    /// a single sample does.
+    pub part_target_ms: u32,
+}
+
+impl Default for PackagerConfig {
+    fn default() -> Self {
+        Self {
+            target_segment_ms: 2000,
+            part_target_ms: 500,
+        }
+    }
+}
+
+/// Which track an output belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+/// What players need to know about a track (HLS `CODECS`, `RESOLUTION`, …).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackInfo {
+    pub kind: TrackKind,
+    /// RFC 6381 codec string (`avc1.64001F`, `mp4a.40.2`).
+    pub codec: String,
+    pub timescale: u32,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frame_rate: Option<f64>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u8>,
+}
+
+/// A CMAF header (`ftyp`+`moov`). `version` starts at 1 and grows on config changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InitSegment {
+    pub track: TrackKind,
+    pub version: u32,
+    pub data: Bytes,
+    pub info: TrackInfo,
+}
+
+/// A CMAF chunk (`moof`+`mdat`; the first of a segment starts with `styp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub track: TrackKind,
+    /// Number of the segment this part belongs to.
+    pub segment: u64,
+    /// Index within the segment, from 0.
+    pub index: u32,
+    pub data: Bytes,
+    /// Duration in timescale units.
+    pub duration: u64,
+    pub timescale: u32,
+    /// Starts with a key frame (always true for audio).
+    pub independent: bool,
+}
+
+/// A complete CMAF segment: all its parts concatenated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub track: TrackKind,
+    /// From 1, shared by both tracks.
+    pub number: u64,
+    /// `tfdt` of the first sample, in timescale units.
+    pub start: u64,
+    /// Sum of the sample durations, in timescale units.
+    pub duration: u64,
+    pub timescale: u32,
+    pub data: Bytes,
+    /// The timeline or decoder configuration changed before this segment.
+    pub discontinuity: bool,
+    /// Version of the [`InitSegment`] that decodes this segment.
+    pub init_version: u32,
+    pub starts_with_keyframe: bool,
+}
+
+/// Output of the packager, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PackagerEvent {
+    Init(InitSegment),
+    Part(Part),
+    Segment(Segment),
+    /// The open segments were closed because of `reason`; the next are flagged.
+    Discontinuity {
+        reason: String,
+    },
+}
+
+/// Why a frame was dropped. None is fatal: the packager stays usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PackagerError {
+    #[error("{kind:?} frame at {timestamp} ms: malformed FLV tag: {source}")]
+    Flv {
+        kind: TrackKind,
+        timestamp: u32,
+        #[source]
+        source: FlvError,
+    },
+    #[error("video frame at {timestamp} ms: {source}")]
+    Avc {
+        timestamp: u32,
+        #[source]
+        source: AvcError,
+    },
+    #[error("audio frame at {timestamp} ms: {source}")]
+    Aac {
+        timestamp: u32,
+        #[source]
+        source: AacError,
+    },
+    #[error("{kind:?} frame at {timestamp} ms: unsupported codec {codec}")]
+    UnsupportedCodec {
+        kind: TrackKind,
+        timestamp: u32,
+        codec: String,
+    },
+    #[error("{kind:?} frame at {timestamp} ms arrived before any sequence header")]
+    NoSequenceHeader { kind: TrackKind, timestamp: u32 },
+    #[error("{kind:?} frame at {timestamp} ms has no payload")]
+    EmptyFrame { kind: TrackKind, timestamp: u32 },
+    #[error("{kind:?} track: writing CMAF: {source}")]
+    Cmaf {
+        kind: TrackKind,
+        #[source]
+        source: CmafError,
+    },
+}
+
+/// A media frame, parsed, waiting to be timed.
+#[derive(Debug, Clone)]
+struct Media {
+    kind: TrackKind,
+    ts: u32,
+    key: bool,
+    cts_ms: i32,
+    data: Bytes,
+}
+
+/// Per-track state.
+#[derive(Debug)]
+struct Track {
+    raw_config: Option<Bytes>,
+    info: Option<TrackInfo>,
+    /// AVCC NAL unit length size (video).
+    nal_length_size: u8,
+    clock: Option<TrackClock>,
+    muxer: Option<Muxer>,
+    init_version: u32,
+}
+
+impl Track {
+    fn new() -> Self {
+        Self {
+            raw_config: None,
+            info: None,
+            nal_length_size: 4,
+            clock: None,
+            muxer: None,
+            init_version: 0,
+        }
+    }
+}
+
+/// Turns one stream's frames into CMAF init segments, parts and segments.
+#[derive(Debug)]
+pub struct Packager {
+    config: PackagerConfig,
+    events: VecDeque<PackagerEvent>,
+    video: Track,
+    audio: Track,
+    started: bool,
+    startup: Vec<Media>,
+    /// Output ms = RTMP ms + offset.
+    offset: Option<i64>,
+    /// Recompute the offset on the next frame so the timeline continues.
+    rebase_next: bool,
+    /// Last segment number started (0: none yet).
+    number: u64,
+    cuts: VecDeque<Cut>,
+    pending_audio: VecDeque<track::Pending>,
+    video_active: bool,
+    video_progress: Option<u64>,
+}
+
+impl Packager {
+    pub fn new(config: PackagerConfig) -> Self {
+        Self {
+            config,
+            events: VecDeque::new(),
+            video: Track::new(),
+            audio: Track::new(),
+            started: false,
+            startup: Vec::new(),
+            offset: None,
+            rebase_next: false,
+            number: 0,
+            cuts: VecDeque::new(),
+            pending_audio: VecDeque::new(),
+            video_active: false,
+            video_progress: None,
+        }
+    }
+
+    /// Feed one frame. On error the frame is dropped (the caller logs it) and the
+    /// packager stays usable. Drain [`Packager::poll_output`] afterwards.
+    pub fn push(&mut self, frame: &Frame) -> Result<(), PackagerError> {
+        let ts = frame.timestamp;
+        match frame.kind {
+            FrameKind::Script => Ok(()),
+            FrameKind::Video => {
+                let tag =
+                    flv::parse_video_tag(&frame.data).map_err(|source| PackagerError::Flv {
+                        kind: TrackKind::Video,
+                        timestamp: ts,
+                        source,
+                    })?;
+                if !tag.codec.is_avc() {
+                    return Err(PackagerError::UnsupportedCodec {
+                        kind: TrackKind::Video,
+                        timestamp: ts,
+                        codec: tag.codec.to_string(),
+                    });
+                }
+                match tag.packet_type {
+                    VideoPacketType::SequenceHeader => self.video_config(tag.payload, ts),
+                    VideoPacketType::EndOfSequence | VideoPacketType::Metadata => Ok(()),
+                    VideoPacketType::Coded => {
+                        if self.video.raw_config.is_none() {
+                            return Err(PackagerError::NoSequenceHeader {
+                                kind: TrackKind::Video,
+                                timestamp: ts,
+                            });
+                        }
+                        avc::validate_avcc_sample(&tag.payload, self.video.nal_length_size)
+                            .map_err(|source| PackagerError::Avc {
+                                timestamp: ts,
+                                source,
+                            })?;
+                        self.media(Media {
+                            kind: TrackKind::Video,
+                            ts,
+                            key: tag.frame_type.is_key(),
+                            cts_ms: tag.composition_time,
+                            data: tag.payload,
+                        })
+                    }
+                }
+            }
+            FrameKind::Audio => {
+                let tag =
+                    flv::parse_audio_tag(&frame.data).map_err(|source| PackagerError::Flv {
+                        kind: TrackKind::Audio,
+                        timestamp: ts,
+                        source,
+                    })?;
+                if tag.sound_format != SOUND_FORMAT_AAC {
+                    return Err(PackagerError::UnsupportedCodec {
+                        kind: TrackKind::Audio,
+                        timestamp: ts,
+                        codec: format!("FLV SoundFormat {}", tag.sound_format),
+                    });
+                }
+                match tag.packet_type {
+                    AudioPacketType::SequenceHeader => self.audio_config(tag.payload, ts),
+                    AudioPacketType::Raw if self.audio.raw_config.is_none() => {
+                        Err(PackagerError::NoSequenceHeader {
+                            kind: TrackKind::Audio,
+                            timestamp: ts,
+                        })
+                    }
+                    AudioPacketType::Raw if tag.payload.is_empty() => {
+                        Err(PackagerError::EmptyFrame {
+                            kind: TrackKind::Audio,
+                            timestamp: ts,
+                        })
+                    }
+                    AudioPacketType::Raw => self.media(Media {
+                        kind: TrackKind::Audio,
+                        ts,
+                        key: true,
+                        cts_ms: 0,
+                        data: tag.payload,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Publisher takeover or reconnect: close the open segments (emitting them and a
+    /// [`PackagerEvent::Discontinuity`]); the next media starts a new segment flagged
+    /// `discontinuity`, its timestamps rebased to continue the output timeline.
+    pub fn mark_discontinuity(&mut self) {
+        if !self.started && self.startup.is_empty() {
+            self.rebase_next = self.offset.is_some();
+            return;
+        }
+        let mut result = self.start_if_needed();
+        if result.is_ok() {
+            result = self.discontinuity("publisher reconnected".into(), true);
+        }
+        self.record(result);
+    }
+
+    /// End of stream: emit everything still open (the last sample of each track lasts
+    /// as long as the one before it).
+    pub fn finish(&mut self) {
+        let mut result = self.start_if_needed();
+        if result.is_ok() {
+            result = self.close_all();
+        }
+        self.record(result);
+    }
+
+    /// The next output, in order; `None` when there is nothing more for now.
+    pub fn poll_output(&mut self) -> Option<PackagerEvent> {
+        self.events.pop_front()
+    }
+
+    /// What is known of a track, once its sequence header has been seen.
+    pub fn track_info(&self, kind: TrackKind) -> Option<&TrackInfo> {
+        self.track(kind).info.as_ref()
+    }
+
+    fn track(&self, kind: TrackKind) -> &Track {
+        match kind {
+            TrackKind::Video => &self.video,
+            TrackKind::Audio => &self.audio,
+        }
+    }
+
+    fn track_mut(&mut self, kind: TrackKind) -> &mut Track {
+        match kind {
+            TrackKind::Video => &mut self.video,
+            TrackKind::Audio => &mut self.audio,
+        }
+    }
+
+    /// Errors with no frame to blame (flush paths) can only come from the CMAF writer
+    /// on absurd sizes; they surface as a discontinuity so they are not lost silently.
+    fn record(&mut self, result: Result<(), PackagerError>) {
+        if let Err(e) = result {
+            self.events.push_back(PackagerEvent::Discontinuity {
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    fn video_config(&mut self, payload: Bytes, ts: u32) -> Result<(), PackagerError> {
+        if self.video.raw_config.as_ref() == Some(&payload) {
+            return Ok(());
+        }
+        let err = |source| PackagerError::Avc {
+            timestamp: ts,
+            source,
+        };
+        let config = AvcDecoderConfig::parse(&payload).map_err(err)?;
+        let sps = config.sps_info().map_err(err)?;
+        let init = cmaf::video_init(&config, &sps, VIDEO_TIMESCALE).map_err(|source| {
+            PackagerError::Cmaf {
+                kind: TrackKind::Video,
+                source,
+            }
+        })?;
+        let info = TrackInfo {
+            kind: TrackKind::Video,
+            codec: sps.codec_string(),
+            timescale: VIDEO_TIMESCALE,
+            width: Some(sps.width),
+            height: Some(sps.height),
+            frame_rate: sps.frame_rate,
+            sample_rate: None,
+            channels: None,
+        };
+        let nominal = sps.frame_rate.map_or(3000, |fps| {
+            (f64::from(VIDEO_TIMESCALE) / fps).round().max(1.0) as u64
+        });
+        self.video.nal_length_size = config.nal_length_size;
+        let reason = "video decoder configuration changed";
+        self.install(TrackKind::Video, payload, info, init, None, nominal, reason)
+    }
+
+    fn audio_config(&mut self, payload: Bytes, ts: u32) -> Result<(), PackagerError> {
+        if self.audio.raw_config.as_ref() == Some(&payload) {
+            return Ok(());
+        }
+        let asc = AudioSpecificConfig::parse(&payload).map_err(|source| PackagerError::Aac {
+            timestamp: ts,
+            source,
+        })?;
+        let init = cmaf::audio_init(&payload, &asc).map_err(|source| PackagerError::Cmaf {
+            kind: TrackKind::Audio,
+            source,
+        })?;
+        let info = TrackInfo {
+            kind: TrackKind::Audio,
+            codec: asc.codec_string(),
+            timescale: asc.sample_rate,
+            width: None,
+            height: None,
+            frame_rate: None,
+            sample_rate: Some(asc.sample_rate),
+            channels: asc.channels(),
+        };
+        let frame = asc.frame_length;
+        let reason = "audio decoder configuration changed";
+        self.install(
+            TrackKind::Audio,
+            payload,
+            info,
+            init,
+            Some(frame),
+            frame.into(),
+            reason,
+        )
+    }
+
+    /// Adopt a new decoder configuration: close what was packaged with the old one,
+    /// emit the init segment, and start segment 1 if this completes the set.
+    #[allow(clippy::too_many_arguments)]
+    fn install(
+        &mut self,
+        kind: TrackKind,
+        raw: Bytes,
+        info: TrackInfo,
+        init: Bytes,
+        frame_length: Option<u32>,
+        nominal: u64,
+        reason: &str,
+    ) -> Result<(), PackagerError> {
+        if self.track(kind).raw_config.is_some() {
+            self.start_if_needed()?;
+            self.discontinuity(reason.into(), false)?;
+        }
+        let part_target = self.config.part_target_ms;
+        let track = self.track_mut(kind);
+        let timescale = info.timescale;
+        let old_end = track.clock.as_ref().and_then(TrackClock::end_ms);
+        if track
+            .clock
+            .as_ref()
+            .is_none_or(|c| c.timescale != timescale)
+        {
+            let mut clock = TrackClock::new(timescale, frame_length, nominal);
+            if let Some(end) = old_end {
+                clock.continue_after_ms(end);
+            }
+            track.clock = Some(clock);
+            let mut muxer = Muxer::new(kind, timescale, part_target, nominal as u32);
+            muxer.next_discontinuity = track.muxer.is_some();
+            track.muxer = Some(muxer);
+        }
+        track.init_version += 1;
+        if let Some(muxer) = track.muxer.as_mut() {
+            muxer.init_version = track.init_version;
+        }
+        track.raw_config = Some(raw);
+        track.info = Some(info.clone());
+        let version = track.init_version;
+        self.events.push_back(PackagerEvent::Init(InitSegment {
+            track: kind,
+            version,
+            data: init,
+            info,
+        }));
+        if !self.started && self.video.info.is_some() && self.audio.info.is_some() {
+            self.start()?;
+        }
+        Ok(())
+    }
+
+    /// A media frame: buffered until segment 1 can start, then timed and packaged.
+    fn media(&mut self, media: Media) -> Result<(), PackagerError> {
+        if self.started {
+            return self.process(media);
+        }
+        self.startup.push(media);
+        let first = self.startup[0].ts;
+        let rel = |m: &Media| i64::from(m.ts.wrapping_sub(first) as i32);
+        let lo = self.startup.iter().map(rel).min().unwrap_or(0);
+        let hi = self.startup.iter().map(rel).max().unwrap_or(0);
+        if hi - lo >= STARTUP_WAIT_MS || self.startup.len() >= STARTUP_MAX_FRAMES {
+            self.start()?;
+        }
+        Ok(())
+    }
+
+    fn start_if_needed(&mut self) -> Result<(), PackagerError> {
+        if self.started {
+            return Ok(());
+        }
+        self.start()
+    }
+
+    /// Start segment 1 with the tracks known now, replaying the startup buffer.
+    fn start(&mut self) -> Result<(), PackagerError> {
+        self.started = true;
+        self.video_active = self.video.info.is_some();
+        let buffered = std::mem::take(&mut self.startup);
+        if let Some(first) = buffered.first() {
+            let lo = buffered
+                .iter()
+                .map(|m| i64::from(m.ts.wrapping_sub(first.ts) as i32))
+                .min()
+                .unwrap_or(0);
+            self.offset = Some(-(i64::from(first.ts) + lo));
+        }
+        let mut result = Ok(());
+        for media in buffered {
+            let r = self.process(media);
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,201 @@
+//! Wiring: one process with every role, and its graceful shutdown.
+//!
+//! Shutdown order: stop accepting RTMP, end every live broadcast exactly as an
+//! encoder stop would (the hub's `End` makes the packagers close the
+//! playlists; the ingest tasks persist ENDED and publish `StreamEnded`), wait
+//! for those tasks, then stop HTTP. The whole sequence is bounded (5 s).
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use streaming_core::config::Config;
+use streaming_core::events::EventBus;
+use streaming_core::hub::{CancellationToken, StreamHub};
+use streaming_core::repo::{self, DynRepository};
+use streaming_core::store::SegmentStore;
+use streaming_delivery::DeliveryState;
+use streaming_ingest::IngestContext;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// A started server: its bound addresses and the handles to stop it.
+pub struct RunningServer {
+    pub rtmp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub repo: DynRepository,
+    pub events: EventBus,
+    pub hub: StreamHub,
+    pub store: SegmentStore,
+    pub config: Config,
+    pub admin_token: String,
+    shutdown: CancellationToken,
+    done: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops the server and waits (at most ~5 s) for it to finish.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the shutdown token fires, then for the server to stop.
+    pub async fn wait_for_stop(self) {
+        self.shutdown.cancelled().await;
+        self.wait().await;
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) {
+        if tokio::time::timeout(Duration::from_secs(5), self.done).await.is_err() {
+            warn!("shutdown took longer than 5 s; exiting anyway");
+        }
+    }
+}
+
+/// Opens the configured repository (creating the data dir for SQLite).
+pub async fn open_repo(config: &Config) -> anyhow::Result<DynRepository> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let url = config.database_url();
+    repo::connect(&url)
+        .await
+        .with_context(|| format!("opening database {}", redact(&url)))
+}
+
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, rest)) => format!("…@{rest}"),
+        None => url.to_string(),
+    }
+}
+
+/// The admin token: configured, else kept in the data dir (created 0600 once).
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(t) = config.admin_token.as_deref().filter(|t| !t.is_empty()) {
+        return Ok(t.to_string());
+    }
+    let path = config.data_dir.join("admin_token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let token = streaming_core::keys::generate().plaintext.replacen("sk_", "adm_", 1);
+    write_secret(&path, &token)?;
+    println!(
+        "Generated the admin API token (saved to {}, shown once): {token}",
+        path.display()
+    );
+    Ok(token)
+}
+
+fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(value.as_bytes())?;
+    Ok(())
+}
+
+/// Starts every role; returns once the listeners are bound.
+pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+    let repo = open_repo(&config).await?;
+    let admin_token = admin_token(&config)?;
+    let events = EventBus::default();
+    let hub = StreamHub::new();
+    let store = SegmentStore::new(config.media.retained_segments.max(config.media.playlist_segments + 2));
+    let shutdown = CancellationToken::new();
+    let packagers = TaskTracker::new();
+    streaming_delivery::spawn_packagers(&hub, store.clone(), config.media.clone(), packagers.clone());
+
+    let rtmp = streaming_ingest::bind(config.rtmp_addr)
+        .await
+        .with_context(|| format!("binding RTMP on {}", config.rtmp_addr))?;
+    let http = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let rtmp_addr = rtmp.local_addr()?;
+    let http_addr = http.local_addr()?;
+    let mut shown = config.clone();
+    shown.rtmp_addr = rtmp_addr;
+    shown.http_addr = http_addr;
+
+    let api = streaming_api::router(streaming_api::ApiState {
+        repo: repo.clone(),
+        admin_token: Some(Arc::from(admin_token.as_str())),
+        rtmp_base: Arc::from(shown.rtmp_base()),
+        http_base: Arc::from(shown.http_base()),
+    });
+    let delivery = streaming_delivery::router(DeliveryState {
+        store: store.clone(),
+        media: config.media.clone(),
+    });
+    let app = api
+        .merge(delivery)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+
+    let ingest_ctx = Arc::new(IngestContext::new(
+        repo.clone(),
+        hub.clone(),
+        events.clone(),
+        config.ingest.clone(),
+    ));
+    let ingest = tokio::spawn(streaming_ingest::serve(rtmp, ingest_ctx, shutdown.clone()));
+    let http_stop = CancellationToken::new();
+    let http_task = {
+        let stop = http_stop.clone();
+        tokio::spawn(async move {
+            let serve = axum::serve(http, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                warn!(error = %e, "HTTP server failed");
+            }
+        })
+    };
+    info!(%rtmp_addr, %http_addr, "streaming server started");
+
+    let done = {
+        let shutdown = shutdown.clone();
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            info!("shutting down: ending live streams");
+            hub.kick_all();
+            let _ = ingest.await;
+            packagers.close();
+            if tokio::time::timeout(Duration::from_secs(3), packagers.wait()).await.is_err() {
+                warn!("packagers did not finish in time");
+            }
+            http_stop.cancel();
+            if tokio::time::timeout(Duration::from_secs(1), http_task).await.is_err() {
+                info!("HTTP connections still open at exit");
+            }
+            info!("shutdown complete");
+        })
+    };
+
+    Ok(RunningServer {
+        rtmp_addr,
+        http_addr,
+        repo,
+        events,
+        hub,
+        store,
+        config: shown,
+        admin_token,
+        shutdown,
+        done,
+    })
+}

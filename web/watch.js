@@ -1,0 +1,303 @@
+// Watch page: plays /hls/{id}/master.m3u8 and follows the stream's status.
+//
+// Engine: hls.js wherever Media Source Extensions work, except on Apple's
+// Safari, whose native HLS is preferred; native HLS elsewhere only when
+// hls.js cannot run (e.g. iPhone Safari before MSE). Recent Chromium also
+// answers "maybe" to canPlayType(HLS), so that answer alone does not decide.
+// `?engine=native` or `?engine=hlsjs` forces one (for tests).
+//
+// Status: GET /api/v1/streams/{id}/status every 2 s. When the stream turns
+// ACTIVE and nothing plays, the source is (re)loaded. Fatal network errors
+// are retried with exponential back-off while the stream is ACTIVE (or its
+// status is unknown or ERROR).
+//
+// Tests read `window.__player` = { hls, video, engine, status, errors }.
+(function () {
+  "use strict";
+
+  var STATUS_POLL_MS = 2000;
+  var RETRY_MIN_MS = 1000;
+  var RETRY_MAX_MS = 16000;
+  // No progress for this long while the stream is ACTIVE counts as stalled.
+  var STALL_MS = 12000;
+
+  var streamId = document.body.dataset.streamId || "";
+  var enc = encodeURIComponent(streamId);
+  var sourceUrl = "/hls/" + enc + "/master.m3u8";
+  var statusUrl = "/api/v1/streams/" + enc + "/status";
+
+  var video = document.getElementById("video");
+  var statusEl = document.getElementById("status");
+  var titleEl = document.getElementById("title");
+  var overlay = document.getElementById("overlay");
+  var overlayText = document.getElementById("overlay-text");
+  var engineEl = document.getElementById("engine");
+  var qualityEl = document.getElementById("quality");
+
+  var hls = null;
+  var engine = chooseEngine();
+  var status = null; // last status from the API: PENDING | ACTIVE | ENDED | ERROR
+  var loadedAt = 0; // when the current source was attached, 0 = none
+  var lastProgressAt = 0;
+  var lastTime = -1;
+  var retryDelay = RETRY_MIN_MS;
+  var retryTimer = null;
+  var mediaRecoveries = 0;
+  var userPaused = false;
+  var errors = [];
+
+  video.muted = true;
+
+  var player = {
+    get hls() {
+      return hls;
+    },
+    video: video,
+    get engine() {
+      return engine;
+    },
+    get status() {
+      return status;
+    },
+    errors: errors,
+    reload: function () {
+      load();
+    },
+  };
+  window.__player = player;
+
+  function chooseEngine() {
+    var forced = new URLSearchParams(window.location.search).get("engine");
+    if (forced === "native" || forced === "hlsjs") return forced;
+    var hlsjsOk = typeof window.Hls !== "undefined" && window.Hls.isSupported();
+    var nativeOk = video.canPlayType("application/vnd.apple.mpegurl") !== "";
+    var isAppleSafari = /^Apple/.test(navigator.vendor || "");
+    if (nativeOk && (isAppleSafari || !hlsjsOk)) return "native";
+    if (hlsjsOk) return "hlsjs";
+    return nativeOk ? "native" : "none";
+  }
+
+  // ---- presentation ----------------------------------------------------
+
+  var LABELS = {
+    PENDING: ["Waiting for the broadcaster…", "badge-pending"],
+    ACTIVE: ["Live", "badge-live"],
+    ENDED: ["Stream ended", "badge-ended"],
+    ERROR: ["Stream error", "badge-error"],
+    NOT_FOUND: ["Stream not found", "badge-error"],
+  };
+
+  function showStatus(key) {
+    var label = LABELS[key] || ["Connecting…", "badge-pending"];
+    statusEl.textContent = label[0];
+    statusEl.className = "badge " + label[1];
+    updateOverlay();
+  }
+
+  function updateOverlay() {
+    var playing = !video.paused && video.readyState >= 2;
+    var text = null;
+    var busy = false;
+    if (engine === "none") {
+      text = "This browser cannot play HLS video.";
+    } else if (status === "ENDED" && !playing) {
+      text = "Stream ended";
+    } else if (status === "PENDING" && !playing) {
+      text = "Waiting for the broadcaster…";
+      busy = true;
+    } else if ((status === "ERROR" || status === "NOT_FOUND") && !playing) {
+      text = LABELS[status][0];
+    } else if (!playing && !userPaused && video.readyState < 3) {
+      text = loadedAt ? "Loading…" : "Connecting…";
+      busy = true;
+    }
+    overlay.hidden = text === null;
+    overlay.classList.toggle("busy", busy);
+    if (text !== null) overlayText.textContent = text;
+  }
+
+  function noteError(msg) {
+    errors.push(msg);
+    if (errors.length > 50) errors.shift();
+    if (window.console) console.warn("[watch]", msg);
+  }
+
+  // ---- playback --------------------------------------------------------
+
+  function teardown() {
+    if (retryTimer) {
+      clearTimeout(retryTimer);
+      retryTimer = null;
+    }
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    }
+    loadedAt = 0;
+  }
+
+  function load() {
+    teardown();
+    if (engine === "none") {
+      updateOverlay();
+      return;
+    }
+    engineEl.textContent = engine === "native" ? "native HLS" : "hls.js " + window.Hls.version;
+    loadedAt = Date.now();
+    lastProgressAt = loadedAt;
+    mediaRecoveries = 0;
+    if (engine === "native") {
+      video.src = sourceUrl;
+      video.load();
+      tryPlay();
+    } else {
+      var Hls = window.Hls;
+      hls = new Hls({
+        lowLatencyMode: false,
+        liveSyncDurationCount: 3,
+        enableWorker: true,
+        // Our own back-off handles what these retries do not.
+        manifestLoadingMaxRetry: 2,
+        levelLoadingMaxRetry: 4,
+        fragLoadingMaxRetry: 6,
+      });
+      hls.on(Hls.Events.MANIFEST_PARSED, function () {
+        tryPlay();
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, function (_e, data) {
+        var level = hls && hls.levels[data.level];
+        qualityEl.textContent = level && level.height ? level.height + "p" : "";
+      });
+      hls.on(Hls.Events.FRAG_BUFFERED, function () {
+        retryDelay = RETRY_MIN_MS;
+      });
+      hls.on(Hls.Events.ERROR, onHlsError);
+      hls.loadSource(sourceUrl);
+      hls.attachMedia(video);
+    }
+    updateOverlay();
+  }
+
+  function onHlsError(_event, data) {
+    if (!data.fatal) return;
+    var Hls = window.Hls;
+    noteError("hls.js fatal " + data.type + ": " + data.details);
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 2 && hls) {
+      mediaRecoveries += 1;
+      hls.recoverMediaError();
+      return;
+    }
+    scheduleRetry();
+  }
+
+  function scheduleRetry() {
+    teardown();
+    // Nothing to fetch yet (PENDING) or ever (ENDED, NOT_FOUND): the status
+    // poll loads the source again when the stream turns ACTIVE.
+    if (status === "PENDING" || status === "ENDED" || status === "NOT_FOUND") {
+      updateOverlay();
+      return;
+    }
+    var delay = retryDelay;
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    retryTimer = setTimeout(function () {
+      retryTimer = null;
+      load();
+    }, delay);
+    updateOverlay();
+  }
+
+  function tryPlay() {
+    var p = video.play();
+    if (p && typeof p.catch === "function") {
+      p.catch(function (err) {
+        // Autoplay may be refused; the controls remain.
+        noteError("play(): " + (err && err.name ? err.name : err));
+      });
+    }
+  }
+
+  function isPlaying() {
+    if (!loadedAt && !retryTimer) return false;
+    if (retryTimer) return true; // a reload is already scheduled
+    if (userPaused) return true; // respect the viewer's pause
+    if (video.ended) return false;
+    return Date.now() - lastProgressAt < STALL_MS;
+  }
+
+  video.addEventListener("timeupdate", function () {
+    if (video.currentTime !== lastTime) {
+      lastTime = video.currentTime;
+      lastProgressAt = Date.now();
+    }
+  });
+  video.addEventListener("playing", function () {
+    userPaused = false;
+    retryDelay = RETRY_MIN_MS;
+    updateOverlay();
+  });
+  video.addEventListener("pause", function () {
+    // A pause while media is ready and not ended is the viewer's.
+    userPaused = !video.ended && video.readyState >= 2 && !video.seeking;
+    updateOverlay();
+  });
+  video.addEventListener("waiting", updateOverlay);
+  video.addEventListener("canplay", updateOverlay);
+  video.addEventListener("ended", function () {
+    updateOverlay();
+  });
+  video.addEventListener("error", function () {
+    if (engine !== "native") return;
+    var err = video.error;
+    noteError("video error " + (err ? err.code + " " + (err.message || "") : ""));
+    scheduleRetry();
+  });
+
+  // ---- status polling --------------------------------------------------
+
+  function poll() {
+    fetch(statusUrl, { cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (res) {
+        if (res.status === 404) return { status: "NOT_FOUND" };
+        if (!res.ok) throw new Error("HTTP " + res.status);
+        return res.json();
+      })
+      .then(function (body) {
+        applyStatus(body);
+      })
+      .catch(function (err) {
+        // Keep the last known status; the next poll may succeed.
+        noteError("status poll: " + err.message);
+      })
+      .then(function () {
+        setTimeout(poll, STATUS_POLL_MS);
+      });
+  }
+
+  function applyStatus(body) {
+    if (body && typeof body.name === "string" && body.name) {
+      titleEl.textContent = body.name;
+      document.title = body.name + " · Live";
+    }
+    var next = body && body.status;
+    var previous = status;
+    status = next;
+    showStatus(next);
+    if (next === "ACTIVE") {
+      var becameActive = previous !== "ACTIVE";
+      if (becameActive) retryDelay = RETRY_MIN_MS;
+      // Going live cuts short a pending back-off.
+      if (!isPlaying() || (becameActive && retryTimer)) load();
+    } else if ((next === "PENDING" || next === "ENDED" || next === "NOT_FOUND") && retryTimer) {
+      // Not live: stop retrying until the stream turns ACTIVE.
+      teardown();
+      updateOverlay();
+    }
+  }
+
+  showStatus(null);
+  // Start at once: a stream that is already live (or a finished recording)
+  // plays without waiting for the first status answer.
+  load();
+  poll();
+})();
