@@ -163,7 +163,11 @@ impl Publisher {
         self.stream_id
     }
 
+    /// Fans a frame out; frames of a publisher that was taken over are dropped.
     pub fn send(&self, frame: Frame) {
+        if self.cancel.is_cancelled() {
+            return;
+        }
         let _ = self.tx.send(HubMessage::Frame(frame));
     }
 

@@ -344,11 +344,15 @@ mod tests {
         assert_eq!(cfg.level_indication, 13);
         assert_eq!(cfg.nal_length_size, 4);
         assert_eq!((cfg.sps.len(), cfg.pps.len()), (1, 1));
-        assert!(cfg.ext.is_none()); // x264 in FLV writes only a short tail
+        let ext = cfg.ext.as_ref().unwrap(); // High profile: FFmpeg writes the tail
+        assert_eq!(
+            (ext.chroma_format, ext.bit_depth_luma, ext.bit_depth_chroma),
+            (1, 8, 8)
+        );
         let sps = cfg.sps_info().unwrap();
         assert_eq!((sps.width, sps.height), (320, 240));
         assert_eq!(sps.codec_string(), "avc1.64000D");
-        assert_eq!(sps.frame_rate, None); // this x264 SPS has no VUI timing
+        assert_eq!(sps.frame_rate, Some(30.0)); // x264 writes VUI timing
     }
 
     #[test]

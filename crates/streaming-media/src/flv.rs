@@ -617,6 +617,7 @@ mod tests {
             Some(Err(FlvError::PreviousTagSize { offset: 13, .. }))
         ));
         assert!(r.next().is_none());
+        file[n - 1] ^= 1;
         file[13] = 0x07;
         let mut r = FlvReader::new(file.clone().freeze()).unwrap();
         assert!(matches!(

@@ -23,8 +23,6 @@ enum Delivery {
 enum Policy {
     Accept,
     Reject(&'static str, &'static str),
-    /// Leave publish requests pending.
-    Ignore,
 }
 
 struct Pair {
@@ -120,7 +118,6 @@ impl Pair {
                                 Policy::Reject(code, desc) => {
                                     self.server.reject_publish(stream_id, code, desc)
                                 }
-                                Policy::Ignore => {}
                             }
                         }
                         self.server_events.push(e);
@@ -159,7 +156,11 @@ fn payload(first: &[u8], len: usize, seed: u32) -> Bytes {
 }
 
 fn video(ts: u32, len: usize, key: bool) -> Frame {
-    let head = if key { [0x17, 1, 0, 0, 0] } else { [0x27, 1, 0, 0, 0] };
+    let head = if key {
+        [0x17, 1, 0, 0, 0]
+    } else {
+        [0x27, 1, 0, 0, 0]
+    };
     Frame::new(FrameKind::Video, ts, payload(&head, len, ts))
 }
 
@@ -186,8 +187,16 @@ fn metadata(ts: u32) -> Frame {
 fn stream_start() -> Vec<Frame> {
     vec![
         metadata(0),
-        Frame::new(FrameKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f])),
-        Frame::new(FrameKind::Audio, 0, Bytes::from_static(&[0xaf, 0, 0x12, 0x10])),
+        Frame::new(
+            FrameKind::Video,
+            0,
+            Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 0x64, 0, 0x1f]),
+        ),
+        Frame::new(
+            FrameKind::Audio,
+            0,
+            Bytes::from_static(&[0xaf, 0, 0x12, 0x10]),
+        ),
         video(0, 9000, true),
         audio(0, 300),
         audio(21, 300),
@@ -252,7 +261,12 @@ fn publish_flow_every_delivery() {
 
 /// Server events when `pre` (up to publish) is fed in two pieces split at
 /// `split_pre`, the publish accepted, then `media` split at `split_media`.
-fn replay_server(pre: &[u8], split_pre: usize, media: &[u8], split_media: usize) -> Vec<ServerEvent> {
+fn replay_server(
+    pre: &[u8],
+    split_pre: usize,
+    media: &[u8],
+    split_media: usize,
+) -> Vec<ServerEvent> {
     let mut server = ServerSession::new(ServerConfig::default());
     let now = Instant::now();
     let mut events = Vec::new();
@@ -290,7 +304,12 @@ fn every_split_point() {
     let pre = p.c2s.clone();
     let s2c = p.s2c.clone();
     let client_events = p.client_events.clone();
-    p.send(&[metadata(0), video(0, 300, true), audio(10, 130), video(33, 300, false)]);
+    p.send(&[
+        metadata(0),
+        video(0, 300, true),
+        audio(10, 130),
+        video(33, 300, false),
+    ]);
     p.client.finish();
     p.drive();
     let media = p.c2s[pre.len()..].to_vec();
@@ -301,7 +320,11 @@ fn every_split_point() {
         assert_eq!(replay_server(&pre, k, &media, 0), want, "pre split at {k}");
     }
     for k in 0..=media.len() {
-        assert_eq!(replay_server(&pre, pre.len(), &media, k), want, "media split at {k}");
+        assert_eq!(
+            replay_server(&pre, pre.len(), &media, k),
+            want,
+            "media split at {k}"
+        );
     }
     // The client side: what the server said, split at every point.
     for k in 0..=s2c.len() {
@@ -325,10 +348,17 @@ fn mid_stream_chunk_size_change() {
     for delivery in [Delivery::Whole, Delivery::ByteByByte] {
         let mut p = Pair::publishing(delivery);
         let mut sent = Vec::new();
-        for (i, size) in [4096, 128, 1, 0x7fff_ffff, 60_000, 4096].into_iter().enumerate() {
+        for (i, size) in [4096, 128, 1, 0x7fff_ffff, 60_000, 4096]
+            .into_iter()
+            .enumerate()
+        {
             p.client.set_chunk_size(size);
             let ts = 1000 * i as u32;
-            let frames = [video(ts, 5000, true), audio(ts + 5, 200), video(ts + 33, 129, false)];
+            let frames = [
+                video(ts, 5000, true),
+                audio(ts + 5, 200),
+                video(ts + 33, 129, false),
+            ];
             p.send(&frames);
             sent.extend(frames);
         }
@@ -373,7 +403,12 @@ fn interleaved_audio_and_video() {
     let mut p = Pair::publishing(Delivery::Whole);
     p.client.set_chunk_size(128);
     p.client.set_interleave(true);
-    let frames = [video(0, 3000, true), audio(0, 300), audio(21, 300), video(33, 500, false)];
+    let frames = [
+        video(0, 3000, true),
+        audio(0, 300),
+        audio(21, 300),
+        video(33, 500, false),
+    ];
     for f in &frames {
         p.client.send_frame(f).unwrap();
     }
@@ -423,7 +458,10 @@ fn rejected_publish() {
             }
         ]
     );
-    assert_eq!(p.client.send_frame(&audio(0, 10)), Err(RtmpError::NotPublishing));
+    assert_eq!(
+        p.client.send_frame(&audio(0, 10)),
+        Err(RtmpError::NotPublishing)
+    );
     assert!(p.media().is_empty());
 }
 
@@ -454,7 +492,10 @@ fn acknowledgement_after_window() {
         ts += 33;
     }
     let acked = p.client.peer_acknowledged().expect("server acknowledged");
-    assert!(acked >= 2_500_000 && acked as usize <= p.c2s.len(), "{acked}");
+    assert!(
+        acked >= 2_500_000 && acked as usize <= p.c2s.len(),
+        "{acked}"
+    );
     // The next one comes a window later, not before.
     let first = acked;
     while p.c2s.len() < first as usize + 2_400_000 {

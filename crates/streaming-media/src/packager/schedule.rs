@@ -224,10 +224,13 @@ impl Packager {
             TrackKind::Audio => &mut self.audio,
         };
         if let Some(muxer) = track.muxer.as_mut() {
-            muxer
+            let end = muxer
                 .flush(events)
                 .map_err(|source| PackagerError::Cmaf { kind, source })?;
             muxer.next_discontinuity = true;
+            if let Some(clock) = track.clock.as_mut() {
+                clock.raise_floor(end);
+            }
         }
         Ok(())
     }

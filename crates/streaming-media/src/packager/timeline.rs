@@ -72,9 +72,19 @@ impl TrackClock {
         None
     }
 
-    /// End of the track (last DTS + last delta) in milliseconds, rounded up.
+    /// No DTS below `dts` from now on (the end of what the muxer wrote).
+    pub fn raise_floor(&mut self, dts: u64) {
+        self.floor = self.floor.max(dts);
+    }
+
+    /// End of the track (last DTS + last delta, or the floor) in milliseconds, rounded up.
     pub fn end_ms(&self) -> Option<i64> {
-        let end = u128::from(self.last_dts? + self.last_delta) * 1000;
+        let end = match self.last_dts {
+            Some(last) => last.saturating_add(self.last_delta).max(self.floor),
+            None if self.floor > 0 => self.floor,
+            None => return None,
+        };
+        let end = u128::from(end) * 1000;
         let ms = end.div_ceil(u128::from(self.timescale.max(1)));
         Some(i64::try_from(ms).unwrap_or(i64::MAX))
     }

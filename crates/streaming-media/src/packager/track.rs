@@ -51,6 +51,8 @@ pub(super) struct Muxer {
     open: Option<OpenSegment>,
     held: Option<Pending>,
     prev_duration: u32,
+    /// Decode time just after the last sample written.
+    end: u64,
 }
 
 impl Muxer {
@@ -65,6 +67,7 @@ impl Muxer {
             open: None,
             held: None,
             prev_duration: nominal.max(1),
+            end: 0,
         }
     }
 
@@ -115,11 +118,13 @@ impl Muxer {
     }
 
     /// Close the open segment: the held sample lasts as long as the one before it.
-    pub fn flush(&mut self, events: &mut VecDeque<PackagerEvent>) -> Result<(), CmafError> {
+    /// Returns the decode time just after the last sample written.
+    pub fn flush(&mut self, events: &mut VecDeque<PackagerEvent>) -> Result<u64, CmafError> {
         if let Some(held) = self.held.take() {
             self.append(held, self.prev_duration, events)?;
         }
-        self.close_segment(events)
+        self.close_segment(events)?;
+        Ok(self.end)
     }
 
     fn append(
@@ -129,6 +134,7 @@ impl Muxer {
         events: &mut VecDeque<PackagerEvent>,
     ) -> Result<(), CmafError> {
         let target = self.part_target;
+        let dts = sample.dts;
         let Some(seg) = self.open.as_mut() else {
             return Ok(()); // unreachable: a held sample always has an open segment
         };
@@ -155,6 +161,7 @@ impl Muxer {
         seg.part_duration += u64::from(duration);
         seg.duration += u64::from(duration);
         self.prev_duration = duration;
+        self.end = dts.saturating_add(u64::from(duration));
         // Close now if one more sample like this one would not fit.
         if seg.part_duration + u64::from(duration) > target {
             self.close_part(events)?;

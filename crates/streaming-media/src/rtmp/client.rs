@@ -253,12 +253,22 @@ impl ClientSession {
         };
         let key = Amf0Value::from(self.config.stream_key.as_str());
         let txn = self.txn();
-        self.conn
-            .send_command(csid::COMMAND, 0, "FCUnpublish", txn, &[Amf0Value::Null, key]);
+        self.conn.send_command(
+            csid::COMMAND,
+            0,
+            "FCUnpublish",
+            txn,
+            &[Amf0Value::Null, key],
+        );
         let txn = self.txn();
         let id = Amf0Value::Number(f64::from(stream_id));
-        self.conn
-            .send_command(csid::COMMAND, 0, "deleteStream", txn, &[Amf0Value::Null, id]);
+        self.conn.send_command(
+            csid::COMMAND,
+            0,
+            "deleteStream",
+            txn,
+            &[Amf0Value::Null, id],
+        );
         self.state = State::Finished;
     }
 
@@ -356,23 +366,38 @@ impl ClientSession {
                     TXN_FCPUBLISH,
                     &[Amf0Value::Null, key],
                 );
-                self.conn
-                    .send_command(csid::COMMAND, 0, "createStream", TXN_CREATE, &[Amf0Value::Null]);
+                self.conn.send_command(
+                    csid::COMMAND,
+                    0,
+                    "createStream",
+                    TXN_CREATE,
+                    &[Amf0Value::Null],
+                );
                 self.state = State::CreatingStream;
             }
             "_result" if cmd.txn == TXN_CREATE && self.state == State::CreatingStream => {
                 let id = cmd.args.first().and_then(Amf0Value::as_f64);
                 let stream_id = match id {
                     Some(n) if n.is_finite() && n >= 1.0 && n <= f64::from(u32::MAX) => n as u32,
-                    _ => return Err(message::malformed(msg, "createStream result without a stream id")),
+                    _ => {
+                        return Err(message::malformed(
+                            msg,
+                            "createStream result without a stream id",
+                        ));
+                    }
                 };
                 let args = [
                     Amf0Value::Null,
                     self.config.stream_key.as_str().into(),
                     "live".into(),
                 ];
-                self.conn
-                    .send_command(csid::STREAM_COMMAND, stream_id, "publish", TXN_PUBLISH, &args);
+                self.conn.send_command(
+                    csid::STREAM_COMMAND,
+                    stream_id,
+                    "publish",
+                    TXN_PUBLISH,
+                    &args,
+                );
                 self.state = State::Publishing { stream_id };
             }
             "_error" if [TXN_CONNECT, TXN_CREATE, TXN_PUBLISH].contains(&cmd.txn) => {
@@ -393,7 +418,8 @@ impl ClientSession {
                 match self.state {
                     State::Publishing { stream_id } if code == "NetStream.Publish.Start" => {
                         self.state = State::Live { stream_id };
-                        self.events.push_back(ClientEvent::PublishStarted { stream_id });
+                        self.events
+                            .push_back(ClientEvent::PublishStarted { stream_id });
                     }
                     State::Publishing { .. } | State::Live { .. } if level == "error" => {
                         self.state = State::Rejected;
@@ -410,9 +436,15 @@ impl ClientSession {
             // Other replies (releaseStream, FCPublish, FCUnpublish) and notices.
             "_result" | "_error" | "onBWDone" | "onFCPublish" | "onFCUnpublish" => {}
             _ if cmd.txn > 0.0 => {
-                let info = message::status("error", "NetConnection.Call.Failed", "method not supported");
-                self.conn
-                    .send_command(csid::COMMAND, 0, "_error", cmd.txn, &[Amf0Value::Null, info]);
+                let info =
+                    message::status("error", "NetConnection.Call.Failed", "method not supported");
+                self.conn.send_command(
+                    csid::COMMAND,
+                    0,
+                    "_error",
+                    cmd.txn,
+                    &[Amf0Value::Null, info],
+                );
             }
             _ => {}
         }

@@ -76,14 +76,24 @@ impl Conn {
     }
 
     /// Queue an AMF0 command message.
-    pub(crate) fn send_command(&mut self, csid: u32, msid: u32, name: &str, txn: f64, rest: &[Amf0Value]) {
+    pub(crate) fn send_command(
+        &mut self,
+        csid: u32,
+        msid: u32,
+        name: &str,
+        txn: f64,
+        rest: &[Amf0Value],
+    ) {
         let body = message::command(name, txn, rest);
         self.send(csid, msid, msg_type::COMMAND_AMF0, 0, &body);
     }
 
     /// Handle a protocol control or user control message; other messages are
     /// handed back.
-    pub(crate) fn handle_control(&mut self, msg: RawMessage) -> Result<Option<RawMessage>, RtmpError> {
+    pub(crate) fn handle_control(
+        &mut self,
+        msg: RawMessage,
+    ) -> Result<Option<RawMessage>, RtmpError> {
         match msg.type_id {
             msg_type::SET_CHUNK_SIZE => {
                 let size = message::be32(&msg, "Set Chunk Size shorter than 4 bytes")?;
@@ -107,7 +117,8 @@ impl Conn {
                 self.decoder.abort(csid);
             }
             msg_type::ACK => {
-                self.peer_acked = Some(message::be32(&msg, "Acknowledgement shorter than 4 bytes")?);
+                self.peer_acked =
+                    Some(message::be32(&msg, "Acknowledgement shorter than 4 bytes")?);
             }
             msg_type::WINDOW_ACK_SIZE => {
                 let size = message::be32(&msg, "Window Acknowledgement Size shorter than 4 bytes")?;
@@ -120,7 +131,10 @@ impl Conn {
             msg_type::USER_CONTROL => {
                 let p = &msg.payload;
                 if p.len() < 2 {
-                    return Err(message::malformed(&msg, "User Control shorter than 2 bytes"));
+                    return Err(message::malformed(
+                        &msg,
+                        "User Control shorter than 2 bytes",
+                    ));
                 }
                 let event = u16::from_be_bytes([p[0], p[1]]);
                 if event == user_control::PING_REQUEST {

@@ -7,7 +7,7 @@ use crate::amf0::Amf0Error;
 
 /// A fatal RTMP protocol error: the connection should be closed (after
 /// draining `poll_output`, which may hold a last message for the peer).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RtmpError {
     /// C0/S0 carried a version other than 3 (RTMP 1.0 §5.2.2).
@@ -35,7 +35,9 @@ pub enum RtmpError {
     },
     /// A type 1, 2 or 3 chunk header on a chunk stream that has no previous
     /// header to inherit from (RTMP 1.0 §5.3.1.2).
-    #[error("chunk header type {fmt} on chunk stream {csid} without a previous header at offset {offset}")]
+    #[error(
+        "chunk header type {fmt} on chunk stream {csid} without a previous header at offset {offset}"
+    )]
     NoPreviousHeader { csid: u32, fmt: u8, offset: u64 },
     /// A type 0, 1 or 2 chunk header in the middle of a message, where only type
     /// 3 continuation chunks are allowed.
@@ -73,7 +75,9 @@ pub enum RtmpError {
         reason: &'static str,
     },
     /// The AMF0 body of a command or data message did not decode.
-    #[error("bad AMF0 in message type {type_id} on chunk stream {csid}, message stream {msid}: {source}")]
+    #[error(
+        "bad AMF0 in message type {type_id} on chunk stream {csid}, message stream {msid}: {source}"
+    )]
     Amf {
         csid: u32,
         type_id: u8,

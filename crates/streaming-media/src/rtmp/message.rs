@@ -191,7 +191,10 @@ pub(crate) fn split_aggregate(msg: &RawMessage) -> Result<Vec<SubMessage>, RtmpE
         let start = pos + 11;
         let end = start + len;
         if end > p.len() {
-            return Err(malformed(msg, "aggregate: sub-message longer than the aggregate"));
+            return Err(malformed(
+                msg,
+                "aggregate: sub-message longer than the aggregate",
+            ));
         }
         let first = *base.get_or_insert(ts);
         subs.push(SubMessage {
@@ -243,7 +246,12 @@ mod tests {
         assert_eq!(&subs[0].payload[..], b"vid");
         assert_eq!((subs[1].type_id, subs[1].timestamp), (8, 1032));
         // Missing final back pointer is tolerated; a cut header or body is not.
-        assert_eq!(split_aggregate(&raw(22, 0, &p[..p.len() - 4])).unwrap().len(), 2);
+        assert_eq!(
+            split_aggregate(&raw(22, 0, &p[..p.len() - 4]))
+                .unwrap()
+                .len(),
+            2
+        );
         assert!(split_aggregate(&raw(22, 0, &p[..p.len() - 2])).is_err());
         assert!(split_aggregate(&raw(22, 0, &p[..5])).is_err());
         assert!(split_aggregate(&raw(22, 0, &p[..12])).is_err());
@@ -251,7 +259,11 @@ mod tests {
 
     #[test]
     fn command_parse() {
-        let body = command("publish", 5.0, &[Amf0Value::Null, "key?x=1".into(), "live".into()]);
+        let body = command(
+            "publish",
+            5.0,
+            &[Amf0Value::Null, "key?x=1".into(), "live".into()],
+        );
         let c = Command::parse(&raw(20, 0, &body)).unwrap();
         assert_eq!(c.name, "publish");
         assert_eq!(c.txn, 5.0);

@@ -168,7 +168,12 @@ impl ServerSession {
         };
         self.conn
             .send_user_control(user_control::STREAM_BEGIN, &stream_id.to_be_bytes());
-        self.on_status(stream_id, "status", "NetStream.Publish.Start", "Start publishing.");
+        self.on_status(
+            stream_id,
+            "status",
+            "NetStream.Publish.Start",
+            "Start publishing.",
+        );
     }
 
     /// Refuse a requested (or stop a live) publish: queues `onStatus` with level
@@ -238,7 +243,12 @@ impl ServerSession {
                             }
                             continue;
                         }
-                        _ => return Err(message::malformed(&msg, "aggregate: sub-message is not audio, video or data")),
+                        _ => {
+                            return Err(message::malformed(
+                                &msg,
+                                "aggregate: sub-message is not audio, video or data",
+                            ));
+                        }
                     };
                     self.media(msg.msid, kind, sub.timestamp, sub.payload);
                 }
@@ -282,27 +292,30 @@ impl ServerSession {
             return;
         };
         match cmd.name.as_str() {
-            "connect" => self.error_reply(&cmd, "NetConnection.Connect.Rejected", "already connected"),
-            "releaseStream" | "FCUnpublish" | "FCPublish" => {
-                if cmd.name == "FCPublish" {
-                    let info = status("status", "NetStream.Publish.Start", "FCPublish");
-                    self.conn
-                        .send_command(csid::COMMAND, 0, "onFCPublish", 0.0, &[Amf0Value::Null, info]);
-                }
-                if cmd.name == "FCUnpublish" {
-                    let name = cmd.arg_str(0).unwrap_or_default().to_owned();
-                    let live: Vec<u32> = self
-                        .streams
-                        .iter()
-                        .filter(|s| match &s.publish {
-                            Publish::Pending { name: n } | Publish::Live { name: n } => n == &name,
-                            Publish::Idle => false,
-                        })
-                        .map(|s| s.id)
-                        .collect();
-                    for id in live {
-                        self.unpublish(id);
-                    }
+            "connect" => {
+                self.error_reply(&cmd, "NetConnection.Connect.Rejected", "already connected")
+            }
+            "releaseStream" => self.result(&cmd, Amf0Value::Undefined),
+            "FCPublish" => {
+                let info = status("status", "NetStream.Publish.Start", "FCPublish");
+                let args = [Amf0Value::Null, info];
+                self.conn
+                    .send_command(csid::COMMAND, 0, "onFCPublish", 0.0, &args);
+                self.result(&cmd, Amf0Value::Undefined);
+            }
+            "FCUnpublish" => {
+                let name = cmd.arg_str(0).unwrap_or_default();
+                let ids: Vec<u32> = self
+                    .streams
+                    .iter()
+                    .filter(|s| match &s.publish {
+                        Publish::Pending { name: n } | Publish::Live { name: n } => n == name,
+                        Publish::Idle => false,
+                    })
+                    .map(|s| s.id)
+                    .collect();
+                for id in ids {
+                    self.unpublish(id);
                 }
                 self.result(&cmd, Amf0Value::Undefined);
             }
@@ -322,7 +335,11 @@ impl ServerSession {
             "publish" => self.publish(msid, app, &cmd),
             "closeStream" => self.unpublish(msid),
             "deleteStream" => {
-                let id = cmd.args.first().and_then(Amf0Value::as_f64).map_or(msid, f64_to_id);
+                let id = cmd
+                    .args
+                    .first()
+                    .and_then(Amf0Value::as_f64)
+                    .map_or(msid, f64_to_id);
                 self.unpublish(id);
                 self.streams.retain(|s| s.id != id);
             }
@@ -339,12 +356,18 @@ impl ServerSession {
     }
 
     fn connect(&mut self, cmd: &Command) {
-        let field = |k: &str| cmd.object.get(k).and_then(Amf0Value::as_str).map(str::to_owned);
+        let field = |k: &str| {
+            cmd.object
+                .get(k)
+                .and_then(Amf0Value::as_str)
+                .map(str::to_owned)
+        };
         let app = field("app").unwrap_or_default();
         let tc_url = field("tcUrl");
         let c = &self.config;
         let (was, bw, chunk) = (c.window_ack_size, c.peer_bandwidth, c.out_chunk_size);
-        self.conn.send_control(msg_type::WINDOW_ACK_SIZE, &was.to_be_bytes());
+        self.conn
+            .send_control(msg_type::WINDOW_ACK_SIZE, &was.to_be_bytes());
         let mut spb = bw.to_be_bytes().to_vec();
         spb.push(2); // limit type: dynamic
         self.conn.send_control(msg_type::SET_PEER_BANDWIDTH, &spb);
@@ -362,20 +385,36 @@ impl ServerSession {
         self.conn
             .send_command(csid::COMMAND, 0, "_result", cmd.txn, &[props, info]);
         self.app = Some(app.clone());
-        self.events.push_back(ServerEvent::Connected { app, tc_url });
+        self.events
+            .push_back(ServerEvent::Connected { app, tc_url });
     }
 
     fn publish(&mut self, msid: u32, app: String, cmd: &Command) {
         let Some(name) = cmd.arg_str(0).filter(|n| !n.is_empty()) else {
-            self.on_status(msid, "error", "NetStream.Publish.BadName", "publish without a stream name");
+            self.on_status(
+                msid,
+                "error",
+                "NetStream.Publish.BadName",
+                "publish without a stream name",
+            );
             return;
         };
         let Some(s) = self.streams.iter_mut().find(|s| s.id == msid) else {
-            self.on_status(msid, "error", "NetStream.Publish.Failed", "publish on a stream that createStream did not create");
+            self.on_status(
+                msid,
+                "error",
+                "NetStream.Publish.Failed",
+                "publish on a stream that createStream did not create",
+            );
             return;
         };
         if s.publish != Publish::Idle {
-            self.on_status(msid, "error", "NetStream.Publish.BadName", "stream is already publishing");
+            self.on_status(
+                msid,
+                "error",
+                "NetStream.Publish.BadName",
+                "stream is already publishing",
+            );
             return;
         }
         s.publish = Publish::Pending {
@@ -394,29 +433,45 @@ impl ServerSession {
             && s.publish != Publish::Idle
         {
             s.publish = Publish::Idle;
-            self.events.push_back(ServerEvent::Unpublished { stream_id });
+            self.events
+                .push_back(ServerEvent::Unpublished { stream_id });
         }
     }
 
     fn on_status(&mut self, stream_id: u32, level: &str, code: &str, description: &str) {
         let info = status(level, code, description);
-        self.conn
-            .send_command(csid::DATA, stream_id, "onStatus", 0.0, &[Amf0Value::Null, info]);
+        self.conn.send_command(
+            csid::DATA,
+            stream_id,
+            "onStatus",
+            0.0,
+            &[Amf0Value::Null, info],
+        );
     }
 
     /// `_result` for commands that expect one (transaction id > 0).
     fn result(&mut self, cmd: &Command, value: Amf0Value) {
         if cmd.txn > 0.0 {
-            self.conn
-                .send_command(csid::COMMAND, 0, "_result", cmd.txn, &[Amf0Value::Null, value]);
+            self.conn.send_command(
+                csid::COMMAND,
+                0,
+                "_result",
+                cmd.txn,
+                &[Amf0Value::Null, value],
+            );
         }
     }
 
     fn error_reply(&mut self, cmd: &Command, code: &str, description: &str) {
         if cmd.txn > 0.0 {
             let info = status("error", code, description);
-            self.conn
-                .send_command(csid::COMMAND, 0, "_error", cmd.txn, &[Amf0Value::Null, info]);
+            self.conn.send_command(
+                csid::COMMAND,
+                0,
+                "_error",
+                cmd.txn,
+                &[Amf0Value::Null, info],
+            );
         }
     }
 }

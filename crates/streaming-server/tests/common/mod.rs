@@ -225,3 +225,222 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> (bool, Stri
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers added for the GStreamer, keys, lifecycle, HTTP and parser tests.
+// ---------------------------------------------------------------------------
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The tracing output of the whole test process, captured in memory.
+#[derive(Clone)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    /// A position to read from later with [`LogCapture::since`].
+    pub fn mark(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// What was captured after `mark`.
+    pub fn since(&self, mark: usize) -> String {
+        let buf = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&buf[mark.min(buf.len())..]).into_owned()
+    }
+
+    /// Waits (bounded) until the text captured after `mark` satisfies `pred`.
+    pub async fn wait_since(&self, mark: usize, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = self.since(mark);
+            if pred(&t) {
+                return Some(t);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CaptureWriter {
+    type Writer = CaptureWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Installs (once per test binary) a global subscriber that writes every
+/// event of the server's crates at DEBUG and above (plus sqlx statements) into
+/// a shared buffer, and the usual filtered output to the test writer.
+///
+/// Must run before anything else installs a subscriber: call it first in
+/// every test of a file that uses it (before [`TestServer::start`]).
+pub fn capture_logs() -> LogCapture {
+    use tracing_subscriber::prelude::*;
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    let buf = LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let capture = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(CaptureWriter(buf.clone()))
+            .with_filter(tracing_subscriber::EnvFilter::new(
+                "info,streaming_server=debug,streaming_core=debug,streaming_ingest=debug,\
+                 streaming_delivery=debug,streaming_api=debug,streaming_transcode=debug,\
+                 streaming_media=debug,sqlx=debug,tower_http=debug",
+            ));
+        let console = tracing_subscriber::fmt::layer().with_test_writer().with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        );
+        let installed = tracing_subscriber::registry().with(capture).with(console).try_init().is_ok();
+        assert!(
+            installed,
+            "capture_logs() must be called before any other tracing subscriber is installed \
+             (call it first in every test of this file, before TestServer::start)"
+        );
+        buf
+    });
+    LogCapture(buf.clone())
+}
+
+/// Fails the test with an install hint when a GStreamer element is missing.
+pub fn require_gst_element(element: &str, package: &str) {
+    require("gst-inspect-1.0", "gstreamer1.0-tools");
+    let found = Command::new("gst-inspect-1.0")
+        .arg(element)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "GStreamer element `{element}` is required by this test; install it with `apt-get install -y {package}` (scripts/test does this)"
+    );
+}
+
+/// Starts a GStreamer publish through `rtmp2sink`: a live test pattern (x264)
+/// and a live sine (avenc_aac) muxed into FLV. The sources stop after
+/// `seconds` (`num-buffers`) and `-e` turns that into a clean EOS.
+pub fn gst_publish(url: &str, width: u32, height: u32, fps: u32, seconds: u32) -> Child {
+    require("gst-launch-1.0", "gstreamer1.0-tools");
+    for (element, package) in [
+        ("rtmp2sink", "gstreamer1.0-plugins-bad"),
+        ("flvmux", "gstreamer1.0-plugins-good"),
+        ("x264enc", "gstreamer1.0-plugins-ugly"),
+        ("avenc_aac", "gstreamer1.0-libav"),
+        ("h264parse", "gstreamer1.0-plugins-bad"),
+        ("aacparse", "gstreamer1.0-plugins-good"),
+        ("videotestsrc", "gstreamer1.0-plugins-base"),
+        ("audiotestsrc", "gstreamer1.0-plugins-base"),
+    ] {
+        require_gst_element(element, package);
+    }
+    // audiotestsrc: 1024 samples per buffer at 48 kHz.
+    let audio_buffers = (seconds * 48_000).div_ceil(1024);
+    let pipeline = format!(
+        "videotestsrc is-live=true num-buffers={vb} \
+         ! video/x-raw,width={width},height={height},framerate={fps}/1,format=I420 \
+         ! x264enc tune=zerolatency key-int-max={gop} speed-preset=ultrafast bitrate=800 \
+         ! h264parse ! queue ! flvmux streamable=true name=m \
+         ! rtmp2sink location={url} \
+         audiotestsrc is-live=true num-buffers={audio_buffers} samplesperbuffer=1024 \
+         ! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac ! aacparse ! queue ! m.",
+        vb = seconds * fps,
+        gop = 2 * fps,
+    );
+    Command::new("gst-launch-1.0")
+        .arg("-e")
+        .args(pipeline.split_whitespace())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gst-launch-1.0")
+}
+
+/// Stops a child started by this test: SIGINT (so encoders close cleanly),
+/// then SIGKILL if it has not exited within `grace`.
+pub async fn interrupt_child(child: Child, grace: Duration) -> (bool, String) {
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    wait_child(child, grace).await
+}
+
+/// A well-formed stream key (`sk_` + 40 base62 characters) that no stream has.
+pub fn well_formed_unknown_key() -> String {
+    let seed = Uuid::new_v4().simple().to_string(); // 32 hex characters
+    format!("sk_Zz{seed}000000")
+}
+
+/// Makes an HTTP request with headers, returning status, headers and body.
+pub async fn request(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut req = client.request(method, url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("HTTP request");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+    (status, headers, body)
+}
+
+/// Top-level boxes of an ISO BMFF buffer, decoded by mp4-atom.
+pub fn mp4_boxes(data: &[u8]) -> Vec<mp4_atom::Any> {
+    use mp4_atom::Decode;
+    let mut buf = data;
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(mp4_atom::Any::decode(&mut buf).expect("mp4-atom decodes every top-level box"));
+    }
+    out
+}
+
+/// The URIs listed in a media playlist (lines that are not tags).
+pub fn playlist_uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
+pub fn media_sequence(playlist: &str) -> Option<u64> {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+}

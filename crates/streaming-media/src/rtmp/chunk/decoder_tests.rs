@@ -43,10 +43,8 @@ fn header_types_and_deltas() {
         // fmt 0, csid 4: ts 1000, len 3, type 8, msid 1 (little endian)
         0x04, 0x00, 0x03, 0xe8, 0x00, 0x00, 0x03, 0x08, 0x01, 0x00, 0x00, 0x00, b'a', b'b', b'c',
         // fmt 1: delta 20, len 2, type 8
-        0x44, 0x00, 0x00, 0x14, 0x00, 0x00, 0x02, 0x08, b'd', b'e',
-        // fmt 2: delta 30
-        0x84, 0x00, 0x00, 0x1e, b'f', b'g',
-        // fmt 3: new message, delta 30 again
+        0x44, 0x00, 0x00, 0x14, 0x00, 0x00, 0x02, 0x08, b'd', b'e', // fmt 2: delta 30
+        0x84, 0x00, 0x00, 0x1e, b'f', b'g', // fmt 3: new message, delta 30 again
         0xc4, b'h', b'i',
     ];
     // fmt 3 right after fmt 0 on csid 5: the delta is the type 0 timestamp.
@@ -72,15 +70,23 @@ fn csid_forms_and_continuations() {
     s.extend_from_slice(&body[128..]);
     let m = decode_split(&s);
     assert_eq!(m.len(), 2);
-    assert_eq!((m[0].csid, m[0].timestamp, &m[0].payload[..]), (577, 7, &[0xaa][..]));
-    assert_eq!((m[1].csid, m[1].timestamp, &m[1].payload[..]), (74, 5, &body[..]));
+    assert_eq!(
+        (m[0].csid, m[0].timestamp, &m[0].payload[..]),
+        (577, 7, &[0xaa][..])
+    );
+    assert_eq!(
+        (m[1].csid, m[1].timestamp, &m[1].payload[..]),
+        (74, 5, &body[..])
+    );
 }
 
 #[test]
 fn extended_timestamps_on_continuations_and_new_messages() {
     let mut s = Vec::new();
     // fmt 0 ts 0x01000000 (extended), len 130 → continuation carries ext too.
-    s.extend_from_slice(&[0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0]);
+    s.extend_from_slice(&[
+        0x06, 0xff, 0xff, 0xff, 0, 0, 130, 9, 1, 0, 0, 0, 0x01, 0, 0, 0,
+    ]);
     s.extend_from_slice(&[1; 128]);
     s.extend_from_slice(&[0xc6, 0x01, 0, 0, 0, 2, 2]);
     // fmt 2 with extended delta 0x01000000, len 130 again.
@@ -95,6 +101,18 @@ fn extended_timestamps_on_continuations_and_new_messages() {
     assert_eq!(ts_of(&m), [0x0100_0000, 0x0200_0000, 0x0300_0000]);
     assert!(m.iter().all(|m| m.payload.len() == 130));
     assert_eq!(m[2].payload[129], 6);
+}
+
+#[test]
+fn negative_delta_wraps() {
+    // librtmp computes `t = ts - last` in 32 bits: time going back by 12 ms on
+    // a chunk stream is a huge extended delta that wraps around.
+    let s = [
+        0x04, 0, 0, 100, 0, 0, 1, 8, 1, 0, 0, 0, 1, // ts 100
+        0x44, 0xff, 0xff, 0xff, 0, 0, 1, 9, 0xff, 0xff, 0xff, 0xf4, 2, // -12
+        0x44, 0, 0, 20, 0, 0, 1, 8, 3, // +20
+    ];
+    assert_eq!(ts_of(&decode_split(&s)), [100, 88, 108]);
 }
 
 #[test]
@@ -141,7 +159,11 @@ fn errors_carry_context() {
     let mut d = ChunkDecoder::new(100, 0);
     assert!(matches!(
         decode_all(&mut d, &[0x87, 0, 0, 0]),
-        Err(RtmpError::NoPreviousHeader { csid: 7, fmt: 2, .. })
+        Err(RtmpError::NoPreviousHeader {
+            csid: 7,
+            fmt: 2,
+            ..
+        })
     ));
     // A type 1 header in the middle of a 200-byte message.
     let mut d = ChunkDecoder::new(1000, 0);
@@ -170,7 +192,10 @@ fn partial_and_stream_limits() {
     }
     assert!(matches!(
         decode_all(&mut d, &s),
-        Err(RtmpError::TooManyChunkStreams { max: MAX_PARTIAL_MESSAGES, .. })
+        Err(RtmpError::TooManyChunkStreams {
+            max: MAX_PARTIAL_MESSAGES,
+            ..
+        })
     ));
     let mut d = ChunkDecoder::new(MAX, 0);
     let mut s = Vec::new();
@@ -180,7 +205,10 @@ fn partial_and_stream_limits() {
     }
     assert!(matches!(
         decode_all(&mut d, &s),
-        Err(RtmpError::TooManyChunkStreams { max: MAX_CHUNK_STREAMS, .. })
+        Err(RtmpError::TooManyChunkStreams {
+            max: MAX_CHUNK_STREAMS,
+            ..
+        })
     ));
 }
 

@@ -1,0 +1,56 @@
+//! Acceptance: headless Chromium (playwright-core) plays the watch page with
+//! hls.js and a test page with dash.js; frames decode and currentTime advances.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Publish, TestServer, ffmpeg_publish, repo_root, require, run, wait_child};
+
+async fn play(page_url: &str) -> (bool, String, String) {
+    let script = repo_root().join("web/tests/play.mjs");
+    assert!(
+        repo_root().join("web/node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `npm ci` in web/ (scripts/test does this)"
+    );
+    run(
+        "node",
+        &[script.to_str().unwrap(), page_url, "--seconds", "7", "--min-advance", "5", "--start-timeout", "30"],
+        Duration::from_secs(90),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hlsjs_and_dashjs_play_in_chromium() {
+    require("node", "nodejs");
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is required: apt-get install -y chromium (scripts/test does this)"
+    );
+    let ts = TestServer::start().await;
+    let (id, key) = ts.create_stream("browser").await;
+    let child = ffmpeg_publish(
+        &ts.publish_url(&key),
+        &Publish {
+            seconds: 60.0,
+            ..Publish::default()
+        },
+    );
+    ts.wait_for_text(&format!("/hls/{id}/source/index.m3u8"), Duration::from_secs(20), |t| {
+        t.matches("#EXTINF").count() >= 2
+    })
+    .await
+    .expect("live playlist with two segments");
+
+    let (ok, out, err) = play(&ts.url(&format!("/watch/{id}"))).await;
+    assert!(ok, "hls.js watch page did not play: {out} {err}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+
+    let (ok, out, err) = play(&ts.url(&format!("/watch/{id}/dash"))).await;
+    assert!(ok, "dash.js page did not play: {out} {err}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+
+    let (_, _) = wait_child(child, Duration::from_millis(10)).await;
+    ts.server.shutdown().await;
+}
