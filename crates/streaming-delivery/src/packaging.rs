@@ -7,7 +7,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use streaming_core::config::MediaConfig;
-use streaming_core::hub::{HubMessage, OpenedStream, StreamHub};
+use streaming_core::hub::{CancellationToken, HubMessage, OpenedStream, StreamHub};
 use streaming_core::store::{RenditionInfo, RenditionKind, SegmentStore, StoredSegment, StreamMedia};
 use streaming_media::packager::{Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind};
 use tokio::sync::broadcast::error::RecvError;
@@ -25,12 +25,26 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// Spawns a packager for every broadcast the hub opens, on `tracker`.
-pub fn spawn_packagers(hub: &StreamHub, store: SegmentStore, config: MediaConfig, tracker: TaskTracker) {
+/// Spawns a packager for every broadcast the hub opens, on `tracker`, until
+/// `stop` fires (running packagers finish when their broadcast ends).
+pub fn spawn_packagers(
+    hub: &StreamHub,
+    store: SegmentStore,
+    config: MediaConfig,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) {
     let mut opened = hub.consumer();
     let inner = tracker.clone();
     tracker.spawn(async move {
-        while let Some(stream) = opened.recv().await {
+        loop {
+            let stream = tokio::select! {
+                _ = stop.cancelled() => break,
+                s = opened.recv() => match s {
+                    Some(s) => s,
+                    None => break,
+                },
+            };
             let span = info_span!("packager", stream_id = %stream.stream_id);
             inner.spawn(run(stream, store.clone(), config.clone()).instrument(span));
         }

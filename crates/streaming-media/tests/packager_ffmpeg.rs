@@ -82,7 +82,8 @@ impl Out {
 
 /// A coded frame: not a sequence header, nor an AVC end of sequence.
 fn is_media(f: &Frame) -> bool {
-    !f.is_sequence_header() && !(f.kind == FrameKind::Video && f.data.get(1) == Some(&2))
+    let end_of_sequence = f.kind == FrameKind::Video && f.data.get(1) == Some(&2);
+    !f.is_sequence_header() && !end_of_sequence
 }
 
 fn push_all(p: &mut Packager, out: &mut Out, frames: &[Frame]) {

@@ -72,7 +72,7 @@ fn av(from_ms: u32, to_ms: u32, shift: u32, with_audio: bool) -> Vec<Frame> {
         }
         if vt <= at || !with_audio {
             if vt >= from_ms && vt < to_ms {
-                frames.push(video(vt.wrapping_add(shift), v % 30 == 0, 0));
+                frames.push(video(vt.wrapping_add(shift), v.is_multiple_of(30), 0));
             }
             v += 1;
         } else {
@@ -199,7 +199,7 @@ fn aligned_segments_and_parts() {
     assert_eq!(a.len(), 5);
     for (vs, as_) in v.iter().zip(&a) {
         assert_eq!(vs.number, as_.number);
-        assert_eq!(vs.start, u64::from(vs.number - 1) * 180_000);
+        assert_eq!(vs.start, (vs.number - 1) * 180_000);
         // Audio starts at its first frame at/after the video cut (< 1 frame later).
         let a_ms = as_.start as f64 * 1000.0 / 44100.0;
         let v_ms = vs.start as f64 / 90.0;
@@ -518,8 +518,8 @@ fn malformed_frames_are_errors_and_the_packager_goes_on() {
 fn composition_offsets_are_kept_signed() {
     let mut frames = vec![video_seq(0)];
     for i in 0..90u32 {
-        let cts = if i % 30 == 0 { 67 } else { -33 };
-        frames.push(video(i * 33 + 100, i % 30 == 0, cts));
+        let cts = if i.is_multiple_of(30) { 67 } else { -33 };
+        frames.push(video(i * 33 + 100, i.is_multiple_of(30), cts));
     }
     let out = run(&frames, true);
     let seg = out.segs(TrackKind::Video)[0];

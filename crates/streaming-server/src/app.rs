@@ -119,7 +119,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let store = SegmentStore::new(config.media.retained_segments.max(config.media.playlist_segments + 2));
     let shutdown = CancellationToken::new();
     let packagers = TaskTracker::new();
-    streaming_delivery::spawn_packagers(&hub, store.clone(), config.media.clone(), packagers.clone());
+    streaming_delivery::spawn_packagers(
+        &hub,
+        store.clone(),
+        config.media.clone(),
+        packagers.clone(),
+        shutdown.clone(),
+    );
 
     let rtmp = streaming_ingest::bind(config.rtmp_addr)
         .await

@@ -248,10 +248,8 @@ impl Packager {
             if let Some(muxer) = track.muxer.as_mut() {
                 muxer.next_discontinuity = true;
             }
-            if rebase {
-                if let Some(clock) = track.clock.as_mut() {
-                    clock.mark_rebased();
-                }
+            if let (true, Some(clock)) = (rebase, track.clock.as_mut()) {
+                clock.mark_rebased();
             }
         }
         self.rebase_next |= rebase;
