@@ -91,6 +91,11 @@ fn mux(frames: &[Frame]) -> usize {
 
 fn bench(c: &mut Criterion) {
     let (frames, bytes) = stream();
+    let muxed = mux(&frames);
+    eprintln!(
+        "{} frames, {bytes} bytes in, {muxed} bytes of parts out",
+        frames.len()
+    );
     let mut group = c.benchmark_group("cmaf_mux_6mbps_30fps_aac");
     group.sample_size(20);
     group.throughput(Throughput::Elements(frames.len() as u64));

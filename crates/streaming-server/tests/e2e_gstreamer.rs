@@ -26,12 +26,17 @@ async fn gstreamer_rtmp2sink_publish_is_served_as_hls() {
         .await
         .expect("master playlist served for a GStreamer publish");
     assert!(master.contains("RESOLUTION=640x360"), "{master}");
-    assert!(master.contains("avc1.") && master.contains("mp4a.40.2"), "{master}");
+    assert!(
+        master.contains("avc1.") && master.contains("mp4a.40.2"),
+        "{master}"
+    );
     for rendition in ["source", "audio"] {
         let media = ts
-            .wait_for_text(&format!("/hls/{id}/{rendition}/index.m3u8"), Duration::from_secs(5), |t| {
-                t.contains("#EXTINF")
-            })
+            .wait_for_text(
+                &format!("/hls/{id}/{rendition}/index.m3u8"),
+                Duration::from_secs(5),
+                |t| t.contains("#EXTINF"),
+            )
             .await
             .unwrap_or_else(|| panic!("{rendition} media playlist with a segment served"));
         assert!(media.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{media}");
@@ -41,7 +46,12 @@ async fn gstreamer_rtmp2sink_publish_is_served_as_hls() {
     let (ok, out, err) = run(
         "ffprobe",
         &[
-            "-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
             &ts.url(&master_path),
         ],
         Duration::from_secs(30),
@@ -55,36 +65,61 @@ async fn gstreamer_rtmp2sink_publish_is_served_as_hls() {
     let (ok, progress, err) = run(
         "ffmpeg",
         &[
-            "-v", "error", "-nostdin", "-nostats", "-i", &ts.url(&master_path), "-t", "4", "-progress",
-            "pipe:1", "-f", "null", "-",
+            "-v",
+            "error",
+            "-nostdin",
+            "-nostats",
+            "-i",
+            &ts.url(&master_path),
+            "-t",
+            "4",
+            "-progress",
+            "pipe:1",
+            "-f",
+            "null",
+            "-",
         ],
         Duration::from_secs(40),
     )
     .await;
-    assert!(ok && err.trim().is_empty(), "ffmpeg decode of the GStreamer-fed HLS reported errors: {err}");
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg decode of the GStreamer-fed HLS reported errors: {err}"
+    );
     let frames: u64 = progress
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .filter_map(|v| v.trim().parse().ok())
         .next_back()
         .unwrap_or(0);
-    assert!(frames >= 60, "ffmpeg decoded only {frames} video frames:\n{progress}");
+    assert!(
+        frames >= 60,
+        "ffmpeg decoded only {frames} video frames:\n{progress}"
+    );
 
     // The EOS of `gst-launch-1.0 -e` ends the broadcast.
     let (ok, err) = wait_child(child, Duration::from_secs(40)).await;
     assert!(ok, "gst-launch-1.0 failed: {err}");
     let ended = ts
-        .wait_for_text(&format!("/hls/{id}/source/index.m3u8"), Duration::from_secs(3), |t| {
-            t.contains("#EXT-X-ENDLIST")
-        })
+        .wait_for_text(
+            &format!("/hls/{id}/source/index.m3u8"),
+            Duration::from_secs(3),
+            |t| t.contains("#EXT-X-ENDLIST"),
+        )
         .await
         .expect("EXT-X-ENDLIST after GStreamer's EOS");
-    assert!(ts.wait_status(id, "ENDED", Duration::from_secs(3)).await, "status ENDED after EOS");
+    assert!(
+        ts.wait_status(id, "ENDED", Duration::from_secs(3)).await,
+        "status ENDED after EOS"
+    );
     let total: f64 = ended
         .lines()
         .filter_map(|l| l.strip_prefix("#EXTINF:"))
         .filter_map(|l| l.split(',').next()?.parse::<f64>().ok())
         .sum();
-    assert!(total >= 6.0, "only {total:.2} s listed for a 10 s GStreamer publish:\n{ended}");
+    assert!(
+        total >= 6.0,
+        "only {total:.2} s listed for a 10 s GStreamer publish:\n{ended}"
+    );
     ts.server.shutdown().await;
 }

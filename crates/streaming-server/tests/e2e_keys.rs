@@ -9,7 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{LogCapture, Publish, TestServer, capture_logs, ffmpeg_publish, wait_child, well_formed_unknown_key};
+use common::{
+    LogCapture, Publish, TestServer, capture_logs, ffmpeg_publish, wait_child,
+    well_formed_unknown_key,
+};
 use streaming_core::events::Event;
 use uuid::Uuid;
 
@@ -33,8 +36,14 @@ async fn assert_refused(ts: &TestServer, logs: &LogCapture, key: &str, reason: &
     let mark = logs.mark();
     let child = ffmpeg_publish(&ts.publish_url(key), &small());
     let (ok, err) = wait_child(child, Duration::from_secs(15)).await;
-    assert!(!ok, "FFmpeg publishing with key {key:?} must fail, but it succeeded");
-    assert_ne!(err, "timed out", "FFmpeg kept running with refused key {key:?}");
+    assert!(
+        !ok,
+        "FFmpeg publishing with key {key:?} must fail, but it succeeded"
+    );
+    assert_ne!(
+        err, "timed out",
+        "FFmpeg kept running with refused key {key:?}"
+    );
     let log = logs
         .wait_since(mark, Duration::from_secs(5), |t| {
             t.lines().any(|l| l.contains("publish refused") && l.contains(reason))
@@ -57,8 +66,14 @@ async fn assert_refused(ts: &TestServer, logs: &LogCapture, key: &str, reason: &
     })
     .await
     .expect("a PublishRejected event for the refused key");
-    assert!(rejected.contains(reason), "PublishRejected reason {rejected:?} should mention {reason:?}");
-    assert!(!log.contains(key), "the presented key {key:?} was written to the log:\n{log}");
+    assert!(
+        rejected.contains(reason),
+        "PublishRejected reason {rejected:?} should mention {reason:?}"
+    );
+    assert!(
+        !log.contains(key),
+        "the presented key {key:?} was written to the log:\n{log}"
+    );
     log
 }
 
@@ -70,11 +85,25 @@ async fn assert_nothing_served(ts: &TestServer, id: Uuid) {
         format!("/dash/{id}/manifest.mpd"),
     ] {
         let status = ts.get(&path).await.status();
-        assert_eq!(status.as_u16(), 404, "{path} must be 404 after refused publishes, got {status}");
+        assert_eq!(
+            status.as_u16(),
+            404,
+            "{path} must be 404 after refused publishes, got {status}"
+        );
     }
-    assert_eq!(ts.status(id).await, "PENDING", "a refused publish must leave the stream PENDING");
-    assert!(ts.server.store.get(id).is_none(), "no media may be opened for a refused publish");
-    assert!(!ts.server.hub.is_live(id), "a refused publish must not be live in the hub");
+    assert_eq!(
+        ts.status(id).await,
+        "PENDING",
+        "a refused publish must leave the stream PENDING"
+    );
+    assert!(
+        ts.server.store.get(id).is_none(),
+        "no media may be opened for a refused publish"
+    );
+    assert!(
+        !ts.server.hub.is_live(id),
+        "a refused publish must not be live in the hub"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +114,11 @@ async fn wrong_garbage_and_revoked_keys_are_refused() {
 
     // Well-formed but unknown (no row with its prefix).
     let unknown = well_formed_unknown_key();
-    assert_eq!(unknown.len(), key.len(), "the forged key must look like a real one");
+    assert_eq!(
+        unknown.len(),
+        key.len(),
+        "the forged key must look like a real one"
+    );
     assert_refused(&ts, &logs, &unknown, "unknown stream key").await;
 
     // Well-formed, same lookup prefix as the real key, different secret: the
@@ -103,7 +136,12 @@ async fn wrong_garbage_and_revoked_keys_are_refused() {
 
     // A revoked key: refused, and the log names the revoked key (by id, not value).
     let (revoked_id, revoked_key) = ts.create_stream("keys: revoked").await;
-    let keys = ts.server.repo.list_keys(revoked_id).await.expect("list keys");
+    let keys = ts
+        .server
+        .repo
+        .list_keys(revoked_id)
+        .await
+        .expect("list keys");
     assert_eq!(keys.len(), 1, "a new stream has exactly one key");
     let key_id = keys[0].id;
     ts.server.repo.revoke_key(key_id).await.expect("revoke key");
@@ -134,22 +172,35 @@ async fn plaintext_key_is_never_logged_or_stored() {
     let (_, second_key) = ts.server.repo.add_key(id).await.expect("add key");
 
     let child = ffmpeg_publish(&ts.publish_url(&key), &small());
-    assert!(ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await, "publish went live");
+    assert!(
+        ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await,
+        "publish went live"
+    );
     let (ok, err) = wait_child(child, Duration::from_secs(30)).await;
     assert!(ok, "publish failed: {err}");
-    assert!(ts.wait_status(id, "ENDED", Duration::from_secs(3)).await, "stream ENDED");
+    assert!(
+        ts.wait_status(id, "ENDED", Duration::from_secs(3)).await,
+        "stream ENDED"
+    );
 
     // The logs covered this publish (so their silence about the key means something).
     let text = logs.text();
     assert!(
-        text.lines().any(|l| l.contains("publish accepted") && l.contains(&id.to_string())),
+        text.lines()
+            .any(|l| l.contains("publish accepted") && l.contains(&id.to_string())),
         "expected a `publish accepted` line with the stream id in the captured logs"
     );
     for secret in [&key, &second_key] {
         // `sk_` + 8-character lookup prefix (stored in clear) + 32 secret characters.
         let hidden = &secret[3 + 8..];
-        assert!(!text.contains(secret.as_str()), "a plaintext stream key was written to the logs");
-        assert!(!text.contains(hidden), "the secret part of a stream key was written to the logs");
+        assert!(
+            !text.contains(secret.as_str()),
+            "a plaintext stream key was written to the logs"
+        );
+        assert!(
+            !text.contains(hidden),
+            "the secret part of a stream key was written to the logs"
+        );
     }
 
     // Stop the server so SQLite has written everything, then read the raw files.
@@ -165,12 +216,28 @@ async fn plaintext_key_is_never_logged_or_stored() {
             files.push(name);
         }
     }
-    assert!(files.iter().any(|f| f == "streaming.db"), "SQLite file not found in {dir:?}: {files:?}");
-    let contains = |needle: &str| db_bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(
+        files.iter().any(|f| f == "streaming.db"),
+        "SQLite file not found in {dir:?}: {files:?}"
+    );
+    let contains = |needle: &str| {
+        db_bytes
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
     // Positive control: the clear lookup prefix is there, so these are the right files.
-    assert!(contains(&key[3..3 + 8]), "the key's lookup prefix should be stored ({files:?})");
+    assert!(
+        contains(&key[3..3 + 8]),
+        "the key's lookup prefix should be stored ({files:?})"
+    );
     for secret in [&key, &second_key] {
-        assert!(!contains(secret), "a plaintext stream key is stored in {files:?}");
-        assert!(!contains(&secret[3 + 8..]), "the secret part of a stream key is stored in {files:?}");
+        assert!(
+            !contains(secret),
+            "a plaintext stream key is stored in {files:?}"
+        );
+        assert!(
+            !contains(&secret[3 + 8..]),
+            "the secret part of a stream key is stored in {files:?}"
+        );
     }
 }

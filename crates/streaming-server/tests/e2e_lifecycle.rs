@@ -29,7 +29,12 @@ fn publish(seconds: f64) -> Publish {
 fn last_segment(playlist: &str) -> u64 {
     playlist_uris(playlist)
         .last()
-        .and_then(|u| u.strip_prefix("segment-")?.strip_suffix(".m4s")?.parse().ok())
+        .and_then(|u| {
+            u.strip_prefix("segment-")?
+                .strip_suffix(".m4s")?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -59,7 +64,9 @@ async fn next_event<T>(
 
 fn ended_of(id: Uuid) -> impl Fn(&Event) -> Option<String> {
     move |e| match e {
-        Event::StreamEnded { stream_id, reason, .. } if *stream_id == id => Some(reason.clone()),
+        Event::StreamEnded {
+            stream_id, reason, ..
+        } if *stream_id == id => Some(reason.clone()),
         _ => None,
     }
 }
@@ -78,9 +85,14 @@ async fn second_encoder_takes_over_and_playlists_continue() {
 
     // Publisher A goes live (and would run for 30 s on its own).
     let a = ffmpeg_publish(&ts.publish_url(&key), &publish(30.0));
-    assert!(ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await, "A never went ACTIVE");
+    assert!(
+        ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await,
+        "A never went ACTIVE"
+    );
     let before = ts
-        .wait_for_text(&media_path, Duration::from_secs(10), |t| playlist_uris(t).len() >= 2)
+        .wait_for_text(&media_path, Duration::from_secs(10), |t| {
+            playlist_uris(t).len() >= 2
+        })
         .await
         .expect("A's media playlist lists two segments");
     assert!(!before.contains("#EXT-X-DISCONTINUITY"), "{before}");
@@ -92,11 +104,17 @@ async fn second_encoder_takes_over_and_playlists_continue() {
         matches!(e, Event::PublisherTakeover { stream_id, .. } if *stream_id == id).then_some(())
     })
     .await;
-    assert!(took_over.is_some(), "no PublisherTakeover event for B's publish");
+    assert!(
+        took_over.is_some(),
+        "no PublisherTakeover event for B's publish"
+    );
 
     // A is cut off: its FFmpeg ends long before its 30 s (non-zero is fine).
     let (_, a_err) = wait_child(a, Duration::from_secs(10)).await;
-    assert_ne!(a_err, "timed out", "publisher A was not disconnected by the takeover");
+    assert_ne!(
+        a_err, "timed out",
+        "publisher A was not disconnected by the takeover"
+    );
 
     // Same URL, still growing, with a discontinuity; the stream stays ACTIVE.
     let after = ts
@@ -107,29 +125,46 @@ async fn second_encoder_takes_over_and_playlists_continue() {
         .unwrap_or_else(|| {
             panic!("the media playlist did not continue with a discontinuity after the takeover; before:\n{before}")
         });
-    assert!(!after.contains("#EXT-X-ENDLIST"), "the takeover must not end the playlist:\n{after}");
+    assert!(
+        !after.contains("#EXT-X-ENDLIST"),
+        "the takeover must not end the playlist:\n{after}"
+    );
     let uris = playlist_uris(&after);
     for u in playlist_uris(&before) {
-        assert!(uris.contains(&u), "segment {u} of A vanished from the playlist after the takeover:\n{after}");
+        assert!(
+            uris.contains(&u),
+            "segment {u} of A vanished from the playlist after the takeover:\n{after}"
+        );
     }
     assert_eq!(ts.status(id).await, "ACTIVE", "status while B publishes");
     assert!(
-        ts.get_text(&format!("/hls/{id}/master.m3u8")).await.is_some(),
+        ts.get_text(&format!("/hls/{id}/master.m3u8"))
+            .await
+            .is_some(),
         "master playlist still served after the takeover"
     );
     let no_end_yet = next_event(&mut events, Duration::from_millis(200), ended_of(id)).await;
-    assert!(no_end_yet.is_none(), "a takeover must not end the broadcast: {no_end_yet:?}");
+    assert!(
+        no_end_yet.is_none(),
+        "a takeover must not end the broadcast: {no_end_yet:?}"
+    );
 
     // B stops: the broadcast ends.
     let (ok, err) = wait_child(b, Duration::from_secs(30)).await;
     assert!(ok, "publisher B failed: {err}");
     let ended = ts
-        .wait_for_text(&media_path, Duration::from_secs(3), |t| t.contains("#EXT-X-ENDLIST"))
+        .wait_for_text(&media_path, Duration::from_secs(3), |t| {
+            t.contains("#EXT-X-ENDLIST")
+        })
         .await
         .expect("EXT-X-ENDLIST after B stops");
-    assert!(ts.wait_status(id, "ENDED", Duration::from_secs(3)).await, "status ENDED after B stops");
+    assert!(
+        ts.wait_status(id, "ENDED", Duration::from_secs(3)).await,
+        "status ENDED after B stops"
+    );
     assert_eq!(
-        ended.matches("#EXT-X-DISCONTINUITY\n").count() + ended.matches("#EXT-X-DISCONTINUITY\r\n").count(),
+        ended.matches("#EXT-X-DISCONTINUITY\n").count()
+            + ended.matches("#EXT-X-DISCONTINUITY\r\n").count(),
         1,
         "exactly one discontinuity (the takeover):\n{ended}"
     );
@@ -137,11 +172,23 @@ async fn second_encoder_takes_over_and_playlists_continue() {
     // The whole recording, across the discontinuity, decodes without errors.
     let (ok, _, err) = run(
         "ffmpeg",
-        &["-v", "error", "-nostdin", "-i", &ts.url(&media_path), "-f", "null", "-"],
+        &[
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            &ts.url(&media_path),
+            "-f",
+            "null",
+            "-",
+        ],
         Duration::from_secs(30),
     )
     .await;
-    assert!(ok && err.trim().is_empty(), "decoding the taken-over playlist reported errors: {err}");
+    assert!(
+        ok && err.trim().is_empty(),
+        "decoding the taken-over playlist reported errors: {err}"
+    );
     ts.server.shutdown().await;
 }
 
@@ -151,11 +198,16 @@ async fn graceful_shutdown_ends_live_streams_in_time() {
     let ts = TestServer::start().await;
     let (id, key) = ts.create_stream("shutdown").await;
     let encoder = ffmpeg_publish(&ts.publish_url(&key), &publish(30.0));
-    assert!(ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await, "never went ACTIVE");
+    assert!(
+        ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await,
+        "never went ACTIVE"
+    );
     let media = ts
-        .wait_for_text(&format!("/hls/{id}/source/index.m3u8"), Duration::from_secs(10), |t| {
-            t.contains("#EXTINF")
-        })
+        .wait_for_text(
+            &format!("/hls/{id}/source/index.m3u8"),
+            Duration::from_secs(10),
+            |t| t.contains("#EXTINF"),
+        )
         .await
         .expect("live media playlist");
     assert!(!media.contains("#EXT-X-ENDLIST"));
@@ -173,12 +225,24 @@ async fn graceful_shutdown_ends_live_streams_in_time() {
     let took = started.elapsed();
     // `shutdown` gives up waiting after 5 s; finishing clearly before that
     // shows the sequence completed rather than timed out.
-    assert!(took < Duration::from_millis(4500), "graceful shutdown took {took:?} (limit 5 s)");
+    assert!(
+        took < Duration::from_millis(4500),
+        "graceful shutdown took {took:?} (limit 5 s)"
+    );
     // Every stage finished on its own: no stage was abandoned on a timeout.
     let log = logs.since(mark);
-    assert!(log.contains("shutdown complete"), "no `shutdown complete` in the log:\n{log}");
-    for stuck in ["packagers did not finish in time", "shutdown took longer than 5 s"] {
-        assert!(!log.contains(stuck), "shutdown reported `{stuck}` (took {took:?}):\n{log}");
+    assert!(
+        log.contains("shutdown complete"),
+        "no `shutdown complete` in the log:\n{log}"
+    );
+    for stuck in [
+        "packagers did not finish in time",
+        "shutdown took longer than 5 s",
+    ] {
+        assert!(
+            !log.contains(stuck),
+            "shutdown reported `{stuck}` (took {took:?}):\n{log}"
+        );
     }
     assert!(
         !log.contains("stream taken over by a new publish"),
@@ -188,17 +252,33 @@ async fn graceful_shutdown_ends_live_streams_in_time() {
     let reason = next_event(&mut events, Duration::from_secs(1), ended_of(id))
         .await
         .expect("a StreamEnded event for the live stream on shutdown");
-    assert!(reason.contains("shutdown"), "StreamEnded reason: {reason:?}");
-    let status = repo.get_stream(id).await.expect("db readable").expect("stream row").status;
+    assert!(
+        reason.contains("shutdown"),
+        "StreamEnded reason: {reason:?}"
+    );
+    let status = repo
+        .get_stream(id)
+        .await
+        .expect("db readable")
+        .expect("stream row")
+        .status;
     assert_eq!(status.to_string(), "ENDED", "status persisted on shutdown");
-    assert!(store.get(id).expect("media kept").is_ended(), "the packager closed the playlists");
+    assert!(
+        store.get(id).expect("media kept").is_ended(),
+        "the packager closed the playlists"
+    );
     assert!(!hub.is_live(id), "nothing live in the hub after shutdown");
 
     // The encoder was disconnected, and both ports are closed.
     let (_, err) = wait_child(encoder, Duration::from_secs(10)).await;
-    assert_ne!(err, "timed out", "the encoder was not disconnected by the shutdown");
+    assert_ne!(
+        err, "timed out",
+        "the encoder was not disconnected by the shutdown"
+    );
     for addr in [rtmp_addr, http_addr] {
-        let connect = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
+        let connect =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+                .await;
         assert!(
             !matches!(connect, Ok(Ok(_))),
             "{addr} still accepts connections after shutdown"

@@ -19,12 +19,17 @@
 //!   `moof`+`mdat`, the first with a leading `styp`) as soon as each is complete, then
 //!   as a [`Segment`] when the next one starts.
 //! - Segment 1 starts once both sequence headers are known, or after 1 s of buffered
-//!   media; every video segment starts with a key frame (earlier frames are dropped).
-//! - A timestamp that goes backwards (> 50 ms), jumps forward (> 5 s) or wraps at 2^32
-//!   emits [`PackagerEvent::Discontinuity`], closes the open segments and rebases the
-//!   output so it continues where it stopped; the next segments are flagged
-//!   `discontinuity`. So does [`Packager::mark_discontinuity`], and a changed decoder
-//!   configuration (with a new [`InitSegment`] version, no rebase).
+//!   media; every video segment starts with a key frame (earlier video frames, and
+//!   audio before that key frame, are dropped).
+//! - A timestamp that goes backwards (> 50 ms; smaller steps are absorbed), jumps
+//!   forward (> 5 s) or wraps at 2^32 emits [`PackagerEvent::Discontinuity`], closes
+//!   the open segments and rebases the output so it continues where it stopped (both
+//!   tracks share one offset, so A/V sync holds); the next segments are flagged
+//!   `discontinuity`, and video resumes at its next key frame. So does
+//!   [`Packager::mark_discontinuity`], and a changed decoder configuration (with a new
+//!   [`InitSegment`] version, no rebase).
+//! - Sample durations are DTS deltas (never zero); a segment's last sample lasts until
+//!   the next sample, or as long as the one before it when the segment is flushed.
 
 mod schedule;
 mod timeline;
@@ -352,8 +357,7 @@ impl Packager {
     /// `discontinuity`, its timestamps rebased to continue the output timeline.
     pub fn mark_discontinuity(&mut self) {
         if !self.started && self.startup.is_empty() {
-            self.rebase_next = self.offset.is_some();
-            return;
+            return; // nothing packaged yet: nothing to close or continue
         }
         let mut result = self.start_if_needed();
         if result.is_ok() {

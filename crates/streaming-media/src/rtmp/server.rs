@@ -317,7 +317,9 @@ impl ServerSession {
                 for id in ids {
                     self.unpublish(id);
                 }
-                self.result(&cmd, Amf0Value::Undefined);
+                // No reply: encoders close the socket right after FCUnpublish
+                // and deleteStream, and bytes arriving after their close make
+                // the peer's kernel reset the connection.
             }
             "createStream" => {
                 if self.streams.len() >= MAX_STREAMS {

@@ -254,7 +254,12 @@ impl LogCapture {
     }
 
     /// Waits (bounded) until the text captured after `mark` satisfies `pred`.
-    pub async fn wait_since(&self, mark: usize, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    pub async fn wait_since(
+        &self,
+        mark: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let t = self.since(mark);
@@ -274,7 +279,10 @@ struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for CaptureWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(data);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(data);
         Ok(data.len())
     }
 
@@ -302,19 +310,36 @@ pub fn capture_logs() -> LogCapture {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     let buf = LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
+        // A field formatter of its own type: two layers sharing `DefaultFields`
+        // would share (and double) the formatted span fields.
+        let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+            if field.name() == "message" {
+                write!(w, "{value:?}")
+            } else {
+                write!(w, "{field}={value:?}")
+            }
+        })
+        .delimited(" ");
         let capture = tracing_subscriber::fmt::layer()
             .with_ansi(false)
+            .fmt_fields(fields)
             .with_writer(CaptureWriter(buf.clone()))
             .with_filter(tracing_subscriber::EnvFilter::new(
                 "info,streaming_server=debug,streaming_core=debug,streaming_ingest=debug,\
                  streaming_delivery=debug,streaming_api=debug,streaming_transcode=debug,\
                  streaming_media=debug,sqlx=debug,tower_http=debug",
             ));
-        let console = tracing_subscriber::fmt::layer().with_test_writer().with_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        );
-        let installed = tracing_subscriber::registry().with(capture).with(console).try_init().is_ok();
+        let console = tracing_subscriber::fmt::layer()
+            .with_test_writer()
+            .with_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,tower_http=warn".into()),
+            );
+        let installed = tracing_subscriber::registry()
+            .with(capture)
+            .with(console)
+            .try_init()
+            .is_ok();
         assert!(
             installed,
             "capture_logs() must be called before any other tracing subscriber is installed \
@@ -381,17 +406,6 @@ pub fn gst_publish(url: &str, width: u32, height: u32, fps: u32, seconds: u32) -
         .expect("spawn gst-launch-1.0")
 }
 
-/// Stops a child started by this test: SIGINT (so encoders close cleanly),
-/// then SIGKILL if it has not exited within `grace`.
-pub async fn interrupt_child(child: Child, grace: Duration) -> (bool, String) {
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    wait_child(child, grace).await
-}
-
 /// A well-formed stream key (`sk_` + 40 base62 characters) that no stream has.
 pub fn well_formed_unknown_key() -> String {
     let seed = Uuid::new_v4().simple().to_string(); // 32 hex characters
@@ -435,12 +449,4 @@ pub fn playlist_uris(playlist: &str) -> Vec<String> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect()
-}
-
-/// The `#EXT-X-MEDIA-SEQUENCE` of a media playlist.
-pub fn media_sequence(playlist: &str) -> Option<u64> {
-    playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
-        .and_then(|v| v.trim().parse().ok())
 }

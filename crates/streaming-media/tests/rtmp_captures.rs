@@ -1,0 +1,171 @@
+//! Real captures (DESIGN.md, "real captures as vectors"): what FFmpeg and
+//! GStreamer really sent to the server engine after the handshake, up to and
+//! including their first media message (metadata). Recorded from the peers of
+//! `rtmp_peers.rs` on Debian 12: FFmpeg 5.1 (Lavf59.27.100), GStreamer 1.22
+//! `rtmpsink` (librtmp 2.4, the library OBS uses) and `rtmp2sink`. They differ
+//! in the details a server must tolerate: FFmpeg splits `connect` at 128 bytes
+//! and sends metadata on chunk stream 4; librtmp sends no flashVer and publishes
+//! on chunk stream 4; rtmp2 uses transaction id 0 for releaseStream, FCPublish
+//! and publish and changes the chunk size to 32768 after publishing.
+
+use std::time::Instant;
+
+use streaming_media::frame::FrameKind;
+use streaming_media::rtmp::{
+    HANDSHAKE_SIZE, ServerConfig, ServerEvent, ServerOutput, ServerSession,
+};
+
+const FFMPEG_5_1: &[&str] = &[
+    "0300000000008c1400000000020007636f6e6e656374003ff000000000000003",
+    "00036170700200046c69766500047479706502000a6e6f6e7072697661746500",
+    "08666c617368566572020024464d4c452f332e302028636f6d70617469626c65",
+    "3b204c61766635392e32372e313030290005746355726c02001b72746d703a2f",
+    "2f3132372e302e302e313a33c3373031312f6c69766500000902000000000004",
+    "0100000000000010004300000000002a1402000d72656c656173655374726561",
+    "6d0040000000000000000502000d6b65793f746f6b656e3d6162634300000000",
+    "00261402000946435075626c6973680040080000000000000502000d6b65793f",
+    "746f6b656e3d616263430000000000191402000c63726561746553747265616d",
+    "004010000000000000050800000000002b14010000000200077075626c697368",
+    "0040140000000000000502000d6b65793f746f6b656e3d6162630200046c6976",
+    "650400000000010f120100000002000d40736574446174614672616d6502000a",
+    "6f6e4d65746144617461080000000b0005776964746800407400000000000000",
+    "0668656967687400406e000000000000000d766964656f646174617261746500",
+    "000000000000000000096672616d6572617465004039000000000000000c7669",
+    "64656f636f646563696400401c000000000000000d617564696f646174617261",
+    "7465004050d88000000000000f617564696f73616d706c65726174650040e588",
+    "8000000000000f617564696f73616d706c6573697a6500403000000000000000",
+    "0673746572656f0100000c617564696f636f6465636964004024000000000000",
+    "0007656e636f64657202000d4c61766635392e32372e313030000009",
+];
+
+const GST_1_22_RTMPSINK_LIBRTMP: &[&str] = &[
+    "0300000000005b1400000000020007636f6e6e656374003ff000000000000003",
+    "00036170700200046c69766500047479706502000a6e6f6e7072697661746500",
+    "05746355726c02001b72746d703a2f2f3132372e302e302e313a34353339312f",
+    "6c697665000009430000000000201402000d72656c6561736553747265616d00",
+    "4000000000000000050200036b65794300000000001c1402000946435075626c",
+    "697368004008000000000000050200036b6579430000000000191402000c6372",
+    "6561746553747265616d00401000000000000005040000000000211401000000",
+    "0200077075626c697368004014000000000000050200036b65790200046c6976",
+    "6504000000000163120100000002000d40736574446174614672616d6502000a",
+    "6f6e4d65746144617461080000000c000c766964656f636f646563696400401c",
+    "0000000000000005776964746800407400000000000000066865696768740040",
+    "6e000000000000000c417370656374526174696f58003ff0000000000000000c",
+    "417370656374526174696f5900c43ff000000000000000096672616d65726174",
+    "65004039000000000000000d766964656f64617461726174650040a000000000",
+    "0000000c617564696f636f6465636964004024000000000000000d617564696f",
+    "6461746172617465000000000000000000000f6d657461646174616372656174",
+    "6f7202001a4753747265616d6572c420312e32322e3020464c56206d75786572",
+    "0007656e636f64657202001a4753747265616d657220312e32322e3020464c56",
+    "206d75786572000c6372656174696f6e64617465020018467269204e6f762032",
+    "372032333a33333a31342032303236000009",
+];
+
+const GST_1_22_RTMP2SINK: &[&str] = &[
+    "030000000000761400000000020007636f6e6e656374003ff000000000000003",
+    "00036170700200046c69766500047479706502000a6e6f6e7072697661746500",
+    "08666c61736856657202000e4c4e582031302c302c33322c3138000574635572",
+    "6c02001b72746d703a2f2f3132372e302e302e313a33353630332f6c69766500",
+    "0009020000000000040500000000002625a0430000000000201402000d72656c",
+    "6561736553747265616d000000000000000000050200036b6579430000000000",
+    "1c1402000946435075626c697368000000000000000000050200036b65794300",
+    "00000000191402000c63726561746553747265616d0040000000000000000503",
+    "00000000002114010000000200077075626c6973680000000000000000000502",
+    "00036b65790200046c6976654200000000000401000000800400000000016312",
+    "0100000002000d40736574446174614672616d6502000a6f6e4d657461446174",
+    "61080000000c000c766964656f636f646563696400401c000000000000000577",
+    "69647468004074000000000000000668656967687400406e000000000000000c",
+    "417370656374526174696f58003ff0000000000000000c417370656374526174",
+    "696f5900c43ff000000000000000096672616d65726174650040390000000000",
+    "00000d766964656f64617461726174650040a0000000000000000c617564696f",
+    "636f6465636964004024000000000000000d617564696f646174617261746500",
+    "0000000000000000000f6d6574616461746163726561746f7202001a47537472",
+    "65616d6572c420312e32322e3020464c56206d757865720007656e636f646572",
+    "02001a4753747265616d657220312e32322e3020464c56206d75786572000c63",
+    "72656174696f6e64617465020018467269204e6f762032372032333a33333a31",
+    "362032303236000009",
+];
+
+fn unhex(lines: &[&str]) -> Vec<u8> {
+    let s: String = lines.concat();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Server events for a synthetic handshake plus `capture`, fed `step` bytes at
+/// a time, the media part (from `media_at`) only after the publish was
+/// accepted, as the encoder only sends it after NetStream.Publish.Start.
+fn replay(capture: &[u8], media_at: usize, step: usize) -> Vec<ServerEvent> {
+    let mut commands = vec![3];
+    commands.extend(std::iter::repeat_n(0, 2 * HANDSHAKE_SIZE));
+    commands.extend_from_slice(&capture[..media_at]);
+    let mut server = ServerSession::new(ServerConfig::default());
+    let mut events = Vec::new();
+    let pieces = commands
+        .chunks(step)
+        .chain(capture[media_at..].chunks(step));
+    for piece in pieces {
+        server.handle_input(Instant::now(), piece).unwrap();
+        while let Some(out) = server.poll_output() {
+            if let ServerOutput::Event(e) = out {
+                if let ServerEvent::PublishRequested { stream_id, .. } = e {
+                    server.accept_publish(stream_id);
+                }
+                events.push(e);
+            }
+        }
+    }
+    events
+}
+
+fn check(capture: &[&str], port: u16, key: &str) {
+    let capture = unhex(capture);
+    // Where publish ends: the first byte count at which it is reported.
+    let media_at = (1..=capture.len())
+        .find(|&n| replay(&capture[..n], n, usize::MAX).len() == 2)
+        .unwrap();
+    let whole = replay(&capture, media_at, usize::MAX);
+    for step in [1, 7, 128, 129] {
+        assert_eq!(replay(&capture, media_at, step), whole, "{step}-byte reads");
+    }
+    assert_eq!(whole.len(), 3, "{whole:?}");
+    assert_eq!(
+        whole[0],
+        ServerEvent::Connected {
+            app: "live".into(),
+            tc_url: Some(format!("rtmp://127.0.0.1:{port}/live")),
+        }
+    );
+    assert_eq!(
+        whole[1],
+        ServerEvent::PublishRequested {
+            stream_id: 1,
+            app: "live".into(),
+            stream_key: key.into(),
+            publish_type: "live".into(),
+        }
+    );
+    let ServerEvent::Media(meta) = &whole[2] else {
+        panic!("{:?}", whole[2])
+    };
+    assert_eq!(meta.kind, FrameKind::Script);
+    assert!(meta.data.starts_with(b"\x02\x00\x0aonMetaData\x08"));
+    assert_eq!(meta.data.last(), Some(&0x09));
+}
+
+#[test]
+fn ffmpeg_5_1() {
+    check(FFMPEG_5_1, 37011, "key?token=abc");
+}
+
+#[test]
+fn gstreamer_rtmpsink_librtmp() {
+    check(GST_1_22_RTMPSINK_LIBRTMP, 45391, "key");
+}
+
+#[test]
+fn gstreamer_rtmp2sink() {
+    check(GST_1_22_RTMP2SINK, 35603, "key");
+}
