@@ -7,7 +7,23 @@ use subtle::ConstantTimeEq;
 use crate::ApiState;
 use crate::streams::problem;
 
-pub fn require_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), Response> {
+/// The caller is not an admin: answered with 401 and a problem document.
+pub struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut resp = problem(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid admin bearer token is required",
+        );
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+        resp
+    }
+}
+
+pub fn require_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), Unauthorized> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -17,16 +33,5 @@ pub fn require_admin(state: &ApiState, headers: &HeaderMap) -> Result<(), Respon
         (Some(expected), Some(p)) => bool::from(expected.as_bytes().ct_eq(p.as_bytes())),
         _ => false,
     };
-    if ok {
-        Ok(())
-    } else {
-        let mut resp = problem(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid admin bearer token is required",
-        );
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
-        Err(resp.into_response())
-    }
+    if ok { Ok(()) } else { Err(Unauthorized) }
 }

@@ -83,7 +83,7 @@ pub async fn create(
     body: Option<Json<CreateStream>>,
 ) -> Response {
     if let Err(r) = require_admin(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let Some(Json(body)) = body else {
         return problem(StatusCode::BAD_REQUEST, "invalid-body", "expected a JSON body {\"name\": \"...\"}");
@@ -115,7 +115,7 @@ pub struct ListQuery {
 
 pub async fn list(State(state): State<ApiState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
     if let Err(r) = require_admin(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let status = match q.status.as_deref().map(str::parse::<StreamStatus>).transpose() {
         Ok(s) => s,
@@ -138,7 +138,7 @@ pub async fn list(State(state): State<ApiState>, headers: HeaderMap, Query(q): Q
 
 pub async fn get(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     if let Err(r) = require_admin(&state, &headers) {
-        return r;
+        return r.into_response();
     }
     let Ok(id) = Uuid::parse_str(&id) else {
         return problem(StatusCode::NOT_FOUND, "not-found", "no such stream");

@@ -2,8 +2,7 @@
 //! library OBS uses; `rtmp2sink` is GStreamer's own) publish to the server
 //! engine, and the client engine publishes to FFmpeg's own RTMP server
 //! (`-listen 1`), over loopback TCP driven by a few lines of blocking std I/O.
-//! The tools must print nothing. Skipped (with a message) where they are not
-//! installed.
+//! The tools must print nothing. A missing tool fails the test with an install hint.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
