@@ -53,7 +53,17 @@ pub fn spawn_packagers(
 
 async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
     let OpenedStream { stream_id, mut rx } = stream;
-    let media = store.open(stream_id, now_ms());
+    let started = now_ms();
+    // Segment URLs are cached as immutable, so numbers must never repeat across
+    // broadcasts of a stream, even after a restart: number from the start time
+    // in seconds (segments last about 2 s, so a later broadcast starts above),
+    // and above the previous broadcast's last number in this process.
+    let previous_last = store
+        .get(stream_id)
+        .and_then(|m| m.with(|st| st.renditions.values().filter_map(|r| r.segments.back()).map(|s| s.number).max()))
+        .unwrap_or_default();
+    let number_base = ((started / 1000).max(0) as u64).max(previous_last);
+    let media = store.open(stream_id, started);
     let mut packager = Packager::new(PackagerConfig {
         target_segment_ms: config.segment_duration_ms,
         part_target_ms: config.part_duration_ms,
@@ -77,10 +87,10 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
                 packager.mark_discontinuity();
             }
         }
-        drain(&mut packager, &media, &mut anchored);
+        drain(&mut packager, &media, number_base, &mut anchored);
     }
     packager.finish();
-    drain(&mut packager, &media, &mut anchored);
+    drain(&mut packager, &media, number_base, &mut anchored);
     media.mark_ended(now_ms());
     info!("packaging ended; playlists closed");
 }
@@ -108,7 +118,7 @@ fn rendition_info(info: &TrackInfo) -> RenditionInfo {
     }
 }
 
-fn drain(packager: &mut Packager, media: &StreamMedia, anchored: &mut bool) {
+fn drain(packager: &mut Packager, media: &StreamMedia, number_base: u64, anchored: &mut bool) {
     while let Some(ev) = packager.poll_output() {
         let now = now_ms();
         match ev {
@@ -134,11 +144,12 @@ fn drain(packager: &mut Packager, media: &StreamMedia, anchored: &mut bool) {
                 let start_ms = (seg.start * 1000 / ts) as i64;
                 let pdt = media.with(|s| s.availability_start_ms) + start_ms;
                 let name = rendition_name(seg.track);
-                debug!(rendition = name, number = seg.number, duration = seg.duration as f64 / ts as f64, bytes = seg.data.len(), "segment");
+                let number = number_base + seg.number;
+                debug!(rendition = name, number, duration = seg.duration as f64 / ts as f64, bytes = seg.data.len(), "segment");
                 media.put_segment(
                     name,
                     StoredSegment {
-                        number: seg.number,
+                        number,
                         start: seg.start,
                         duration: seg.duration,
                         timescale: seg.timescale,

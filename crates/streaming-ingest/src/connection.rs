@@ -101,8 +101,12 @@ impl Conn {
                 .map(|l| l.publisher.cancelled().clone())
                 .unwrap_or_default();
             let read = tokio::select! {
+                // Shutdown also cancels publishers; report it as what it is.
+                biased;
                 _ = shutdown.cancelled() => return End::Shutdown,
-                _ = replaced.cancelled() => return End::Replaced,
+                _ = replaced.cancelled() => {
+                    return if shutdown.is_cancelled() { End::Shutdown } else { End::Replaced };
+                }
                 r = tokio::time::timeout(self.ctx.read_timeout(), self.socket.read(&mut buf)) => r,
             };
             let n = match read {

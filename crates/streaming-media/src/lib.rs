@@ -17,6 +17,7 @@ pub mod cmaf;
 pub mod dash;
 pub mod flv;
 pub mod frame;
+#[doc(hidden)] pub mod fuzzing;
 pub mod hls;
 pub mod packager;
 pub mod rtmp;

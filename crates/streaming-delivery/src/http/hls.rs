@@ -130,8 +130,10 @@ pub async fn rendition_file(
         let Some((data, kind, modified)) = found else {
             return not_found("init segment");
         };
-        let etag = format!("\"init-{rendition}-{version}-{}\"", data.len());
-        return response::body(&headers, mp4_type(kind), CACHE_IMMUTABLE, modified, etag, data);
+        // Not immutable: a later broadcast of the stream may bring another
+        // decoder configuration under the same URL. It is tiny; revalidate.
+        let etag = response::etag_of(&data);
+        return response::body(&headers, mp4_type(kind), CACHE_LIVE, modified, etag, data);
     }
     if let Some(number) = parse_segment(&file) {
         let found = media.with(|st| {
