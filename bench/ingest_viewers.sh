@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Measures the server's CPU% and RSS while one 6 Mb/s 1080p30 stream is ingested
 # and N simulated viewers poll it (all on 127.0.0.1).
-#   bench/ingest_viewers.sh [VIEWERS=50] [SECONDS=30]
+#   [SRC=file.flv] bench/ingest_viewers.sh [VIEWERS=50] [SECONDS=30]
 # Needs: a release build (cargo build --release -p streaming-server), ffmpeg, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIEWERS=${1:-50}; SECS=${2:-30}
 BIN=target/release/streaming-server
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
-SRC=$WORK/src1080.flv
-echo "encoding a 1080p30 6 Mb/s source (once, not measured)…" >&2
+SRC=${SRC:-$WORK/src1080.flv}
+[ -s "$SRC" ] || { echo "encoding a 1080p30 6 Mb/s source (once, not measured)…" >&2
 ffmpeg -v error -y -f lavfi -i testsrc2=size=1920x1080:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
   -t $((SECS + 25)) -c:v libx264 -preset veryfast -b:v 6M -maxrate 6M -bufsize 6M -g 60 -keyint_min 60 \
-  -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 128k "$SRC"
+  -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 128k "$SRC"; }
 export STREAMING_DATA_DIR=$WORK/data STREAMING_HTTP_ADDR=127.0.0.1:18181 STREAMING_RTMP_ADDR=127.0.0.1:11936 RUST_LOG=warn
 $BIN serve > "$WORK/server.log" 2>&1 &
 PID=$!

@@ -1,17 +1,41 @@
-//! REST control plane under `/api/v1` plus `/health` and `/ready`.
+//! REST control plane under `/api/v1`, plus `/health`, `/ready`, the OpenAPI
+//! 3.1 document at `/api/openapi.json` and Swagger UI at `/api/docs`.
 //!
-//! Admin endpoints need `Authorization: Bearer <token>` (constant-time check);
-//! the stream status endpoint that the watch page polls is public.
+//! - JSON in and out; every error is an RFC 9457 problem document with a
+//!   stable `type` ([`problem`]).
+//! - Admin endpoints need `Authorization: Bearer <token>` (constant-time
+//!   check); the stream status that the watch page polls is public.
+//! - The OpenAPI document is generated from the handlers themselves
+//!   (`utoipa`), so routes and document cannot drift apart.
+//! - Swagger UI's files are compiled into the binary (`vendored`): the docs
+//!   work without any network.
 
-mod auth;
+mod analytics;
+mod docs;
+mod extract;
 mod health;
+mod keys;
+pub mod problem;
 mod streams;
+pub mod views;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::any;
+use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::repo::DynRepository;
+use streaming_core::store::SegmentStore;
+use docs::BearerAuth;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use health::FfmpegProbe;
+pub use problem::{Problem, ProblemKind};
+pub use views::StreamUrls;
 
 /// What the API handlers share.
 #[derive(Clone)]
@@ -23,16 +47,92 @@ pub struct ApiState {
     pub rtmp_base: Arc<str>,
     /// `http://HOST:PORT`, base of the playback URLs shown with new streams.
     pub http_base: Arc<str>,
+    /// The live streams: revoking a key or deleting a stream cuts its publisher.
+    pub hub: StreamHub,
+    /// The segment store: the renditions a live stream offers right now.
+    pub store: Option<SegmentStore>,
+    /// Inputs of `/ready` besides the database.
+    pub readiness: Readiness,
 }
 
+/// What `/ready` reports besides the database.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    /// The bound listeners, by name (`rtmp`, `http`).
+    pub listeners: Vec<(&'static str, SocketAddr)>,
+    /// FFmpeg's presence (a degraded check: without it streams run source-only).
+    pub ffmpeg: FfmpegProbe,
+    /// Fires at shutdown: the server is then no longer ready.
+    pub shutdown: Option<CancellationToken>,
+}
+
+impl Readiness {
+    /// Readiness of a server that bound `listeners`, looking for FFmpeg as
+    /// `program` (`None`: `ffmpeg` on `PATH`).
+    pub fn new(
+        listeners: Vec<(&'static str, SocketAddr)>,
+        program: Option<PathBuf>,
+        shutdown: Option<CancellationToken>,
+    ) -> Self {
+        Self {
+            listeners,
+            ffmpeg: FfmpegProbe::new(program),
+            shutdown,
+        }
+    }
+}
+
+/// The OpenAPI document's fixed parts; paths come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "streaming-server API",
+        description = "Control plane of the live streaming server: streams, stream keys, viewers, \
+                       metrics, health. Errors are RFC 9457 problem documents \
+                       (`application/problem+json`) whose `type` is stable.",
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "streams", description = "Streams and their life cycle"),
+        (name = "keys", description = "Stream keys (shown once, stored hashed)"),
+        (name = "analytics", description = "Viewer sessions and metrics"),
+        (name = "operations", description = "Liveness and readiness"),
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document and the router it describes.
+fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(streams::list, streams::create))
+        .routes(routes!(
+            streams::get_stream,
+            streams::rename,
+            streams::delete
+        ))
+        .routes(routes!(streams::status))
+        .routes(routes!(keys::list, keys::create))
+        .routes(routes!(keys::revoke))
+        .routes(routes!(analytics::viewers))
+        .routes(routes!(analytics::metrics))
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+/// The API's routes (merge them with delivery's into the server's router).
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/api/v1/streams", get(streams::list).post(streams::create))
-        .route("/api/v1/streams/{id}", get(streams::get))
-        .route("/api/v1/streams/{id}/status", get(streams::status))
-        .with_state(state)
+    let (api, doc) = parts();
+    let api = api
+        .route("/api/v1", any(docs::unknown_route))
+        .route("/api/v1/{*rest}", any(docs::unknown_route))
+        .method_not_allowed_fallback(docs::method_not_allowed)
+        .with_state(state);
+    api.merge(docs::router(doc))
 }
-
-pub use streams::StreamUrls;

@@ -1,171 +1,256 @@
-//! Streams: create (with the first key, shown once), list, get, public status.
+//! Streams: create (with the first key, shown once), list (paged), get,
+//! rename, delete, and the public status the watch page polls.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use streaming_core::CoreError;
-use streaming_core::model::{Stream, StreamStatus};
-use tracing::warn;
+use streaming_core::model::{PageRequest, Stream};
+use streaming_core::store::RenditionKind;
+use tracing::info;
 use uuid::Uuid;
 
 use crate::ApiState;
-use crate::auth::require_admin;
+use crate::docs::{AdminErrors, BodyErrors, PublicErrors};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, parse_id};
+use crate::problem::{Problem, ProblemKind};
+use crate::views::{
+    CreatedStream, PublicStatus, Quality, StreamDetail, StreamList, StreamListQuery,
+    StreamNameBody, StreamSummary, StreamUrls,
+};
 
-/// The URLs a user needs for a stream.
-#[derive(Debug, Clone, Serialize)]
-pub struct StreamUrls {
-    pub rtmp_url: String,
-    pub hls_url: String,
-    pub dash_url: String,
-    pub watch_url: String,
-}
+impl ApiState {
+    pub(crate) fn urls(&self, id: Uuid) -> StreamUrls {
+        StreamUrls::new(&self.rtmp_base, &self.http_base, id)
+    }
 
-impl StreamUrls {
-    pub fn new(rtmp_base: &str, http_base: &str, id: Uuid) -> Self {
-        Self {
-            rtmp_url: rtmp_base.to_string(),
-            hls_url: format!("{http_base}/hls/{id}/master.m3u8"),
-            dash_url: format!("{http_base}/dash/{id}/manifest.mpd"),
-            watch_url: format!("{http_base}/watch/{id}"),
-        }
+    /// The stream, or a 404 problem.
+    pub(crate) async fn stream(&self, id: Uuid) -> Result<Stream, Problem> {
+        self.repo
+            .get_stream(id)
+            .await?
+            .ok_or_else(|| Problem::not_found("stream"))
     }
 }
 
-/// An RFC 9457 problem document.
-pub fn problem(status: StatusCode, kind: &str, detail: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        json!({
-            "type": format!("https://streaming.invalid/problems/{kind}"),
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "detail": detail,
-        })
-        .to_string(),
+/// Page request from optional query values (bounds as documented).
+pub(crate) fn page_request(page: Option<u32>, per_page: Option<u32>) -> Result<PageRequest, Problem> {
+    let page = page.unwrap_or(1);
+    let per_page = per_page.unwrap_or(PageRequest::DEFAULT_PER_PAGE);
+    if page > 1_000_000 {
+        return Err(Problem::new(ProblemKind::InvalidQuery, "page must be 1 to 1000000"));
+    }
+    PageRequest::new(page, per_page).ok_or_else(|| {
+        Problem::new(
+            ProblemKind::InvalidQuery,
+            "page must be at least 1 and per_page 1 to 100",
+        )
+    })
+}
+
+/// Create a stream and its first key.
+#[utoipa::path(
+    post, path = "/api/v1/streams", tag = "streams",
+    security(("bearer" = [])),
+    request_body = StreamNameBody,
+    responses(
+        (status = 201, description = "Created; the key is shown once", body = CreatedStream,
+         headers(("location" = String, description = "URL of the new stream"))),
+        BodyErrors,
     )
-        .into_response()
-}
-
-fn core_problem(e: CoreError) -> Response {
-    match e {
-        CoreError::StreamNotFound(_) | CoreError::KeyNotFound(_) => {
-            problem(StatusCode::NOT_FOUND, "not-found", &e.to_string())
-        }
-        CoreError::Invalid(d) => problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-input", &d),
-        CoreError::InvalidTransition { .. } => problem(StatusCode::CONFLICT, "invalid-transition", &e.to_string()),
-        other => {
-            warn!(error = %other, "database unavailable");
-            problem(StatusCode::SERVICE_UNAVAILABLE, "database-unavailable", "the database is unavailable")
-        }
-    }
-}
-
-#[derive(Deserialize)]
-pub struct CreateStream {
-    pub name: String,
-}
-
-#[derive(Serialize)]
-struct StreamView {
-    #[serde(flatten)]
-    stream: Stream,
-    #[serde(flatten)]
-    urls: StreamUrls,
-}
-
+)]
 pub async fn create(
     State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Option<Json<CreateStream>>,
-) -> Response {
-    if let Err(r) = require_admin(&state, &headers) {
-        return r.into_response();
-    }
-    let Some(Json(body)) = body else {
-        return problem(StatusCode::BAD_REQUEST, "invalid-body", "expected a JSON body {\"name\": \"...\"}");
+    _: Admin,
+    ApiJson(body): ApiJson<StreamNameBody>,
+) -> Result<Response, Problem> {
+    let created = state.repo.create_stream(&body.name).await?;
+    let s = &created.stream;
+    info!(stream_id = %s.id, key_id = %created.key.id, "stream created through the API");
+    let urls = state.urls(s.id);
+    let body = CreatedStream {
+        id: s.id,
+        name: s.name.clone(),
+        status: s.status.into(),
+        created_at: s.created_at,
+        key_id: created.key.id,
+        publish_url: format!("{}/{}", urls.rtmp_url, created.plaintext_key),
+        stream_key: created.plaintext_key,
+        rtmp_url: urls.rtmp_url,
+        hls_url: urls.hls_url,
+        dash_url: urls.dash_url,
+        watch_url: urls.watch_url,
     };
-    match state.repo.create_stream(&body.name).await {
-        Ok(created) => {
-            let urls = StreamUrls::new(&state.rtmp_base, &state.http_base, created.stream.id);
-            let body = json!({
-                "id": created.stream.id,
-                "name": created.stream.name,
-                "status": created.stream.status,
-                "stream_key": created.plaintext_key,
-                "key_id": created.key.id,
-                "rtmp_url": urls.rtmp_url,
-                "hls_url": urls.hls_url,
-                "dash_url": urls.dash_url,
-                "watch_url": urls.watch_url,
-            });
-            (StatusCode::CREATED, Json(body)).into_response()
+    let location = HeaderValue::from_str(&format!("/api/v1/streams/{}", s.id))
+        .map_err(|_| Problem::new(ProblemKind::Internal, "bad location"))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// List streams, newest first, one page at a time.
+#[utoipa::path(
+    get, path = "/api/v1/streams", tag = "streams",
+    security(("bearer" = [])),
+    params(StreamListQuery),
+    responses((status = 200, description = "One page of streams", body = StreamList), AdminErrors)
+)]
+pub async fn list(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<StreamListQuery>,
+) -> Result<Json<StreamList>, Problem> {
+    let page = page_request(q.page, q.per_page)?;
+    let got = state.repo.page_streams(q.status.map(Into::into), page).await?;
+    Ok(Json(StreamList {
+        items: got
+            .items
+            .iter()
+            .map(|s| StreamSummary::new(s, state.urls(s.id)))
+            .collect(),
+        page: got.page,
+        per_page: got.per_page,
+        total: got.total,
+    }))
+}
+
+async fn detail(state: &ApiState, s: Stream) -> Result<StreamDetail, Problem> {
+    let concurrent_viewers = state.repo.count_active_viewers(s.id).await?;
+    let mut qualities: Vec<Quality> = state
+        .repo
+        .list_quality_levels(s.id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    if qualities.is_empty() {
+        qualities = live_qualities(state, s.id);
+    }
+    let urls = state.urls(s.id);
+    Ok(StreamDetail {
+        id: s.id,
+        name: s.name,
+        status: s.status.into(),
+        created_at: s.created_at,
+        started_at: s.started_at,
+        ended_at: s.ended_at,
+        live: state.hub.is_live(s.id),
+        concurrent_viewers,
+        qualities,
+        rtmp_url: urls.rtmp_url,
+        hls_url: urls.hls_url,
+        dash_url: urls.dash_url,
+        watch_url: urls.watch_url,
+    })
+}
+
+/// The video renditions the segment store holds for a live stream.
+fn live_qualities(state: &ApiState, id: Uuid) -> Vec<Quality> {
+    let Some(media) = state.store.as_ref().and_then(|s| s.get(id)) else {
+        return Vec::new();
+    };
+    media.with(|m| {
+        if m.ended {
+            return Vec::new();
         }
-        Err(e) => core_problem(e),
-    }
+        m.renditions
+            .iter()
+            .filter(|(_, r)| r.info.kind == RenditionKind::Video)
+            .map(|(name, r)| {
+                let (_, avg) = r.bandwidth();
+                Quality {
+                    name: name.clone(),
+                    width: r.info.width,
+                    height: r.info.height,
+                    bitrate_kbps: u32::try_from(avg / 1000).ok().filter(|b| *b > 0),
+                    frame_rate: r.info.frame_rate,
+                    codec: Some(r.info.codec.clone()),
+                }
+            })
+            .collect()
+    })
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    pub status: Option<String>,
+/// One stream: status, viewers, qualities, times and URLs.
+#[utoipa::path(
+    get, path = "/api/v1/streams/{id}", tag = "streams",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Stream id")),
+    responses((status = 200, description = "The stream", body = StreamDetail), AdminErrors)
+)]
+pub async fn get_stream(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<StreamDetail>, Problem> {
+    let id = parse_id(&id, "stream")?;
+    let s = state.stream(id).await?;
+    Ok(Json(detail(&state, s).await?))
 }
 
-pub async fn list(State(state): State<ApiState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Response {
-    if let Err(r) = require_admin(&state, &headers) {
-        return r.into_response();
-    }
-    let status = match q.status.as_deref().map(str::parse::<StreamStatus>).transpose() {
-        Ok(s) => s,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, "invalid-query", &e),
-    };
-    match state.repo.list_streams(status).await {
-        Ok(streams) => {
-            let items: Vec<_> = streams
-                .into_iter()
-                .map(|s| StreamView {
-                    urls: StreamUrls::new(&state.rtmp_base, &state.http_base, s.id),
-                    stream: s,
-                })
-                .collect();
-            Json(json!({ "items": items })).into_response()
-        }
-        Err(e) => core_problem(e),
-    }
+/// Rename a stream.
+#[utoipa::path(
+    patch, path = "/api/v1/streams/{id}", tag = "streams",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Stream id")),
+    request_body = StreamNameBody,
+    responses((status = 200, description = "The renamed stream", body = StreamDetail), BodyErrors)
+)]
+pub async fn rename(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<StreamNameBody>,
+) -> Result<Json<StreamDetail>, Problem> {
+    let id = parse_id(&id, "stream")?;
+    let s = state.repo.rename_stream(id, &body.name).await?;
+    Ok(Json(detail(&state, s).await?))
 }
 
-pub async fn get(State(state): State<ApiState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = require_admin(&state, &headers) {
-        return r.into_response();
+/// Delete a stream, its keys and its history; a live publish is cut.
+#[utoipa::path(
+    delete, path = "/api/v1/streams/{id}", tag = "streams",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Stream id")),
+    responses((status = 204, description = "Deleted"), AdminErrors)
+)]
+pub async fn delete(
+    State(state): State<ApiState>,
+    _: Admin,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, Problem> {
+    let id = parse_id(&id, "stream")?;
+    state.repo.delete_stream(id).await?;
+    if state.hub.kick(id) {
+        info!(stream_id = %id, "stream deleted: live publish cut");
+    } else {
+        info!(stream_id = %id, "stream deleted");
     }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return problem(StatusCode::NOT_FOUND, "not-found", "no such stream");
-    };
-    match state.repo.get_stream(id).await {
-        Ok(Some(s)) => Json(StreamView {
-            urls: StreamUrls::new(&state.rtmp_base, &state.http_base, s.id),
-            stream: s,
-        })
-        .into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, "not-found", "no such stream"),
-        Err(e) => core_problem(e),
-    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
-/// Public: what the watch page needs to show (no secrets).
-pub async fn status(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return problem(StatusCode::NOT_FOUND, "not-found", "no such stream");
-    };
-    match state.repo.get_stream(id).await {
-        Ok(Some(s)) => (
-            [(header::CACHE_CONTROL, "no-cache")],
-            Json(json!({ "id": s.id, "name": s.name, "status": s.status })),
-        )
-            .into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, "not-found", "no such stream"),
-        Err(e) => core_problem(e),
-    }
+/// Public: what the watch page needs to show (no secrets, no token).
+#[utoipa::path(
+    get, path = "/api/v1/streams/{id}/status", tag = "streams",
+    params(("id" = Uuid, Path, description = "Stream id")),
+    responses((status = 200, description = "Public status", body = PublicStatus), PublicErrors)
+)]
+pub async fn status(
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id, "stream")?;
+    let s = state.stream(id).await?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-cache")],
+        Json(PublicStatus {
+            id: s.id,
+            name: s.name,
+            status: s.status.into(),
+        }),
+    )
+        .into_response())
 }

@@ -26,6 +26,55 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub media: MediaConfig,
     pub ingest: IngestConfig,
+    pub transcode: TranscodeConfig,
+}
+
+/// One rung of the ladder: a rendition FFmpeg makes below the source.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    pub name: String,
+    pub height: u32,
+    pub video_kbps: u32,
+    #[serde(default = "default_max_fps")]
+    pub max_fps: f64,
+}
+
+fn default_max_fps() -> f64 {
+    30.0
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TranscodeConfig {
+    /// Make the lower rungs at all (the source is always offered).
+    pub enabled: bool,
+    /// The FFmpeg program [default: `ffmpeg` found on PATH].
+    pub ffmpeg: Option<std::path::PathBuf>,
+    /// x264 preset; `veryfast` keeps up with a 1080p ladder on few cores.
+    pub preset: String,
+    /// Highest first. Rungs at or above the source height are left out.
+    pub rungs: Vec<RungConfig>,
+    /// Below this FFmpeg speed (×real time), sustained, the top rung is dropped.
+    pub min_speed: f64,
+}
+
+impl Default for TranscodeConfig {
+    fn default() -> Self {
+        let rung = |name: &str, height, video_kbps| RungConfig {
+            name: name.into(),
+            height,
+            video_kbps,
+            max_fps: 30.0,
+        };
+        Self {
+            enabled: true,
+            ffmpeg: None,
+            preset: "veryfast".into(),
+            rungs: vec![rung("1080p", 1080, 8000), rung("720p", 720, 5000), rung("480p", 480, 2000)],
+            min_speed: 0.9,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -66,6 +115,7 @@ impl Default for Config {
             admin_token: None,
             media: MediaConfig::default(),
             ingest: IngestConfig::default(),
+            transcode: TranscodeConfig::default(),
         }
     }
 }

@@ -23,6 +23,28 @@ pub enum Event {
     },
     /// A second publish with the stream's key took the stream over.
     PublisherTakeover { stream_id: Uuid, at: DateTime<Utc> },
+    /// The ladder of transcoded renditions changed (names, highest first).
+    QualityLevelsChanged {
+        stream_id: Uuid,
+        at: DateTime<Utc>,
+        old: Vec<String>,
+        new: Vec<String>,
+    },
+    /// The source's measured bitrate or resolution changed enough to matter.
+    BitrateAdapted {
+        stream_id: Uuid,
+        at: DateTime<Utc>,
+        old_kbps: u32,
+        new_kbps: u32,
+        old_resolution: Option<(u32, u32)>,
+        new_resolution: Option<(u32, u32)>,
+    },
+    /// The transcoder died and was restarted (or gave up).
+    TranscoderRestarted {
+        stream_id: Uuid,
+        at: DateTime<Utc>,
+        reason: String,
+    },
     /// A publish attempt was refused.
     PublishRejected {
         stream_id: Option<Uuid>,

@@ -23,10 +23,35 @@ pub enum HubMessage {
     End,
 }
 
+/// A rung of the transcoded ladder in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenditionSpec {
+    /// `1080p`, `720p`, `480p`, …
+    pub name: Arc<str>,
+    pub width: u32,
+    pub height: u32,
+    pub video_kbps: u32,
+    pub frame_rate: f64,
+}
+
+/// What the transcoder sends to the packager of a stream.
+#[derive(Debug, Clone)]
+pub enum RenditionMessage {
+    /// The ladder now in force (highest first); empty means source only.
+    Ladder(Arc<[RenditionSpec]>),
+    /// A frame of one rendition (FLV video tag body, source timestamps).
+    Frame { rendition: Arc<str>, frame: Frame },
+    /// The transcoder restarted: every rendition's timeline breaks here.
+    Restarted,
+}
+
 /// Announced to consumers when a stream's broadcast begins.
 pub struct OpenedStream {
     pub stream_id: Uuid,
     pub rx: broadcast::Receiver<HubMessage>,
+    /// The transcoder's output for this broadcast (sender and a receiver).
+    pub renditions_tx: broadcast::Sender<RenditionMessage>,
+    pub renditions_rx: broadcast::Receiver<RenditionMessage>,
 }
 
 struct Entry {
@@ -88,10 +113,13 @@ impl StreamHub {
             return (publisher, PublishStart::TookOver);
         }
         let (tx, _) = broadcast::channel(Self::CAPACITY);
+        let (renditions, _) = broadcast::channel(Self::CAPACITY * 2);
         inner.consumers.retain(|c| {
             c.send(OpenedStream {
                 stream_id,
                 rx: tx.subscribe(),
+                renditions_tx: renditions.clone(),
+                renditions_rx: renditions.subscribe(),
             })
             .is_ok()
         });

@@ -1,5 +1,11 @@
 //! Domain models and the stream state machine.
 //!
+//! Models: [`Stream`], [`StreamKey`] (hash only), [`ViewerSession`],
+//! [`StreamMetrics`] (one sample) and [`QualityLevel`] (one rung of the
+//! ladder), plus the paging types the repositories share. Ids are UUIDs and
+//! every timestamp is UTC with microsecond precision (what both databases
+//! keep), so a value reads back exactly as it was written.
+//!
 //! ```text
 //!  PENDING ──first media──▶ ACTIVE ──encoder stops──▶ ENDED ──publishes again──▶ ACTIVE
 //!     │                      │
@@ -97,6 +103,116 @@ impl StreamKey {
     }
 }
 
+/// A viewer's playback session, kept by the delivery side (analytics fill it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewerSession {
+    pub id: Uuid,
+    pub stream_id: Uuid,
+    /// `hls`, `ll-hls` or `dash`.
+    pub protocol: String,
+    /// The rendition last fetched (`source`, `720p`, …), if known.
+    pub quality: Option<String>,
+    pub user_agent: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub bytes_sent: u64,
+}
+
+impl ViewerSession {
+    pub fn is_active(&self) -> bool {
+        self.ended_at.is_none()
+    }
+}
+
+/// One sample of a stream's health and audience, taken by the metrics collector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamMetrics {
+    pub stream_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub concurrent_viewers: u64,
+    pub ingest_bitrate_kbps: u64,
+    pub egress_bitrate_kbps: u64,
+    pub frames_dropped: u64,
+    pub segments_produced: u64,
+}
+
+/// One rung of a stream's ladder as offered to players.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityLevel {
+    /// `source`, `1080p`, `720p`, `480p`, `audio`.
+    pub name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub bitrate_kbps: Option<u32>,
+    pub frame_rate: Option<f64>,
+    /// RFC 6381 codec string, e.g. `avc1.64001f`.
+    pub codec: Option<String>,
+}
+
+/// Which page of a listing to read: 1-based, at most [`PageRequest::MAX_PER_PAGE`] items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    page: u32,
+    per_page: u32,
+}
+
+impl PageRequest {
+    pub const MAX_PER_PAGE: u32 = 100;
+    pub const DEFAULT_PER_PAGE: u32 = 20;
+
+    /// A valid request, or `None` when `page` is 0 or `per_page` is outside 1..=100.
+    pub fn new(page: u32, per_page: u32) -> Option<Self> {
+        (page >= 1 && (1..=Self::MAX_PER_PAGE).contains(&per_page)).then_some(Self { page, per_page })
+    }
+
+    pub fn page(self) -> u32 {
+        self.page
+    }
+
+    pub fn per_page(self) -> u32 {
+        self.per_page
+    }
+
+    /// Rows to skip (never overflows: at most `u32::MAX * 100`).
+    pub fn offset(self) -> i64 {
+        (i64::from(self.page) - 1) * i64::from(self.per_page)
+    }
+
+    pub fn limit(self) -> i64 {
+        i64::from(self.per_page)
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: Self::DEFAULT_PER_PAGE,
+        }
+    }
+}
+
+/// One page of a listing and the total number of matching items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+/// The current time as the databases keep it (UTC, whole microseconds).
+pub fn now() -> DateTime<Utc> {
+    to_db_precision(Utc::now())
+}
+
+/// Truncates a timestamp to the microsecond precision both databases keep.
+pub fn to_db_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(6)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +228,15 @@ mod tests {
         assert!(!Active.can_transition_to(Active));
         assert_eq!("active".parse::<StreamStatus>().unwrap(), Active);
         assert!("bogus".parse::<StreamStatus>().is_err());
+    }
+
+    #[test]
+    fn page_requests_are_bounded() {
+        assert!(PageRequest::new(0, 10).is_none());
+        assert!(PageRequest::new(1, 0).is_none());
+        assert!(PageRequest::new(1, 101).is_none());
+        let p = PageRequest::new(u32::MAX, 100).unwrap();
+        assert_eq!(p.offset(), (i64::from(u32::MAX) - 1) * 100);
+        assert_eq!(PageRequest::new(3, 20).unwrap().offset(), 40);
     }
 }

@@ -189,9 +189,18 @@ impl StreamMedia {
         })
     }
 
+    /// Drops a rendition that left the ladder (its URLs answer 404 from now on).
+    pub fn remove_rendition(&self, name: &str, now_ms: i64) {
+        self.write(now_ms, |st| {
+            st.renditions.remove(name);
+            st.discontinuity_sequence.remove(name);
+        });
+    }
+
     /// Anchors media time 0 to the wall clock (set when the first segment completes).
     pub fn set_availability_start(&self, unix_ms: i64) {
-        self.write(unix_ms, |st| st.availability_start_ms = unix_ms);
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        st.availability_start_ms = unix_ms;
     }
 
     pub fn mark_ended(&self, now_ms: i64) {

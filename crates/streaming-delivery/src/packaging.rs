@@ -7,9 +7,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use streaming_core::config::MediaConfig;
-use streaming_core::hub::{CancellationToken, HubMessage, OpenedStream, StreamHub};
+use streaming_core::hub::{CancellationToken, HubMessage, OpenedStream, RenditionMessage, StreamHub};
 use streaming_core::store::{RenditionInfo, RenditionKind, SegmentStore, StoredSegment, StreamMedia};
-use streaming_media::packager::{Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use streaming_media::packager::{FollowerPackager, Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -52,7 +55,12 @@ pub fn spawn_packagers(
 }
 
 async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
-    let OpenedStream { stream_id, mut rx } = stream;
+    let OpenedStream {
+        stream_id,
+        mut rx,
+        mut renditions_rx,
+        ..
+    } = stream;
     let started = now_ms();
     // Segment URLs are cached as immutable, so numbers must never repeat across
     // broadcasts of a stream, even after a restart: number from the start time
@@ -64,33 +72,93 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
         .unwrap_or_default();
     let number_base = ((started / 1000).max(0) as u64).max(previous_last);
     let media = store.open(stream_id, started);
-    let mut packager = Packager::new(PackagerConfig {
+    let packager_config = PackagerConfig {
         target_segment_ms: config.segment_duration_ms,
         part_target_ms: config.part_duration_ms,
-    });
-    let mut anchored = false;
+    };
+    let mut out = Output {
+        media: &media,
+        number_base,
+        anchored: false,
+    };
+    let mut source = Packager::new(packager_config.clone());
+    let mut followers: BTreeMap<Arc<str>, FollowerPackager> = BTreeMap::new();
+    let mut transcoder_open = true;
     info!("packaging started");
     loop {
-        match rx.recv().await {
-            Ok(HubMessage::Frame(frame)) => {
-                if let Err(e) = packager.push(&frame) {
-                    warn!(error = %e, timestamp = frame.timestamp, "frame dropped");
+        tokio::select! {
+            biased;
+            msg = rx.recv() => {
+                match msg {
+                    Ok(HubMessage::Frame(frame)) => {
+                        if let Err(e) = source.push(&frame) {
+                            warn!(error = %e, timestamp = frame.timestamp, "frame dropped");
+                        }
+                    }
+                    Ok(HubMessage::Discontinuity) => {
+                        info!("publisher changed: starting a discontinuity");
+                        source.mark_discontinuity();
+                    }
+                    Ok(HubMessage::End) | Err(RecvError::Closed) => break,
+                    Err(RecvError::Lagged(n)) => {
+                        warn!(lost = n, "packager fell behind the hub; frames lost, starting a discontinuity");
+                        source.mark_discontinuity();
+                    }
+                }
+                while let Some(start) = source.poll_segment_start() {
+                    for f in followers.values_mut() {
+                        f.cut(&start);
+                    }
+                }
+                out.drain(&mut source);
+                for (name, f) in followers.iter_mut() {
+                    out.drain_follower(f, name);
                 }
             }
-            Ok(HubMessage::Discontinuity) => {
-                info!("publisher changed: starting a discontinuity");
-                packager.mark_discontinuity();
-            }
-            Ok(HubMessage::End) | Err(RecvError::Closed) => break,
-            Err(RecvError::Lagged(n)) => {
-                warn!(lost = n, "packager fell behind the hub; frames lost, starting a discontinuity");
-                packager.mark_discontinuity();
-            }
+            msg = renditions_rx.recv(), if transcoder_open => match msg {
+                Ok(RenditionMessage::Frame { rendition, frame }) => {
+                    if let Some(f) = followers.get_mut(&rendition) {
+                        if let Err(e) = f.push(&frame) {
+                            warn!(rendition = %rendition, error = %e, "rendition frame dropped");
+                        }
+                        out.drain_follower(f, &rendition);
+                    }
+                }
+                Ok(RenditionMessage::Ladder(specs)) => {
+                    followers.retain(|name, _| {
+                        let keep = specs.iter().any(|s| &s.name == name);
+                        if !keep {
+                            media.remove_rendition(name, now_ms());
+                        }
+                        keep
+                    });
+                    for spec in specs.iter() {
+                        followers
+                            .entry(spec.name.clone())
+                            .or_insert_with(|| FollowerPackager::new(packager_config.clone()));
+                    }
+                }
+                Ok(RenditionMessage::Restarted) => {
+                    for f in followers.values_mut() {
+                        f.restart();
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    warn!(lost = n, "rendition frames lost; renditions restart");
+                    for f in followers.values_mut() {
+                        f.restart();
+                    }
+                }
+                Err(RecvError::Closed) => transcoder_open = false,
+            },
         }
-        drain(&mut packager, &media, number_base, &mut anchored);
     }
-    packager.finish();
-    drain(&mut packager, &media, number_base, &mut anchored);
+    source.finish();
+    out.drain(&mut source);
+    for (name, f) in followers.iter_mut() {
+        f.finish();
+        out.drain_follower(f, name);
+    }
     media.mark_ended(now_ms());
     info!("packaging ended; playlists closed");
 }
@@ -118,33 +186,49 @@ fn rendition_info(info: &TrackInfo) -> RenditionInfo {
     }
 }
 
-fn drain(packager: &mut Packager, media: &StreamMedia, number_base: u64, anchored: &mut bool) {
-    while let Some(ev) = packager.poll_output() {
+/// Moves packager output into the store.
+struct Output<'a> {
+    media: &'a StreamMedia,
+    number_base: u64,
+    anchored: bool,
+}
+
+impl Output<'_> {
+    fn drain(&mut self, packager: &mut Packager) {
+        while let Some(ev) = packager.poll_output() {
+            self.event(ev, None);
+        }
+    }
+
+    fn drain_follower(&mut self, packager: &mut FollowerPackager, name: &str) {
+        while let Some(ev) = packager.poll_output() {
+            self.event(ev, Some(name));
+        }
+    }
+
+    /// `rendition` is `None` for the source packager (video → `source`, audio → `audio`).
+    fn event(&mut self, ev: PackagerEvent, rendition: Option<&str>) {
         let now = now_ms();
+        let media = self.media;
         match ev {
             PackagerEvent::Init(init) => {
-                debug!(track = ?init.track, version = init.version, codec = %init.info.codec, "init segment");
-                media.put_init(
-                    rendition_name(init.track),
-                    rendition_info(&init.info),
-                    init.version,
-                    init.data,
-                    now,
-                );
+                let name = rendition.unwrap_or(rendition_name(init.track));
+                debug!(rendition = name, version = init.version, codec = %init.info.codec, "init segment");
+                media.put_init(name, rendition_info(&init.info), init.version, init.data, now);
             }
             PackagerEvent::Part(_) => {}
             PackagerEvent::Segment(seg) => {
                 let ts = u64::from(seg.timescale.max(1));
                 let end_ms = ((seg.start + seg.duration) * 1000 / ts) as i64;
-                if !*anchored {
+                if !self.anchored && rendition.is_none() {
                     // The first segment completes now: media time `end` is now.
                     media.set_availability_start(now - end_ms);
-                    *anchored = true;
+                    self.anchored = true;
                 }
                 let start_ms = (seg.start * 1000 / ts) as i64;
                 let pdt = media.with(|s| s.availability_start_ms) + start_ms;
-                let name = rendition_name(seg.track);
-                let number = number_base + seg.number;
+                let name = rendition.unwrap_or(rendition_name(seg.track));
+                let number = self.number_base + seg.number;
                 debug!(rendition = name, number, duration = seg.duration as f64 / ts as f64, bytes = seg.data.len(), "segment");
                 media.put_segment(
                     name,
@@ -162,7 +246,7 @@ fn drain(packager: &mut Packager, media: &StreamMedia, number_base: u64, anchore
                 );
             }
             PackagerEvent::Discontinuity { reason } => {
-                warn!(%reason, "timestamp discontinuity in the input");
+                warn!(rendition = rendition.unwrap_or(SOURCE), %reason, "timestamp discontinuity");
             }
             #[allow(unreachable_patterns)]
             _ => {}

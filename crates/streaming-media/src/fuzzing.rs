@@ -21,12 +21,14 @@ use crate::flv::{self, FlvReader};
 use crate::frame::{Frame, FrameKind};
 use crate::packager::{Packager, PackagerConfig, PackagerEvent, Segment, TrackKind};
 use crate::rtmp::{
-    HANDSHAKE_SIZE, RTMP_VERSION, RtmpError, ServerConfig, ServerEvent, ServerOutput,
-    ServerSession,
+    HANDSHAKE_SIZE, RTMP_VERSION, RtmpError, ServerConfig, ServerEvent, ServerOutput, ServerSession,
 };
 
+/// A fuzz target body: takes any bytes, panics only on a bug.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz target, as named in `fuzz/Cargo.toml` and `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("rtmp_chunk", rtmp_chunk),
     ("rtmp_raw", rtmp_raw),
     ("amf0", amf0),
@@ -119,7 +121,11 @@ pub fn rtmp_chunk(data: &[u8]) {
 /// Publishes are never accepted here, so the outcome cannot depend on when
 /// the caller acted on an event.
 pub fn rtmp_raw(data: &[u8]) {
-    let whole = run_server(&mut ServerSession::new(ServerConfig::default()), [data], false);
+    let whole = run_server(
+        &mut ServerSession::new(ServerConfig::default()),
+        [data],
+        false,
+    );
     let mut pieces = Vec::new();
     let mut rest = data;
     let mut size = 1;
@@ -129,7 +135,11 @@ pub fn rtmp_raw(data: &[u8]) {
         rest = r;
         size = size % 7 + 1 + usize::from(p[0] & 0x3f);
     }
-    let split = run_server(&mut ServerSession::new(ServerConfig::default()), pieces, false);
+    let split = run_server(
+        &mut ServerSession::new(ServerConfig::default()),
+        pieces,
+        false,
+    );
     assert_eq!(whole, split, "outcome depends on how the input was split");
 }
 
@@ -163,10 +173,16 @@ const FLV_HEADER: &[u8] = b"FLV\x01\x05\0\0\0\x09\0\0\0\0";
 pub fn flv_tag(data: &[u8]) {
     let body = Bytes::copy_from_slice(data);
     if let Ok(tag) = flv::parse_video_tag(&body) {
-        assert!(tag.payload.len() < body.len().max(1), "payload inside the body");
+        assert!(
+            tag.payload.len() < body.len().max(1),
+            "payload inside the body"
+        );
     }
     if let Ok(tag) = flv::parse_audio_tag(&body) {
-        assert!(tag.payload.len() < body.len().max(1), "payload inside the body");
+        assert!(
+            tag.payload.len() < body.len().max(1),
+            "payload inside the body"
+        );
     }
     read_flv(body);
     read_flv(Bytes::from([FLV_HEADER, data].concat()));
@@ -321,11 +337,19 @@ impl Checker {
         let (number, (prev_end, prev_scale), _) = self.last[i];
         assert!(seg.number > number, "{:?} segment numbers grow", seg.track);
         if seg.track == TrackKind::Video {
-            assert!(seg.starts_with_keyframe, "video segment {} without key frame", seg.number);
+            assert!(
+                seg.starts_with_keyframe,
+                "video segment {} without key frame",
+                seg.number
+            );
         }
         let after = u128::from(seg.start) * u128::from(prev_scale)
             >= u128::from(prev_end) * u128::from(seg.timescale);
-        assert!(after, "{:?} segment {} overlaps the previous", seg.track, seg.number);
+        assert!(
+            after,
+            "{:?} segment {} overlaps the previous",
+            seg.track, seg.number
+        );
         let mut t = seg.start;
         for b in boxes(&seg.data) {
             if let mp4_atom::Any::Moof(moof) = b {

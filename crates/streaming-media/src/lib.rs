@@ -16,8 +16,10 @@ pub mod avc;
 pub mod cmaf;
 pub mod dash;
 pub mod flv;
+pub mod flv_demux;
 pub mod frame;
-#[doc(hidden)] pub mod fuzzing;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hls;
 pub mod packager;
 pub mod rtmp;

@@ -19,6 +19,7 @@ use streaming_core::repo::{self, DynRepository};
 use streaming_core::store::SegmentStore;
 use streaming_delivery::DeliveryState;
 use streaming_ingest::IngestContext;
+use streaming_transcode::Transcoder;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -31,6 +32,7 @@ pub struct RunningServer {
     pub events: EventBus,
     pub hub: StreamHub,
     pub store: SegmentStore,
+    pub transcoder: Arc<Transcoder>,
     pub config: Config,
     pub admin_token: String,
     shutdown: CancellationToken,
@@ -126,6 +128,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         packagers.clone(),
         shutdown.clone(),
     );
+    let transcoder = Transcoder::new(config.transcode.clone(), config.media.segment_duration_ms, events.clone());
+    transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
 
     let rtmp = streaming_ingest::bind(config.rtmp_addr)
         .await
@@ -144,6 +148,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         admin_token: Some(Arc::from(admin_token.as_str())),
         rtmp_base: Arc::from(shown.rtmp_base()),
         http_base: Arc::from(shown.http_base()),
+        hub: hub.clone(),
+        store: Some(store.clone()),
+        readiness: streaming_api::Readiness::new(
+            vec![("rtmp", rtmp_addr), ("http", http_addr)],
+            None,
+            Some(shutdown.clone()),
+        ),
     });
     let delivery = streaming_delivery::router(DeliveryState {
         store: store.clone(),
@@ -199,6 +210,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         events,
         hub,
         store,
+        transcoder,
         config: shown,
         admin_token,
         shutdown,

@@ -1,1 +1,18 @@
-//! streaming-transcode
+//! Transcoding: the ladder plan and one FFmpeg child process per live stream.
+//!
+//! The source rendition is never touched. FFmpeg (the Debian `ffmpeg`
+//! program, never linked) reads the source video as FLV on stdin and writes one
+//! FLV per rung to a Unix socket of ours, with the source's timestamps and a
+//! keyframe at every source keyframe, so the packager can cut every rendition
+//! at the source's segment boundaries. If FFmpeg dies the source goes on and
+//! FFmpeg is restarted with back-off; if it is missing, streams run source-only.
+
+pub mod command;
+pub mod ladder;
+pub mod meter;
+pub mod progress;
+mod child;
+mod supervisor;
+
+pub use ladder::plan;
+pub use supervisor::{TranscodeStats, Transcoder, find_ffmpeg};

@@ -1,8 +1,24 @@
 //! Repositories: the persistence boundary of the domain.
 //!
-//! One trait, one implementation per database. SQLite is the embedded default
-//! (a file under the data dir); PostgreSQL joins it in the control-plane work.
+//! One trait, [`StreamRepository`], and two implementations that behave
+//! identically: [`SqliteRepository`] (the embedded default, a file under the
+//! data dir) and [`PostgresRepository`] (`DATABASE_URL=postgres://…`, for
+//! several server replicas sharing one database). Each has its own migrations
+//! folder (`migrations/sqlite`, `migrations/postgres`), run at connect.
+//!
+//! Shared rules, checked by the contract tests in `tests/repo_contract.rs`:
+//! - stream keys are stored as SHA-256 plus a public prefix, never in clear;
+//! - listings are ordered newest first, ties broken by id, and paged with
+//!   [`PageRequest`]; totals count every matching row;
+//! - a missing parent row is [`CoreError::StreamNotFound`], never a raw
+//!   database error;
+//! - [`StreamRepository::transition`] is atomic: on PostgreSQL the stream row
+//!   is locked (`SELECT … FOR UPDATE`) so that two replicas can never both make
+//!   one stream ACTIVE; on SQLite the write lock is taken up front
+//!   (`BEGIN IMMEDIATE`).
 
+mod postgres;
+pub mod scratch;
 mod sqlite;
 
 use std::sync::Arc;
@@ -12,8 +28,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::CoreError;
-use crate::model::{Stream, StreamKey, StreamStatus};
+use crate::model::{
+    Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus, ViewerSession,
+};
 
+pub use postgres::PostgresRepository;
 pub use sqlite::SqliteRepository;
 
 /// A stream just created, with its first key in clear (shown once).
@@ -31,38 +50,150 @@ pub enum KeyCheck {
     Unknown,
 }
 
+/// Longest stream name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Validates and normalises a stream name (trimmed, 1 to 200 characters, no
+/// control characters).
+pub fn normalize_name(name: &str) -> Result<String, CoreError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS {
+        return Err(CoreError::Invalid(format!(
+            "stream name must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(CoreError::Invalid(
+            "stream name must not contain control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
 #[async_trait]
 pub trait StreamRepository: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
     async fn create_stream(&self, name: &str) -> Result<CreatedStream, CoreError>;
     async fn get_stream(&self, id: Uuid) -> Result<Option<Stream>, CoreError>;
+    /// Every stream (optionally of one status), oldest first; for the CLI.
     async fn list_streams(&self, status: Option<StreamStatus>) -> Result<Vec<Stream>, CoreError>;
-    /// Moves a stream along the state machine; invalid moves are a typed error.
+    /// One page of streams (optionally of one status), newest first.
+    async fn page_streams(
+        &self,
+        status: Option<StreamStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Stream>, CoreError>;
+    async fn rename_stream(&self, id: Uuid, name: &str) -> Result<Stream, CoreError>;
+    /// Deletes a stream with its keys, viewer sessions, metrics and qualities.
+    async fn delete_stream(&self, id: Uuid) -> Result<(), CoreError>;
+    /// Moves a stream along the state machine; invalid moves are a typed error
+    /// ([`CoreError::InvalidTransition`]), also when another replica moved it first.
     async fn transition(
         &self,
         id: Uuid,
         to: StreamStatus,
         at: DateTime<Utc>,
     ) -> Result<Stream, CoreError>;
+
     async fn add_key(&self, stream_id: Uuid) -> Result<(StreamKey, String), CoreError>;
+    async fn get_key(&self, key_id: Uuid) -> Result<Option<StreamKey>, CoreError>;
     async fn list_keys(&self, stream_id: Uuid) -> Result<Vec<StreamKey>, CoreError>;
     async fn revoke_key(&self, key_id: Uuid) -> Result<StreamKey, CoreError>;
     /// Revokes every key of a stream (what `keys revoke STREAM_ID` does).
     async fn revoke_stream_keys(&self, stream_id: Uuid) -> Result<u64, CoreError>;
     /// Finds the stream a presented key belongs to (constant-time hash check).
     async fn check_key(&self, presented: &str) -> Result<KeyCheck, CoreError>;
+
+    /// Inserts or replaces a viewer session (opened, refreshed or closed).
+    async fn upsert_viewer_session(&self, session: &ViewerSession) -> Result<(), CoreError>;
+    /// One page of a stream's viewer sessions, newest first.
+    async fn page_viewer_sessions(
+        &self,
+        stream_id: Uuid,
+        active_only: bool,
+        page: PageRequest,
+    ) -> Result<Page<ViewerSession>, CoreError>;
+    /// Sessions of a stream that have not ended.
+    async fn count_active_viewers(&self, stream_id: Uuid) -> Result<u64, CoreError>;
+
+    /// Stores one metrics sample (a second sample at the same instant replaces it).
+    async fn record_metrics(&self, sample: &StreamMetrics) -> Result<(), CoreError>;
+    /// Samples of a stream at or after `since`, oldest first, at most `limit`.
+    async fn list_metrics(
+        &self,
+        stream_id: Uuid,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<StreamMetrics>, CoreError>;
+
+    /// Replaces the ladder a stream offers (in the given order).
+    async fn set_quality_levels(
+        &self,
+        stream_id: Uuid,
+        levels: &[QualityLevel],
+    ) -> Result<(), CoreError>;
+    async fn list_quality_levels(&self, stream_id: Uuid) -> Result<Vec<QualityLevel>, CoreError>;
+
     async fn ping(&self) -> Result<(), CoreError>;
 }
 
 pub type DynRepository = Arc<dyn StreamRepository>;
 
-/// Opens the repository named by a `DATABASE_URL` (`sqlite:` only for now).
+/// Opens the repository named by a `DATABASE_URL`: `sqlite:PATH` or
+/// `postgres://…` (also `postgresql://…`). Runs the migrations.
 pub async fn connect(url: &str) -> Result<DynRepository, CoreError> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteRepository::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PostgresRepository::connect(url).await?))
     } else {
         Err(CoreError::Invalid(format!(
-            "unsupported DATABASE_URL scheme in {:?}; use sqlite:PATH",
+            "unsupported DATABASE_URL scheme {:?}; use sqlite:PATH or postgres://USER@HOST:PORT/DB",
             url.split(':').next().unwrap_or_default()
         )))
     }
+}
+
+/// Maps a foreign-key violation to "stream not found" (the only parent any
+/// table has), every other error to [`CoreError::Database`].
+pub(crate) fn fk_as_not_found(
+    stream_id: Uuid,
+    context: &'static str,
+) -> impl FnOnce(sqlx::Error) -> CoreError {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            CoreError::StreamNotFound(stream_id)
+        }
+        _ => CoreError::Database { context, source: e },
+    }
+}
+
+/// The stored key that `presented` hashes to, if any. Every candidate is
+/// checked in constant time; the loop does not stop early.
+pub(crate) fn find_match<'a>(presented: &str, candidates: &'a [StreamKey]) -> Option<&'a StreamKey> {
+    let mut found = None;
+    for key in candidates {
+        if crate::keys::verify(presented, &key.hash) && found.is_none() {
+            found = Some(key);
+        }
+    }
+    found
+}
+
+/// Clamps a count for a signed 64-bit column.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Reads a signed 64-bit column back as a count (negative values read as 0).
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Reads an optional 32-bit column (stored as a 64-bit integer) back.
+pub(crate) fn to_u32(v: Option<i64>) -> Option<u32> {
+    v.and_then(|v| u32::try_from(v).ok())
 }

@@ -1,17 +1,29 @@
 //! SQLite repository (the embedded default), migrations in `migrations/sqlite`.
+//!
+//! Ids are UUID text, timestamps RFC 3339 UTC text with microseconds (which
+//! sorts lexicographically in time order). Transitions take the write lock
+//! up front (`BEGIN IMMEDIATE`) so that a read-check-write cannot interleave.
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use uuid::Uuid;
 
-use super::{CreatedStream, KeyCheck, StreamRepository};
+use super::{
+    CreatedStream, KeyCheck, StreamRepository, fk_as_not_found, normalize_name, to_i64, to_u32,
+    to_u64,
+};
 use crate::CoreError;
 use crate::keys;
-use crate::model::{Stream, StreamKey, StreamStatus};
+use crate::model::{
+    self, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus,
+    ViewerSession,
+};
 
 #[derive(Clone)]
 pub struct SqliteRepository {
@@ -29,6 +41,7 @@ impl SqliteRepository {
             .busy_timeout(std::time::Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .connect_with(opts)
             .await
             .map_err(CoreError::db("open sqlite database"))?;
@@ -82,19 +95,55 @@ fn key_from_row(row: &SqliteRow) -> StreamKey {
     }
 }
 
+fn viewer_from_row(row: &SqliteRow) -> ViewerSession {
+    ViewerSession {
+        id: parse_uuid(row.get::<&str, _>("id")),
+        stream_id: parse_uuid(row.get::<&str, _>("stream_id")),
+        protocol: row.get("protocol"),
+        quality: row.get("quality"),
+        user_agent: row.get("user_agent"),
+        started_at: parse_ts(row.get("started_at")).unwrap_or_default(),
+        last_seen_at: parse_ts(row.get("last_seen_at")).unwrap_or_default(),
+        ended_at: parse_ts(row.get("ended_at")),
+        bytes_sent: to_u64(row.get("bytes_sent")),
+    }
+}
+
+fn metrics_from_row(row: &SqliteRow) -> StreamMetrics {
+    StreamMetrics {
+        stream_id: parse_uuid(row.get::<&str, _>("stream_id")),
+        at: parse_ts(row.get("at")).unwrap_or_default(),
+        concurrent_viewers: to_u64(row.get("concurrent_viewers")),
+        ingest_bitrate_kbps: to_u64(row.get("ingest_bitrate_kbps")),
+        egress_bitrate_kbps: to_u64(row.get("egress_bitrate_kbps")),
+        frames_dropped: to_u64(row.get("frames_dropped")),
+        segments_produced: to_u64(row.get("segments_produced")),
+    }
+}
+
+fn quality_from_row(row: &SqliteRow) -> QualityLevel {
+    QualityLevel {
+        name: row.get("name"),
+        width: to_u32(row.get("width")),
+        height: to_u32(row.get("height")),
+        bitrate_kbps: to_u32(row.get("bitrate_kbps")),
+        frame_rate: row.get("frame_rate"),
+        codec: row.get("codec"),
+    }
+}
+
 #[async_trait]
 impl StreamRepository for SqliteRepository {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn create_stream(&self, name: &str) -> Result<CreatedStream, CoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(CoreError::Invalid(
-                "stream name must be 1 to 200 characters".into(),
-            ));
-        }
-        let now = Utc::now();
+        let name = normalize_name(name)?;
+        let now = model::now();
         let stream = Stream {
             id: Uuid::new_v4(),
-            name: name.to_string(),
+            name,
             status: StreamStatus::Pending,
             created_at: now,
             started_at: None,
@@ -128,21 +177,68 @@ impl StreamRepository for SqliteRepository {
     }
 
     async fn list_streams(&self, status: Option<StreamStatus>) -> Result<Vec<Stream>, CoreError> {
-        let rows = match status {
-            Some(s) => {
-                sqlx::query("SELECT * FROM streams WHERE status = ? ORDER BY created_at")
-                    .bind(s.as_str())
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                sqlx::query("SELECT * FROM streams ORDER BY created_at")
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
+        let rows = sqlx::query(
+            "SELECT * FROM streams WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at, id",
+        )
+        .bind(status.map(StreamStatus::as_str))
+        .fetch_all(&self.pool)
+        .await
         .map_err(CoreError::db("list streams"))?;
         Ok(rows.iter().map(stream_from_row).collect())
+    }
+
+    async fn page_streams(
+        &self,
+        status: Option<StreamStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Stream>, CoreError> {
+        let status = status.map(StreamStatus::as_str);
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM streams WHERE (?1 IS NULL OR status = ?1)")
+                .bind(status)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(CoreError::db("count streams"))?;
+        let rows = sqlx::query(
+            "SELECT * FROM streams WHERE (?1 IS NULL OR status = ?1) \
+             ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+        )
+        .bind(status)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("page streams"))?;
+        Ok(Page {
+            items: rows.iter().map(stream_from_row).collect(),
+            page: page.page(),
+            per_page: page.per_page(),
+            total: to_u64(total),
+        })
+    }
+
+    async fn rename_stream(&self, id: Uuid, name: &str) -> Result<Stream, CoreError> {
+        let name = normalize_name(name)?;
+        let row = sqlx::query("UPDATE streams SET name = ? WHERE id = ? RETURNING *")
+            .bind(&name)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(CoreError::db("rename stream"))?
+            .ok_or(CoreError::StreamNotFound(id))?;
+        Ok(stream_from_row(&row))
+    }
+
+    async fn delete_stream(&self, id: Uuid) -> Result<(), CoreError> {
+        let done = sqlx::query("DELETE FROM streams WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(CoreError::db("delete stream"))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::StreamNotFound(id));
+        }
+        Ok(())
     }
 
     async fn transition(
@@ -151,9 +247,14 @@ impl StreamRepository for SqliteRepository {
         to: StreamStatus,
         at: DateTime<Utc>,
     ) -> Result<Stream, CoreError> {
-        // BEGIN IMMEDIATE semantics: the write lock is taken by the UPDATE's
-        // guard on the current status, so a concurrent transition cannot slip in.
-        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let at = model::to_db_precision(at);
+        // The write lock first: no other writer can change the row between
+        // the check and the update.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(CoreError::db("begin immediate"))?;
         let row = sqlx::query("SELECT * FROM streams WHERE id = ?")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
@@ -168,29 +269,15 @@ impl StreamRepository for SqliteRepository {
                 to,
             });
         }
-        let (started, ended) = match to {
-            StreamStatus::Active => (Some(at), None),
-            StreamStatus::Ended | StreamStatus::Error => (stream.started_at, Some(at)),
-            StreamStatus::Pending => (stream.started_at, stream.ended_at),
-        };
-        let done = sqlx::query(
-            "UPDATE streams SET status = ?, started_at = ?, ended_at = ? WHERE id = ? AND status = ?",
-        )
-        .bind(to.as_str())
-        .bind(started.map(ts))
-        .bind(ended.map(ts))
-        .bind(id.to_string())
-        .bind(stream.status.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(CoreError::db("update stream status"))?;
-        if done.rows_affected() != 1 {
-            return Err(CoreError::InvalidTransition {
-                stream_id: id,
-                from: stream.status,
-                to,
-            });
-        }
+        let (started, ended) = transition_times(&stream, to, at);
+        sqlx::query("UPDATE streams SET status = ?, started_at = ?, ended_at = ? WHERE id = ?")
+            .bind(to.as_str())
+            .bind(started.map(ts))
+            .bind(ended.map(ts))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::db("update stream status"))?;
         tx.commit().await.map_err(CoreError::db("commit"))?;
         stream.status = to;
         stream.started_at = started;
@@ -200,42 +287,40 @@ impl StreamRepository for SqliteRepository {
 
     async fn add_key(&self, stream_id: Uuid) -> Result<(StreamKey, String), CoreError> {
         let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
-        let exists = sqlx::query("SELECT 1 FROM streams WHERE id = ?")
-            .bind(stream_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::db("select stream"))?;
-        if exists.is_none() {
-            return Err(CoreError::StreamNotFound(stream_id));
-        }
         let out = insert_key(&mut tx, stream_id).await?;
         tx.commit().await.map_err(CoreError::db("commit"))?;
         Ok(out)
     }
 
-    async fn list_keys(&self, stream_id: Uuid) -> Result<Vec<StreamKey>, CoreError> {
-        let rows = sqlx::query("SELECT * FROM stream_keys WHERE stream_id = ? ORDER BY created_at")
-            .bind(stream_id.to_string())
-            .fetch_all(&self.pool)
+    async fn get_key(&self, key_id: Uuid) -> Result<Option<StreamKey>, CoreError> {
+        let row = sqlx::query("SELECT * FROM stream_keys WHERE id = ?")
+            .bind(key_id.to_string())
+            .fetch_optional(&self.pool)
             .await
-            .map_err(CoreError::db("list keys"))?;
+            .map_err(CoreError::db("select key"))?;
+        Ok(row.as_ref().map(key_from_row))
+    }
+
+    async fn list_keys(&self, stream_id: Uuid) -> Result<Vec<StreamKey>, CoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM stream_keys WHERE stream_id = ? ORDER BY created_at, id")
+                .bind(stream_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(CoreError::db("list keys"))?;
         Ok(rows.iter().map(key_from_row).collect())
     }
 
     async fn revoke_key(&self, key_id: Uuid) -> Result<StreamKey, CoreError> {
         sqlx::query("UPDATE stream_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(ts(Utc::now()))
+            .bind(ts(model::now()))
             .bind(key_id.to_string())
             .execute(&self.pool)
             .await
             .map_err(CoreError::db("revoke key"))?;
-        let row = sqlx::query("SELECT * FROM stream_keys WHERE id = ?")
-            .bind(key_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(CoreError::db("select key"))?
-            .ok_or(CoreError::KeyNotFound(key_id))?;
-        Ok(key_from_row(&row))
+        self.get_key(key_id)
+            .await?
+            .ok_or(CoreError::KeyNotFound(key_id))
     }
 
     async fn revoke_stream_keys(&self, stream_id: Uuid) -> Result<u64, CoreError> {
@@ -245,7 +330,7 @@ impl StreamRepository for SqliteRepository {
         let done = sqlx::query(
             "UPDATE stream_keys SET revoked_at = ? WHERE stream_id = ? AND revoked_at IS NULL",
         )
-        .bind(ts(Utc::now()))
+        .bind(ts(model::now()))
         .bind(stream_id.to_string())
         .execute(&self.pool)
         .await
@@ -262,26 +347,186 @@ impl StreamRepository for SqliteRepository {
             .fetch_all(&self.pool)
             .await
             .map_err(CoreError::db("select keys by prefix"))?;
-        for row in &rows {
-            let key = key_from_row(row);
-            if !keys::verify(presented, &key.hash) {
-                continue;
-            }
-            if key.is_revoked() {
-                return Ok(KeyCheck::Revoked {
-                    stream_id: key.stream_id,
-                    key_id: key.id,
-                });
-            }
-            return match self.get_stream(key.stream_id).await? {
-                Some(stream) => Ok(KeyCheck::Valid {
+        let keys: Vec<StreamKey> = rows.iter().map(key_from_row).collect();
+        match super::find_match(presented, &keys) {
+            Some(key) if key.is_revoked() => Ok(KeyCheck::Revoked {
+                stream_id: key.stream_id,
+                key_id: key.id,
+            }),
+            Some(key) => Ok(match self.get_stream(key.stream_id).await? {
+                Some(stream) => KeyCheck::Valid {
                     stream,
                     key_id: key.id,
-                }),
-                None => Ok(KeyCheck::Unknown),
-            };
+                },
+                None => KeyCheck::Unknown,
+            }),
+            None => Ok(KeyCheck::Unknown),
         }
-        Ok(KeyCheck::Unknown)
+    }
+
+    async fn upsert_viewer_session(&self, s: &ViewerSession) -> Result<(), CoreError> {
+        sqlx::query(
+            "INSERT INTO viewer_sessions \
+             (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, quality = excluded.quality, \
+             user_agent = excluded.user_agent, last_seen_at = excluded.last_seen_at, \
+             ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent",
+        )
+        .bind(s.id.to_string())
+        .bind(s.stream_id.to_string())
+        .bind(&s.protocol)
+        .bind(&s.quality)
+        .bind(&s.user_agent)
+        .bind(ts(s.started_at))
+        .bind(ts(s.last_seen_at))
+        .bind(s.ended_at.map(ts))
+        .bind(to_i64(s.bytes_sent))
+        .execute(&self.pool)
+        .await
+        .map_err(fk_as_not_found(s.stream_id, "upsert viewer session"))?;
+        Ok(())
+    }
+
+    async fn page_viewer_sessions(
+        &self,
+        stream_id: Uuid,
+        active_only: bool,
+        page: PageRequest,
+    ) -> Result<Page<ViewerSession>, CoreError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM viewer_sessions WHERE stream_id = ?1 AND (?2 = 0 OR ended_at IS NULL)",
+        )
+        .bind(stream_id.to_string())
+        .bind(active_only)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(CoreError::db("count viewer sessions"))?;
+        let rows = sqlx::query(
+            "SELECT * FROM viewer_sessions WHERE stream_id = ?1 AND (?2 = 0 OR ended_at IS NULL) \
+             ORDER BY started_at DESC, id DESC LIMIT ?3 OFFSET ?4",
+        )
+        .bind(stream_id.to_string())
+        .bind(active_only)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("page viewer sessions"))?;
+        Ok(Page {
+            items: rows.iter().map(viewer_from_row).collect(),
+            page: page.page(),
+            per_page: page.per_page(),
+            total: to_u64(total),
+        })
+    }
+
+    async fn count_active_viewers(&self, stream_id: Uuid) -> Result<u64, CoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM viewer_sessions WHERE stream_id = ? AND ended_at IS NULL",
+        )
+        .bind(stream_id.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(CoreError::db("count active viewers"))?;
+        Ok(to_u64(n))
+    }
+
+    async fn record_metrics(&self, m: &StreamMetrics) -> Result<(), CoreError> {
+        sqlx::query(
+            "INSERT INTO stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
+             egress_bitrate_kbps, frames_dropped, segments_produced) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (stream_id, at) DO UPDATE SET concurrent_viewers = excluded.concurrent_viewers, \
+             ingest_bitrate_kbps = excluded.ingest_bitrate_kbps, egress_bitrate_kbps = excluded.egress_bitrate_kbps, \
+             frames_dropped = excluded.frames_dropped, segments_produced = excluded.segments_produced",
+        )
+        .bind(m.stream_id.to_string())
+        .bind(ts(model::to_db_precision(m.at)))
+        .bind(to_i64(m.concurrent_viewers))
+        .bind(to_i64(m.ingest_bitrate_kbps))
+        .bind(to_i64(m.egress_bitrate_kbps))
+        .bind(to_i64(m.frames_dropped))
+        .bind(to_i64(m.segments_produced))
+        .execute(&self.pool)
+        .await
+        .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
+        Ok(())
+    }
+
+    async fn list_metrics(
+        &self,
+        stream_id: Uuid,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<StreamMetrics>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stream_metrics WHERE stream_id = ?1 AND (?2 IS NULL OR at >= ?2) \
+             ORDER BY at LIMIT ?3",
+        )
+        .bind(stream_id.to_string())
+        .bind(since.map(|t| ts(model::to_db_precision(t))))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list metrics"))?;
+        Ok(rows.iter().map(metrics_from_row).collect())
+    }
+
+    async fn set_quality_levels(
+        &self,
+        stream_id: Uuid,
+        levels: &[QualityLevel],
+    ) -> Result<(), CoreError> {
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let exists = sqlx::query("SELECT 1 FROM streams WHERE id = ?")
+            .bind(stream_id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::db("select stream"))?;
+        if exists.is_none() {
+            return Err(CoreError::StreamNotFound(stream_id));
+        }
+        sqlx::query("DELETE FROM quality_levels WHERE stream_id = ?")
+            .bind(stream_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::db("clear quality levels"))?;
+        for (position, q) in levels.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO quality_levels (stream_id, name, position, width, height, bitrate_kbps, \
+                 frame_rate, codec) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(stream_id.to_string())
+            .bind(&q.name)
+            .bind(to_i64(position as u64))
+            .bind(q.width.map(i64::from))
+            .bind(q.height.map(i64::from))
+            .bind(q.bitrate_kbps.map(i64::from))
+            .bind(q.frame_rate)
+            .bind(&q.codec)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    CoreError::Invalid(format!("quality level {:?} listed twice", q.name))
+                }
+                _ => CoreError::Database {
+                    context: "insert quality level",
+                    source: e,
+                },
+            })?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn list_quality_levels(&self, stream_id: Uuid) -> Result<Vec<QualityLevel>, CoreError> {
+        let rows = sqlx::query("SELECT * FROM quality_levels WHERE stream_id = ? ORDER BY position")
+            .bind(stream_id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(CoreError::db("list quality levels"))?;
+        Ok(rows.iter().map(quality_from_row).collect())
     }
 
     async fn ping(&self) -> Result<(), CoreError> {
@@ -290,6 +535,19 @@ impl StreamRepository for SqliteRepository {
             .await
             .map_err(CoreError::db("ping"))?;
         Ok(())
+    }
+}
+
+/// `started_at` / `ended_at` after moving `stream` to `to` at `at`.
+pub(super) fn transition_times(
+    stream: &Stream,
+    to: StreamStatus,
+    at: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    match to {
+        StreamStatus::Active => (Some(at), None),
+        StreamStatus::Ended | StreamStatus::Error => (stream.started_at, Some(at)),
+        StreamStatus::Pending => (stream.started_at, stream.ended_at),
     }
 }
 
@@ -303,7 +561,7 @@ async fn insert_key(
         stream_id,
         prefix: new.prefix,
         hash: new.hash,
-        created_at: Utc::now(),
+        created_at: model::now(),
         revoked_at: None,
     };
     sqlx::query(
@@ -316,6 +574,6 @@ async fn insert_key(
     .bind(ts(key.created_at))
     .execute(&mut *tx)
     .await
-    .map_err(CoreError::db("insert key"))?;
+    .map_err(fk_as_not_found(stream_id, "insert key"))?;
     Ok((key, new.plaintext))
 }

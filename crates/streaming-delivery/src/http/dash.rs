@@ -5,14 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
-use streaming_core::store::{Rendition, RenditionKind, StreamMediaState};
+use streaming_core::store::{Rendition, StreamMediaState};
 use streaming_media::dash::{AdaptationSet, ContentType, Mpd, Representation, TimelineEntry, write_mpd};
 use uuid::Uuid;
 
 use super::DeliveryState;
 use super::hls::playable;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
-use crate::packaging::{AUDIO, SOURCE};
+use crate::packaging::AUDIO;
 
 pub async fn manifest(
     State(state): State<DeliveryState>,
@@ -68,24 +68,25 @@ pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -
     let mut sets = Vec::new();
     let mut max_seg = 0f64;
     let mut window = 0f64;
-    for (name, content_type) in [(SOURCE, ContentType::Video), (AUDIO, ContentType::Audio)] {
-        let Some(r) = st.renditions.get(name).filter(|r| playable(r)) else {
+    // One video AdaptationSet (every rendition cut on the same instants) and one audio.
+    let videos = super::hls::video_renditions(st);
+    let audio: Vec<_> = st.renditions.get(AUDIO).filter(|r| playable(r)).map(|r| (AUDIO, r)).into_iter().collect();
+    for (group, content_type, mime) in [(videos, ContentType::Video, "video/mp4"), (audio, ContentType::Audio, "audio/mp4")] {
+        if group.is_empty() {
             continue;
-        };
-        for s in r.listed(listed) {
-            max_seg = max_seg.max(s.duration_secs());
         }
-        window = window.max(r.listed(listed).map(|s| s.duration_secs()).sum());
-        let mime = match r.info.kind {
-            RenditionKind::Video => "video/mp4",
-            RenditionKind::Audio => "audio/mp4",
-        };
+        for (_, r) in &group {
+            for s in r.listed(listed) {
+                max_seg = max_seg.max(s.duration_secs());
+            }
+            window = window.max(r.listed(listed).map(|s| s.duration_secs()).sum());
+        }
         sets.push(AdaptationSet {
             id: sets.len() as u32,
             content_type,
             mime_type: mime.into(),
             segment_alignment: true,
-            representations: vec![representation(id, name, r, listed)],
+            representations: group.iter().map(|(name, r)| representation(id, name, r, listed)).collect(),
         });
     }
     if sets.is_empty() {

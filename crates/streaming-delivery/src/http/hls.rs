@@ -48,16 +48,28 @@ pub async fn master(
     response::body(&headers, M3U8, cache, snapshot.updated_ms, response::etag_of(&data), data)
 }
 
+/// Playable video renditions, best first (the source leads).
+pub(crate) fn video_renditions(st: &StreamMediaState) -> Vec<(&str, &Rendition)> {
+    let mut v: Vec<_> = st
+        .renditions
+        .iter()
+        .filter(|(_, r)| r.info.kind == RenditionKind::Video && playable(r))
+        .map(|(n, r)| (n.as_str(), r))
+        .collect();
+    v.sort_by_key(|(n, r)| (*n != SOURCE, std::cmp::Reverse(r.info.height.unwrap_or(0))));
+    v
+}
+
 pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
-    let video = st.renditions.get(SOURCE).filter(|r| playable(r));
+    let videos = video_renditions(st);
     let audio = st.renditions.get(AUDIO).filter(|r| playable(r));
-    if video.is_none() && audio.is_none() {
+    if videos.is_empty() && audio.is_none() {
         return None;
     }
     let audio_group = audio.map(|_| "audio".to_string());
     let (audio_peak, audio_avg) = audio.map(|a| a.bandwidth()).unwrap_or_default();
     let mut variants = Vec::new();
-    if let Some(v) = video {
+    for (name, v) in &videos {
         let (peak, avg) = v.bandwidth();
         let mut codecs = v.info.codec.clone();
         if let Some(a) = audio {
@@ -65,7 +77,7 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
             codecs.push_str(&a.info.codec);
         }
         variants.push(Variant {
-            uri: format!("{SOURCE}/index.m3u8"),
+            uri: format!("{name}/index.m3u8"),
             bandwidth: peak + audio_peak,
             average_bandwidth: Some(avg + audio_avg),
             codecs,
@@ -73,7 +85,10 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
             frame_rate: v.info.frame_rate,
             audio_group: audio_group.clone(),
         });
-    } else if let Some(a) = audio {
+    }
+    if videos.is_empty()
+        && let Some(a) = audio
+    {
         // Audio-only broadcast: the audio playlist is the only variant.
         variants.push(Variant {
             uri: format!("{AUDIO}/index.m3u8"),
@@ -85,8 +100,8 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
             audio_group: None,
         });
     }
-    let audio_renditions = match (video, audio) {
-        (Some(_), Some(a)) => vec![AudioRendition {
+    let audio_renditions = match (videos.is_empty(), audio) {
+        (false, Some(a)) => vec![AudioRendition {
             group_id: "audio".into(),
             name: "Audio".into(),
             uri: format!("{AUDIO}/index.m3u8"),

@@ -31,22 +31,29 @@
 //! - Sample durations are DTS deltas (never zero); a segment's last sample lasts until
 //!   the next sample, or as long as the one before it when the segment is flushed.
 
+mod follower;
 mod schedule;
 mod timeline;
 mod track;
+mod types;
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use crate::aac::{AacError, AudioSpecificConfig};
-use crate::avc::{self, AvcDecoderConfig, AvcError};
-use crate::cmaf::{self, CmafError};
-use crate::flv::{self, AudioPacketType, FlvError, SOUND_FORMAT_AAC, VideoPacketType};
+use crate::aac::AudioSpecificConfig;
+use crate::avc::{self, AvcDecoderConfig};
+use crate::cmaf;
+use crate::flv::{self, AudioPacketType, SOUND_FORMAT_AAC, VideoPacketType};
 use crate::frame::{Frame, FrameKind};
+pub use follower::FollowerPackager;
 use schedule::Cut;
 use timeline::TrackClock;
 use track::Muxer;
+pub use types::{
+    InitSegment, PackagerConfig, PackagerError, PackagerEvent, Part, Segment, SegmentStart,
+    TrackInfo, TrackKind,
+};
 
 /// Video media timescale (Hz).
 pub const VIDEO_TIMESCALE: u32 = 90_000;
@@ -54,143 +61,6 @@ pub const VIDEO_TIMESCALE: u32 = 90_000;
 const STARTUP_WAIT_MS: i64 = 1_000;
 /// Buffered frames that start segment 1 regardless.
 const STARTUP_MAX_FRAMES: usize = 2_000;
-
-/// Segmenting parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PackagerConfig {
-    /// Segment duration target in milliseconds (cut at the next key frame after it).
-    pub target_segment_ms: u32,
-    /// Part (CMAF chunk) duration target in milliseconds; parts never exceed it unless
-    /// a single sample does.
-    pub part_target_ms: u32,
-}
-
-impl Default for PackagerConfig {
-    fn default() -> Self {
-        Self {
-            target_segment_ms: 2000,
-            part_target_ms: 500,
-        }
-    }
-}
-
-/// Which track an output belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    Video,
-    Audio,
-}
-
-/// What players need to know about a track (HLS `CODECS`, `RESOLUTION`, …).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrackInfo {
-    pub kind: TrackKind,
-    /// RFC 6381 codec string (`avc1.64001F`, `mp4a.40.2`).
-    pub codec: String,
-    pub timescale: u32,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub frame_rate: Option<f64>,
-    pub sample_rate: Option<u32>,
-    pub channels: Option<u8>,
-}
-
-/// A CMAF header (`ftyp`+`moov`). `version` starts at 1 and grows on config changes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InitSegment {
-    pub track: TrackKind,
-    pub version: u32,
-    pub data: Bytes,
-    pub info: TrackInfo,
-}
-
-/// A CMAF chunk (`moof`+`mdat`; the first of a segment starts with `styp`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
-    pub track: TrackKind,
-    /// Number of the segment this part belongs to.
-    pub segment: u64,
-    /// Index within the segment, from 0.
-    pub index: u32,
-    pub data: Bytes,
-    /// Duration in timescale units.
-    pub duration: u64,
-    pub timescale: u32,
-    /// Starts with a key frame (always true for audio).
-    pub independent: bool,
-}
-
-/// A complete CMAF segment: all its parts concatenated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
-    pub track: TrackKind,
-    /// From 1, shared by both tracks.
-    pub number: u64,
-    /// `tfdt` of the first sample, in timescale units.
-    pub start: u64,
-    /// Sum of the sample durations, in timescale units.
-    pub duration: u64,
-    pub timescale: u32,
-    pub data: Bytes,
-    /// The timeline or decoder configuration changed before this segment.
-    pub discontinuity: bool,
-    /// Version of the [`InitSegment`] that decodes this segment.
-    pub init_version: u32,
-    pub starts_with_keyframe: bool,
-}
-
-/// Output of the packager, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PackagerEvent {
-    Init(InitSegment),
-    Part(Part),
-    Segment(Segment),
-    /// The open segments were closed because of `reason`; the next are flagged.
-    Discontinuity {
-        reason: String,
-    },
-}
-
-/// Why a frame was dropped. None is fatal: the packager stays usable.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PackagerError {
-    #[error("{kind:?} frame at {timestamp} ms: malformed FLV tag: {source}")]
-    Flv {
-        kind: TrackKind,
-        timestamp: u32,
-        #[source]
-        source: FlvError,
-    },
-    #[error("video frame at {timestamp} ms: {source}")]
-    Avc {
-        timestamp: u32,
-        #[source]
-        source: AvcError,
-    },
-    #[error("audio frame at {timestamp} ms: {source}")]
-    Aac {
-        timestamp: u32,
-        #[source]
-        source: AacError,
-    },
-    #[error("{kind:?} frame at {timestamp} ms: unsupported codec {codec}")]
-    UnsupportedCodec {
-        kind: TrackKind,
-        timestamp: u32,
-        codec: String,
-    },
-    #[error("{kind:?} frame at {timestamp} ms arrived before any sequence header")]
-    NoSequenceHeader { kind: TrackKind, timestamp: u32 },
-    #[error("{kind:?} frame at {timestamp} ms has no payload")]
-    EmptyFrame { kind: TrackKind, timestamp: u32 },
-    #[error("{kind:?} track: writing CMAF: {source}")]
-    Cmaf {
-        kind: TrackKind,
-        #[source]
-        source: CmafError,
-    },
-}
 
 /// A media frame, parsed, waiting to be timed.
 #[derive(Debug, Clone)]
@@ -246,6 +116,7 @@ pub struct Packager {
     pending_audio: VecDeque<track::Pending>,
     video_active: bool,
     video_progress: Option<u64>,
+    segment_starts: VecDeque<SegmentStart>,
 }
 
 impl Packager {
@@ -264,6 +135,7 @@ impl Packager {
             pending_audio: VecDeque::new(),
             video_active: false,
             video_progress: None,
+            segment_starts: VecDeque::new(),
         }
     }
 
@@ -274,42 +146,18 @@ impl Packager {
         match frame.kind {
             FrameKind::Script => Ok(()),
             FrameKind::Video => {
-                let tag =
-                    flv::parse_video_tag(&frame.data).map_err(|source| PackagerError::Flv {
+                let nal_length_size = self.video.raw_config.is_some();
+                let nal_length_size = nal_length_size.then_some(self.video.nal_length_size);
+                match parse_video(&frame.data, ts, nal_length_size)? {
+                    VideoTag::Config(payload) => self.video_config(payload, ts),
+                    VideoTag::Other => Ok(()),
+                    VideoTag::Coded { key, cts_ms, data } => self.media(Media {
                         kind: TrackKind::Video,
-                        timestamp: ts,
-                        source,
-                    })?;
-                if !tag.codec.is_avc() {
-                    return Err(PackagerError::UnsupportedCodec {
-                        kind: TrackKind::Video,
-                        timestamp: ts,
-                        codec: tag.codec.to_string(),
-                    });
-                }
-                match tag.packet_type {
-                    VideoPacketType::SequenceHeader => self.video_config(tag.payload, ts),
-                    VideoPacketType::EndOfSequence | VideoPacketType::Metadata => Ok(()),
-                    VideoPacketType::Coded => {
-                        if self.video.raw_config.is_none() {
-                            return Err(PackagerError::NoSequenceHeader {
-                                kind: TrackKind::Video,
-                                timestamp: ts,
-                            });
-                        }
-                        avc::validate_avcc_sample(&tag.payload, self.video.nal_length_size)
-                            .map_err(|source| PackagerError::Avc {
-                                timestamp: ts,
-                                source,
-                            })?;
-                        self.media(Media {
-                            kind: TrackKind::Video,
-                            ts,
-                            key: tag.frame_type.is_key(),
-                            cts_ms: tag.composition_time,
-                            data: tag.payload,
-                        })
-                    }
+                        ts,
+                        key,
+                        cts_ms,
+                        data,
+                    }),
                 }
             }
             FrameKind::Audio => {
@@ -381,6 +229,15 @@ impl Packager {
         self.events.pop_front()
     }
 
+    /// The start of each video segment, in order, as soon as the key frame that opens
+    /// it arrives (before any of its parts): feed them to the renditions'
+    /// [`FollowerPackager::cut`]. Never produced without video. Kept apart from
+    /// [`Packager::poll_output`] so that existing consumers see no new event; up to 64
+    /// are kept when nobody drains them (the oldest are dropped).
+    pub fn poll_segment_start(&mut self) -> Option<SegmentStart> {
+        self.segment_starts.pop_front()
+    }
+
     /// What is known of a track, once its sequence header has been seen.
     pub fn track_info(&self, kind: TrackKind) -> Option<&TrackInfo> {
         self.track(kind).info.as_ref()
@@ -414,33 +271,10 @@ impl Packager {
         if self.video.raw_config.as_ref() == Some(&payload) {
             return Ok(());
         }
-        let err = |source| PackagerError::Avc {
-            timestamp: ts,
-            source,
-        };
-        let config = AvcDecoderConfig::parse(&payload).map_err(err)?;
-        let sps = config.sps_info().map_err(err)?;
-        let init = cmaf::video_init(&config, &sps, VIDEO_TIMESCALE).map_err(|source| {
-            PackagerError::Cmaf {
-                kind: TrackKind::Video,
-                source,
-            }
-        })?;
-        let info = TrackInfo {
-            kind: TrackKind::Video,
-            codec: sps.codec_string(),
-            timescale: VIDEO_TIMESCALE,
-            width: Some(sps.width),
-            height: Some(sps.height),
-            frame_rate: sps.frame_rate,
-            sample_rate: None,
-            channels: None,
-        };
-        let nominal = sps.frame_rate.map_or(3000, |fps| {
-            (f64::from(VIDEO_TIMESCALE) / fps).round().max(1.0) as u64
-        });
-        self.video.nal_length_size = config.nal_length_size;
+        let setup = VideoSetup::parse(&payload, ts)?;
+        self.video.nal_length_size = setup.nal_length_size;
         let reason = "video decoder configuration changed";
+        let (info, init, nominal) = (setup.info, setup.init, setup.nominal);
         self.install(TrackKind::Video, payload, info, init, None, nominal, reason)
     }
 
@@ -577,5 +411,105 @@ impl Packager {
             }
         }
         result
+    }
+}
+
+/// What a packager makes of an FLV video tag body.
+pub(super) enum VideoTag {
+    /// An AVC sequence header: the `AVCDecoderConfigurationRecord`.
+    Config(Bytes),
+    /// A coded frame (AVCC NAL units, validated).
+    Coded { key: bool, cts_ms: i32, data: Bytes },
+    /// End of sequence or metadata: nothing to package.
+    Other,
+}
+
+/// Parse a video tag at RTMP time `ts`; H.264 only. `nal_length_size` is `None`
+/// until a sequence header has been installed (coded frames are refused before).
+pub(super) fn parse_video(
+    data: &Bytes,
+    ts: u32,
+    nal_length_size: Option<u8>,
+) -> Result<VideoTag, PackagerError> {
+    let tag = flv::parse_video_tag(data).map_err(|source| PackagerError::Flv {
+        kind: TrackKind::Video,
+        timestamp: ts,
+        source,
+    })?;
+    if !tag.codec.is_avc() {
+        return Err(PackagerError::UnsupportedCodec {
+            kind: TrackKind::Video,
+            timestamp: ts,
+            codec: tag.codec.to_string(),
+        });
+    }
+    match tag.packet_type {
+        VideoPacketType::SequenceHeader => Ok(VideoTag::Config(tag.payload)),
+        VideoPacketType::EndOfSequence | VideoPacketType::Metadata => Ok(VideoTag::Other),
+        VideoPacketType::Coded => {
+            let Some(nal_length_size) = nal_length_size else {
+                return Err(PackagerError::NoSequenceHeader {
+                    kind: TrackKind::Video,
+                    timestamp: ts,
+                });
+            };
+            avc::validate_avcc_sample(&tag.payload, nal_length_size).map_err(|source| {
+                PackagerError::Avc {
+                    timestamp: ts,
+                    source,
+                }
+            })?;
+            Ok(VideoTag::Coded {
+                key: tag.frame_type.is_key(),
+                cts_ms: tag.composition_time,
+                data: tag.payload,
+            })
+        }
+    }
+}
+
+/// A parsed AVC decoder configuration and what a video track makes of it.
+pub(super) struct VideoSetup {
+    pub nal_length_size: u8,
+    pub info: TrackInfo,
+    /// The CMAF init segment.
+    pub init: Bytes,
+    /// Nominal frame duration in 90 kHz ticks (from the SPS, else 30 fps).
+    pub nominal: u64,
+}
+
+impl VideoSetup {
+    pub fn parse(payload: &Bytes, ts: u32) -> Result<Self, PackagerError> {
+        let err = |source| PackagerError::Avc {
+            timestamp: ts,
+            source,
+        };
+        let config = AvcDecoderConfig::parse(payload).map_err(err)?;
+        let sps = config.sps_info().map_err(err)?;
+        let init = cmaf::video_init(&config, &sps, VIDEO_TIMESCALE).map_err(|source| {
+            PackagerError::Cmaf {
+                kind: TrackKind::Video,
+                source,
+            }
+        })?;
+        let info = TrackInfo {
+            kind: TrackKind::Video,
+            codec: sps.codec_string(),
+            timescale: VIDEO_TIMESCALE,
+            width: Some(sps.width),
+            height: Some(sps.height),
+            frame_rate: sps.frame_rate,
+            sample_rate: None,
+            channels: None,
+        };
+        let nominal = sps.frame_rate.map_or(3000, |fps| {
+            (f64::from(VIDEO_TIMESCALE) / fps).round().max(1.0) as u64
+        });
+        Ok(Self {
+            nal_length_size: config.nal_length_size,
+            info,
+            init,
+            nominal,
+        })
     }
 }

@@ -2,10 +2,14 @@
 //! audio hold-back queue, discontinuities and end of stream.
 
 use super::track::Pending;
-use super::{Media, Packager, PackagerError, PackagerEvent, TrackKind, VIDEO_TIMESCALE};
+use super::{
+    Media, Packager, PackagerError, PackagerEvent, SegmentStart, TrackKind, VIDEO_TIMESCALE,
+};
 
 /// The cut points kept for audio that lags behind video.
 const MAX_CUTS: usize = 16;
+/// Undrained [`SegmentStart`]s kept (the oldest are dropped beyond this).
+pub(super) const MAX_SEGMENT_STARTS: usize = 64;
 
 /// Segment `number` starts at `at` (in `scale` units).
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +67,7 @@ impl Packager {
         };
         let dts = clock.dts(media.ts, offset);
         let cts = i64::from(media.cts_ms) * i64::from(clock.timescale) / 1000;
+        let (input_ts, cts_ms) = (media.ts, media.cts_ms);
         let pending = Pending {
             dts,
             cts: i32::try_from(cts).unwrap_or(0),
@@ -70,7 +75,7 @@ impl Packager {
             data: media.data,
         };
         match kind {
-            TrackKind::Video => self.push_video(pending),
+            TrackKind::Video => self.push_video(pending, input_ts, cts_ms),
             TrackKind::Audio => {
                 self.pending_audio.push_back(pending);
                 self.drain_audio(false)
@@ -78,7 +83,13 @@ impl Packager {
         }
     }
 
-    fn push_video(&mut self, sample: Pending) -> Result<(), PackagerError> {
+    /// `input_ts` and `cts_ms`: the frame's RTMP timestamp and composition time.
+    fn push_video(
+        &mut self,
+        sample: Pending,
+        input_ts: u32,
+        cts_ms: i32,
+    ) -> Result<(), PackagerError> {
         self.video_progress = Some(sample.dts);
         if !self.video_active && sample.key {
             // Video (re)joins: it leads the cuts from its first key frame on.
@@ -90,10 +101,25 @@ impl Packager {
             .muxer
             .as_ref()
             .and_then(|m| Some((m.open_number()?, m.segment_start()?)));
+        let mut opened = None;
         let number = match open {
             _ if !self.video_active => None,
             Some((n, start)) if !sample.key || sample.dts < start.saturating_add(target) => Some(n),
-            _ if sample.key => Some(self.start_segment(sample.dts, VIDEO_TIMESCALE)),
+            _ if sample.key => {
+                let number = self.start_segment(sample.dts, VIDEO_TIMESCALE);
+                opened = Some(SegmentStart {
+                    number,
+                    input_timestamp: input_ts,
+                    composition_time: cts_ms,
+                    start: sample.dts,
+                    discontinuity: self
+                        .video
+                        .muxer
+                        .as_ref()
+                        .is_some_and(|m| m.next_discontinuity),
+                });
+                Some(number)
+            }
             _ => None, // no key frame yet: nothing can start a segment
         };
         if let (Some(number), Some(muxer)) = (number, self.video.muxer.as_mut()) {
@@ -103,6 +129,12 @@ impl Packager {
                     kind: TrackKind::Video,
                     source,
                 })?;
+            if let Some(start) = opened {
+                self.segment_starts.push_back(start);
+                if self.segment_starts.len() > MAX_SEGMENT_STARTS {
+                    self.segment_starts.pop_front();
+                }
+            }
         }
         self.drain_audio(false)
     }

@@ -117,6 +117,13 @@ impl Muxer {
         Ok(())
     }
 
+    /// Drop the open segment and the held sample unwritten (parts already emitted stay
+    /// emitted). Returns the dropped segment's number.
+    pub fn discard(&mut self) -> Option<u64> {
+        self.held = None;
+        self.open.take().map(|s| s.number)
+    }
+
     /// Close the open segment: the held sample lasts as long as the one before it.
     /// Returns the decode time just after the last sample written.
     pub fn flush(&mut self, events: &mut VecDeque<PackagerEvent>) -> Result<u64, CmafError> {

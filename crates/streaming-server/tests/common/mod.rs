@@ -450,3 +450,210 @@ pub fn playlist_uris(playlist: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers added for the Rust-client and hostile-input tests: a tokio driver of
+// the sans-IO `ClientSession`, and an FFmpeg-made FLV fixture.
+// ---------------------------------------------------------------------------
+
+use streaming_media::frame::Frame;
+use streaming_media::rtmp::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Our own publisher (`ClientSession`) on a real TCP connection: a thin
+/// driver that writes what the engine queues and feeds it what the server
+/// sends (read without blocking between frames).
+pub struct RustPublisher {
+    pub socket: TcpStream,
+    pub session: ClientSession,
+    pub events: Vec<ClientEvent>,
+}
+
+impl RustPublisher {
+    /// Connects to `rtmp_addr` and drives handshake, connect and publish until
+    /// `NetStream.Publish.Start` (panics on rejection, error or after `timeout`).
+    pub async fn publish(
+        rtmp_addr: std::net::SocketAddr,
+        config: ClientConfig,
+        timeout: Duration,
+    ) -> Self {
+        let socket = tokio::time::timeout(timeout, TcpStream::connect(rtmp_addr))
+            .await
+            .expect("RTMP connect timed out")
+            .expect("RTMP connect");
+        socket.set_nodelay(true).unwrap();
+        let mut p = Self {
+            socket,
+            session: ClientSession::new(config),
+            events: Vec::new(),
+        };
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            p.flush().await;
+            if p.events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::PublishStarted { .. }))
+            {
+                return p;
+            }
+            if let Some(e) = p
+                .events
+                .iter()
+                .find(|e| matches!(e, ClientEvent::PublishRejected { .. }))
+            {
+                panic!("publish rejected: {e:?}");
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let n = tokio::time::timeout(left, p.socket.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no PublishStarted within {timeout:?}; events {:?}",
+                        p.events
+                    )
+                })
+                .expect("RTMP read");
+            assert!(
+                n > 0,
+                "server closed the connection before PublishStarted; events {:?}",
+                p.events
+            );
+            p.session
+                .handle_input(std::time::Instant::now(), &buf[..n])
+                .expect("server speaks valid RTMP");
+        }
+    }
+
+    /// Writes everything the engine queued; records its events.
+    pub async fn flush(&mut self) {
+        while let Some(out) = self.session.poll_output() {
+            match out {
+                ClientOutput::Transmit(b) => {
+                    tokio::time::timeout(Duration::from_secs(10), self.socket.write_all(&b))
+                        .await
+                        .expect("RTMP write timed out")
+                        .expect("RTMP write")
+                }
+                ClientOutput::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    /// Feeds the engine whatever the server sent meanwhile (acknowledgements),
+    /// without waiting; panics if the server closed the connection.
+    pub fn read_available(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.socket.try_read(&mut buf) {
+                Ok(0) => panic!(
+                    "server closed the publishing connection; events {:?}",
+                    self.events
+                ),
+                Ok(n) => self
+                    .session
+                    .handle_input(std::time::Instant::now(), &buf[..n])
+                    .expect("server speaks valid RTMP"),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => panic!("RTMP read: {e}"),
+            }
+        }
+    }
+
+    /// Sends one frame now.
+    pub async fn send(&mut self, frame: &Frame) {
+        self.read_available();
+        self.session
+            .send_frame(frame)
+            .expect("send_frame while publishing");
+        self.flush().await;
+    }
+
+    /// Sends `frames` in real time: each at `start + (timestamp - first) ms`,
+    /// calling `before(self, frame)` ahead of each (to change chunk size …).
+    pub async fn replay_realtime(
+        &mut self,
+        frames: &[Frame],
+        mut before: impl FnMut(&mut ClientSession, &Frame),
+    ) {
+        let Some(first) = frames.first().map(|f| f.timestamp) else {
+            return;
+        };
+        let start = tokio::time::Instant::now();
+        for f in frames {
+            let at = start + Duration::from_millis(u64::from(f.timestamp.wrapping_sub(first)));
+            tokio::time::sleep_until(at).await;
+            before(&mut self.session, f);
+            self.send(f).await;
+        }
+    }
+
+    /// `FCUnpublish` + `deleteStream`, then closes the connection.
+    pub async fn finish(mut self) {
+        self.session.finish();
+        self.flush().await;
+        let _ = self.socket.shutdown().await;
+    }
+}
+
+/// `ffmpeg -f lavfi testsrc2 + sine → x264 + AAC → FLV` of `seconds`, read back
+/// with [`streaming_media::flv::FlvReader`] (tags as FFmpeg wrote them).
+pub fn ffmpeg_flv_fixture(
+    dir: &Path,
+    width: u32,
+    height: u32,
+    seconds: u32,
+    gop_secs: u32,
+) -> Vec<Frame> {
+    require("ffmpeg", "ffmpeg");
+    let path = dir.join(format!("fixture-{width}x{height}-{seconds}s.flv"));
+    let fps = 30;
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate={fps}"))
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "400k",
+        ])
+        .args([
+            "-g",
+            &(fps * gop_secs).to_string(),
+            "-keyint_min",
+            &(fps * gop_secs).to_string(),
+        ])
+        .args(["-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2"])
+        .args(["-f", "flv"])
+        .arg(&path)
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg fixture: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = bytes::Bytes::from(std::fs::read(&path).expect("read fixture"));
+    streaming_media::flv::FlvReader::new(data)
+        .expect("FLV header")
+        .map(|f| f.expect("FLV tag"))
+        .collect()
+}
+
+/// Sum of the `#EXTINF` durations of a media playlist, in seconds.
+pub fn extinf_sum(playlist: &str) -> f64 {
+    playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .filter_map(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+        .sum()
+}

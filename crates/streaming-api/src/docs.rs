@@ -1,0 +1,109 @@
+//! The OpenAPI document (`/api/openapi.json`), Swagger UI (`/api/docs`,
+//! files compiled in, no network), the reusable error responses of the
+//! operations, and the problem answers for unknown routes and methods.
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoResponses, Modify};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::problem::{Problem, ProblemKind};
+
+/// Declares the `bearer` security scheme (the admin token).
+pub struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "The admin token: STREAMING_ADMIN_TOKEN, else generated into DATA_DIR/admin_token",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Errors of an admin operation without a body.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors {
+    /// Malformed query parameter.
+    #[response(status = 400, content_type = "application/problem+json")]
+    InvalidQuery(Problem),
+    /// No valid admin bearer token.
+    #[response(status = 401, content_type = "application/problem+json",
+               headers(("www-authenticate" = String, description = "`Bearer`")))]
+    Unauthorized(Problem),
+    /// No such stream or key.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The database is unavailable; retry later.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// Errors of an admin operation with a JSON body.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyErrors {
+    /// Malformed JSON.
+    #[response(status = 400, content_type = "application/problem+json")]
+    InvalidBody(Problem),
+    /// No valid admin bearer token.
+    #[response(status = 401, content_type = "application/problem+json",
+               headers(("www-authenticate" = String, description = "`Bearer`")))]
+    Unauthorized(Problem),
+    /// No such stream.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The body is too large.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
+    /// Well-formed JSON with an invalid value.
+    #[response(status = 422, content_type = "application/problem+json")]
+    InvalidInput(Problem),
+    /// The database is unavailable; retry later.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// Errors of a public operation.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum PublicErrors {
+    /// No such stream.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The database is unavailable; retry later.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// Any path under `/api/v1` that names no operation.
+pub async fn unknown_route() -> Problem {
+    Problem::new(ProblemKind::NotFound, "no such API route")
+}
+
+/// A known path with a method it does not have.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(ProblemKind::MethodNotAllowed, "this path does not take that method")
+}
+
+/// `/api/openapi.json` and Swagger UI at `/api/docs`.
+pub fn router(doc: utoipa::openapi::OpenApi) -> Router {
+    // No online validator badge: the page must not reach out to the internet.
+    let config = Config::new(["/api/openapi.json"]).validator_url("none");
+    SwaggerUi::new("/api/docs")
+        .url("/api/openapi.json", doc)
+        .config(config)
+        .into()
+}

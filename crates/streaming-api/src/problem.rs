@@ -1,0 +1,267 @@
+//! Errors as RFC 9457 problem documents (`application/problem+json`).
+//!
+//! Every error the API returns has a stable `type`, one per [`ProblemKind`]:
+//! `https://streaming.invalid/problems/{kind}`. Clients branch on `type` (and
+//! `status`); `title` is the kind's fixed summary and `detail` is for humans.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use streaming_core::CoreError;
+use tracing::{error, warn};
+use utoipa::ToSchema;
+
+/// Base of every problem `type` URI.
+pub const TYPE_BASE: &str = "https://streaming.invalid/problems/";
+
+/// The kinds of problem the API reports; each maps to one `type` and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// 400: the body is not JSON, or not the JSON the operation takes.
+    InvalidBody,
+    /// 400: a query parameter is malformed or out of range.
+    InvalidQuery,
+    /// 401: no valid admin bearer token.
+    Unauthorized,
+    /// 404: no such stream, key or route.
+    NotFound,
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed,
+    /// 409: the stream's state machine forbids the change.
+    InvalidTransition,
+    /// 413: the body is too large.
+    PayloadTooLarge,
+    /// 415: the body must be `application/json`.
+    UnsupportedMediaType,
+    /// 422: well-formed JSON with an invalid value (e.g. an empty name).
+    InvalidInput,
+    /// 500: a bug; the log has the details.
+    Internal,
+    /// 503: the database cannot be reached; retry later.
+    DatabaseUnavailable,
+}
+
+impl ProblemKind {
+    pub const ALL: [ProblemKind; 11] = [
+        ProblemKind::InvalidBody,
+        ProblemKind::InvalidQuery,
+        ProblemKind::Unauthorized,
+        ProblemKind::NotFound,
+        ProblemKind::MethodNotAllowed,
+        ProblemKind::InvalidTransition,
+        ProblemKind::PayloadTooLarge,
+        ProblemKind::UnsupportedMediaType,
+        ProblemKind::InvalidInput,
+        ProblemKind::Internal,
+        ProblemKind::DatabaseUnavailable,
+    ];
+
+    /// The last segment of the `type` URI.
+    pub fn slug(self) -> &'static str {
+        match self {
+            ProblemKind::InvalidBody => "invalid-body",
+            ProblemKind::InvalidQuery => "invalid-query",
+            ProblemKind::Unauthorized => "unauthorized",
+            ProblemKind::NotFound => "not-found",
+            ProblemKind::MethodNotAllowed => "method-not-allowed",
+            ProblemKind::InvalidTransition => "invalid-transition",
+            ProblemKind::PayloadTooLarge => "payload-too-large",
+            ProblemKind::UnsupportedMediaType => "unsupported-media-type",
+            ProblemKind::InvalidInput => "invalid-input",
+            ProblemKind::Internal => "internal",
+            ProblemKind::DatabaseUnavailable => "database-unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProblemKind::InvalidBody | ProblemKind::InvalidQuery => StatusCode::BAD_REQUEST,
+            ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ProblemKind::NotFound => StatusCode::NOT_FOUND,
+            ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProblemKind::InvalidTransition => StatusCode::CONFLICT,
+            ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProblemKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ProblemKind::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ProblemKind::InvalidBody => "Invalid request body",
+            ProblemKind::InvalidQuery => "Invalid query parameter",
+            ProblemKind::Unauthorized => "Unauthorized",
+            ProblemKind::NotFound => "Not found",
+            ProblemKind::MethodNotAllowed => "Method not allowed",
+            ProblemKind::InvalidTransition => "Invalid stream state transition",
+            ProblemKind::PayloadTooLarge => "Payload too large",
+            ProblemKind::UnsupportedMediaType => "Unsupported media type",
+            ProblemKind::InvalidInput => "Invalid input",
+            ProblemKind::Internal => "Internal server error",
+            ProblemKind::DatabaseUnavailable => "Database unavailable",
+        }
+    }
+
+    pub fn type_uri(self) -> String {
+        format!("{TYPE_BASE}{}", self.slug())
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(title = "Problem")]
+pub struct Problem {
+    /// Stable identifier of the kind of problem:
+    /// `https://streaming.invalid/problems/{unauthorized|not-found|invalid-body|invalid-query|invalid-input|invalid-transition|method-not-allowed|payload-too-large|unsupported-media-type|database-unavailable|internal}`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary, fixed per `type`.
+    pub title: String,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong this time.
+    pub detail: String,
+    #[serde(skip)]
+    #[schema(ignore)]
+    code: ProblemKind,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind: kind.type_uri(),
+            title: kind.title().to_string(),
+            status: kind.status().as_u16(),
+            detail: detail.into(),
+            code: kind,
+        }
+    }
+
+    pub fn kind(&self) -> ProblemKind {
+        self.code
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(ProblemKind::NotFound, format!("no such {what}"))
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        let headers = resp.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self.code {
+            ProblemKind::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ProblemKind::DatabaseUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// Whether a database error means "cannot reach the database right now"
+/// (503, retry) rather than a bug (500).
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions (class 08), shutdown and
+            // startup (57P01..57P03), too many connections (53300);
+            // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6).
+            code.starts_with("08")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+        }
+        _ => false,
+    }
+}
+
+impl From<CoreError> for Problem {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::StreamNotFound(_) => Problem::not_found("stream"),
+            CoreError::KeyNotFound(_) => Problem::not_found("stream key"),
+            CoreError::InvalidTransition { .. } => {
+                Problem::new(ProblemKind::InvalidTransition, e.to_string())
+            }
+            CoreError::Invalid(d) => Problem::new(ProblemKind::InvalidInput, d),
+            CoreError::Database { ref source, .. } if is_unavailable(source) => {
+                warn!(error = %e, "database unavailable");
+                Problem::new(
+                    ProblemKind::DatabaseUnavailable,
+                    "the database is unavailable; retry later",
+                )
+            }
+            other => {
+                error!(error = %other, "internal error");
+                Problem::new(ProblemKind::Internal, "internal error; see the server log")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_distinct_types_and_error_statuses() {
+        let mut seen = std::collections::HashSet::new();
+        for k in ProblemKind::ALL {
+            assert!(seen.insert(k.type_uri()), "duplicate type {}", k.type_uri());
+            assert!(k.status().is_client_error() || k.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn problem_json_shape() {
+        let p = Problem::new(ProblemKind::NotFound, "no such stream");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["type"], "https://streaming.invalid/problems/not-found");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["title"], "Not found");
+        assert_eq!(v.as_object().unwrap().len(), 4, "{v}");
+        let resp = p.into_response();
+        assert_eq!(resp.status(), 404);
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn pool_timeouts_are_503_and_bugs_500() {
+        let p: Problem = CoreError::Database {
+            context: "x",
+            source: sqlx::Error::PoolTimedOut,
+        }
+        .into();
+        assert_eq!(p.kind(), ProblemKind::DatabaseUnavailable);
+        let p: Problem = CoreError::Database {
+            context: "x",
+            source: sqlx::Error::RowNotFound,
+        }
+        .into();
+        assert_eq!(p.kind(), ProblemKind::Internal);
+    }
+}

@@ -1,0 +1,566 @@
+//! PostgreSQL repository (`DATABASE_URL=postgres://…`), migrations in
+//! `migrations/postgres`; several server replicas may share one database.
+//!
+//! Native types: `uuid`, `timestamptz` (microseconds, like the SQLite text
+//! form), `bytea`. A transition locks the stream's row (`SELECT … FOR
+//! UPDATE`) inside its transaction, so concurrent transitions of one stream,
+//! from any number of pools or replicas, are serialised: exactly one of two
+//! racing PENDING → ACTIVE moves wins, the other sees ACTIVE and gets
+//! [`CoreError::InvalidTransition`].
+//!
+//! Pool: connections are checked before use and a caller waits at most
+//! [`PostgresRepository::ACQUIRE_TIMEOUT`] for one, so an unreachable server
+//! turns into a prompt error (HTTP 503) rather than a hang, and the pool
+//! reconnects by itself once PostgreSQL is back.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use uuid::Uuid;
+
+use super::sqlite::transition_times;
+use super::{
+    CreatedStream, KeyCheck, StreamRepository, fk_as_not_found, normalize_name, to_i64, to_u32,
+    to_u64,
+};
+use crate::CoreError;
+use crate::keys;
+use crate::model::{
+    self, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus,
+    ViewerSession,
+};
+
+#[derive(Clone)]
+pub struct PostgresRepository {
+    pool: PgPool,
+}
+
+impl PostgresRepository {
+    /// Longest wait for a pooled connection before an operation fails.
+    pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Connections per pool (per server process).
+    pub const MAX_CONNECTIONS: u32 = 16;
+
+    /// Connects and runs the migrations (concurrent starts are safe: sqlx
+    /// serialises migrations with an advisory lock).
+    pub async fn connect(url: &str) -> Result<Self, CoreError> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(CoreError::db("parse postgres url"))?
+            .application_name("streaming-server");
+        let pool = PgPoolOptions::new()
+            .max_connections(Self::MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(Self::ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
+            .idle_timeout(Some(Duration::from_secs(300)))
+            .connect_with(opts)
+            .await
+            .map_err(CoreError::db("connect to postgres"))?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn stream_from_row(row: &PgRow) -> Stream {
+    let status: String = row.get("status");
+    Stream {
+        id: row.get("id"),
+        name: row.get("name"),
+        status: status.parse().unwrap_or(StreamStatus::Error),
+        created_at: row.get("created_at"),
+        started_at: row.get("started_at"),
+        ended_at: row.get("ended_at"),
+    }
+}
+
+fn key_from_row(row: &PgRow) -> StreamKey {
+    let hash: Vec<u8> = row.get("key_hash");
+    let mut h = [0u8; 32];
+    if hash.len() == 32 {
+        h.copy_from_slice(&hash);
+    }
+    StreamKey {
+        id: row.get("id"),
+        stream_id: row.get("stream_id"),
+        prefix: row.get("prefix"),
+        hash: h,
+        created_at: row.get("created_at"),
+        revoked_at: row.get("revoked_at"),
+    }
+}
+
+fn viewer_from_row(row: &PgRow) -> ViewerSession {
+    ViewerSession {
+        id: row.get("id"),
+        stream_id: row.get("stream_id"),
+        protocol: row.get("protocol"),
+        quality: row.get("quality"),
+        user_agent: row.get("user_agent"),
+        started_at: row.get("started_at"),
+        last_seen_at: row.get("last_seen_at"),
+        ended_at: row.get("ended_at"),
+        bytes_sent: to_u64(row.get("bytes_sent")),
+    }
+}
+
+fn metrics_from_row(row: &PgRow) -> StreamMetrics {
+    StreamMetrics {
+        stream_id: row.get("stream_id"),
+        at: row.get("at"),
+        concurrent_viewers: to_u64(row.get("concurrent_viewers")),
+        ingest_bitrate_kbps: to_u64(row.get("ingest_bitrate_kbps")),
+        egress_bitrate_kbps: to_u64(row.get("egress_bitrate_kbps")),
+        frames_dropped: to_u64(row.get("frames_dropped")),
+        segments_produced: to_u64(row.get("segments_produced")),
+    }
+}
+
+fn quality_from_row(row: &PgRow) -> QualityLevel {
+    QualityLevel {
+        name: row.get("name"),
+        width: to_u32(row.get("width")),
+        height: to_u32(row.get("height")),
+        bitrate_kbps: to_u32(row.get("bitrate_kbps")),
+        frame_rate: row.get("frame_rate"),
+        codec: row.get("codec"),
+    }
+}
+
+#[async_trait]
+impl StreamRepository for PostgresRepository {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_stream(&self, name: &str) -> Result<CreatedStream, CoreError> {
+        let name = normalize_name(name)?;
+        let now = model::now();
+        let stream = Stream {
+            id: Uuid::new_v4(),
+            name,
+            status: StreamStatus::Pending,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+        };
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        sqlx::query("INSERT INTO streams (id, name, status, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(stream.id)
+            .bind(&stream.name)
+            .bind(stream.status.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::db("insert stream"))?;
+        let (key, plaintext_key) = insert_key(&mut tx, stream.id).await?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(CreatedStream {
+            stream,
+            key,
+            plaintext_key,
+        })
+    }
+
+    async fn get_stream(&self, id: Uuid) -> Result<Option<Stream>, CoreError> {
+        let row = sqlx::query("SELECT * FROM streams WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(CoreError::db("select stream"))?;
+        Ok(row.as_ref().map(stream_from_row))
+    }
+
+    async fn list_streams(&self, status: Option<StreamStatus>) -> Result<Vec<Stream>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM streams WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at, id",
+        )
+        .bind(status.map(StreamStatus::as_str))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list streams"))?;
+        Ok(rows.iter().map(stream_from_row).collect())
+    }
+
+    async fn page_streams(
+        &self,
+        status: Option<StreamStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Stream>, CoreError> {
+        let status = status.map(StreamStatus::as_str);
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM streams WHERE ($1::text IS NULL OR status = $1)",
+        )
+        .bind(status)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(CoreError::db("count streams"))?;
+        let rows = sqlx::query(
+            "SELECT * FROM streams WHERE ($1::text IS NULL OR status = $1) \
+             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(status)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("page streams"))?;
+        Ok(Page {
+            items: rows.iter().map(stream_from_row).collect(),
+            page: page.page(),
+            per_page: page.per_page(),
+            total: to_u64(total),
+        })
+    }
+
+    async fn rename_stream(&self, id: Uuid, name: &str) -> Result<Stream, CoreError> {
+        let name = normalize_name(name)?;
+        let row = sqlx::query("UPDATE streams SET name = $1 WHERE id = $2 RETURNING *")
+            .bind(&name)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(CoreError::db("rename stream"))?
+            .ok_or(CoreError::StreamNotFound(id))?;
+        Ok(stream_from_row(&row))
+    }
+
+    async fn delete_stream(&self, id: Uuid) -> Result<(), CoreError> {
+        let done = sqlx::query("DELETE FROM streams WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(CoreError::db("delete stream"))?;
+        if done.rows_affected() == 0 {
+            return Err(CoreError::StreamNotFound(id));
+        }
+        Ok(())
+    }
+
+    async fn transition(
+        &self,
+        id: Uuid,
+        to: StreamStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Stream, CoreError> {
+        let at = model::to_db_precision(at);
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        // The row lock serialises transitions of this stream across every
+        // connection of every replica until this transaction ends.
+        let row = sqlx::query("SELECT * FROM streams WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::db("lock stream"))?
+            .ok_or(CoreError::StreamNotFound(id))?;
+        let mut stream = stream_from_row(&row);
+        if !stream.status.can_transition_to(to) {
+            return Err(CoreError::InvalidTransition {
+                stream_id: id,
+                from: stream.status,
+                to,
+            });
+        }
+        let (started, ended) = transition_times(&stream, to, at);
+        sqlx::query("UPDATE streams SET status = $1, started_at = $2, ended_at = $3 WHERE id = $4")
+            .bind(to.as_str())
+            .bind(started)
+            .bind(ended)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::db("update stream status"))?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        stream.status = to;
+        stream.started_at = started;
+        stream.ended_at = ended;
+        Ok(stream)
+    }
+
+    async fn add_key(&self, stream_id: Uuid) -> Result<(StreamKey, String), CoreError> {
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let out = insert_key(&mut tx, stream_id).await?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(out)
+    }
+
+    async fn get_key(&self, key_id: Uuid) -> Result<Option<StreamKey>, CoreError> {
+        let row = sqlx::query("SELECT * FROM stream_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(CoreError::db("select key"))?;
+        Ok(row.as_ref().map(key_from_row))
+    }
+
+    async fn list_keys(&self, stream_id: Uuid) -> Result<Vec<StreamKey>, CoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM stream_keys WHERE stream_id = $1 ORDER BY created_at, id")
+                .bind(stream_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(CoreError::db("list keys"))?;
+        Ok(rows.iter().map(key_from_row).collect())
+    }
+
+    async fn revoke_key(&self, key_id: Uuid) -> Result<StreamKey, CoreError> {
+        sqlx::query("UPDATE stream_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(model::now())
+            .bind(key_id)
+            .execute(&self.pool)
+            .await
+            .map_err(CoreError::db("revoke key"))?;
+        self.get_key(key_id)
+            .await?
+            .ok_or(CoreError::KeyNotFound(key_id))
+    }
+
+    async fn revoke_stream_keys(&self, stream_id: Uuid) -> Result<u64, CoreError> {
+        if self.get_stream(stream_id).await?.is_none() {
+            return Err(CoreError::StreamNotFound(stream_id));
+        }
+        let done = sqlx::query(
+            "UPDATE stream_keys SET revoked_at = $1 WHERE stream_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(model::now())
+        .bind(stream_id)
+        .execute(&self.pool)
+        .await
+        .map_err(CoreError::db("revoke stream keys"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn check_key(&self, presented: &str) -> Result<KeyCheck, CoreError> {
+        let Some(prefix) = keys::prefix_of(presented) else {
+            return Ok(KeyCheck::Unknown);
+        };
+        let rows = sqlx::query("SELECT * FROM stream_keys WHERE prefix = $1")
+            .bind(prefix)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(CoreError::db("select keys by prefix"))?;
+        let keys: Vec<StreamKey> = rows.iter().map(key_from_row).collect();
+        match super::find_match(presented, &keys) {
+            Some(key) if key.is_revoked() => Ok(KeyCheck::Revoked {
+                stream_id: key.stream_id,
+                key_id: key.id,
+            }),
+            Some(key) => Ok(match self.get_stream(key.stream_id).await? {
+                Some(stream) => KeyCheck::Valid {
+                    stream,
+                    key_id: key.id,
+                },
+                None => KeyCheck::Unknown,
+            }),
+            None => Ok(KeyCheck::Unknown),
+        }
+    }
+
+    async fn upsert_viewer_session(&self, s: &ViewerSession) -> Result<(), CoreError> {
+        sqlx::query(
+            "INSERT INTO viewer_sessions \
+             (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, quality = excluded.quality, \
+             user_agent = excluded.user_agent, last_seen_at = excluded.last_seen_at, \
+             ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent",
+        )
+        .bind(s.id)
+        .bind(s.stream_id)
+        .bind(&s.protocol)
+        .bind(&s.quality)
+        .bind(&s.user_agent)
+        .bind(model::to_db_precision(s.started_at))
+        .bind(model::to_db_precision(s.last_seen_at))
+        .bind(s.ended_at.map(model::to_db_precision))
+        .bind(to_i64(s.bytes_sent))
+        .execute(&self.pool)
+        .await
+        .map_err(fk_as_not_found(s.stream_id, "upsert viewer session"))?;
+        Ok(())
+    }
+
+    async fn page_viewer_sessions(
+        &self,
+        stream_id: Uuid,
+        active_only: bool,
+        page: PageRequest,
+    ) -> Result<Page<ViewerSession>, CoreError> {
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM viewer_sessions WHERE stream_id = $1 AND (NOT $2 OR ended_at IS NULL)",
+        )
+        .bind(stream_id)
+        .bind(active_only)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(CoreError::db("count viewer sessions"))?;
+        let rows = sqlx::query(
+            "SELECT * FROM viewer_sessions WHERE stream_id = $1 AND (NOT $2 OR ended_at IS NULL) \
+             ORDER BY started_at DESC, id DESC LIMIT $3 OFFSET $4",
+        )
+        .bind(stream_id)
+        .bind(active_only)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("page viewer sessions"))?;
+        Ok(Page {
+            items: rows.iter().map(viewer_from_row).collect(),
+            page: page.page(),
+            per_page: page.per_page(),
+            total: to_u64(total),
+        })
+    }
+
+    async fn count_active_viewers(&self, stream_id: Uuid) -> Result<u64, CoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM viewer_sessions WHERE stream_id = $1 AND ended_at IS NULL",
+        )
+        .bind(stream_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(CoreError::db("count active viewers"))?;
+        Ok(to_u64(n))
+    }
+
+    async fn record_metrics(&self, m: &StreamMetrics) -> Result<(), CoreError> {
+        sqlx::query(
+            "INSERT INTO stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
+             egress_bitrate_kbps, frames_dropped, segments_produced) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (stream_id, at) DO UPDATE SET concurrent_viewers = excluded.concurrent_viewers, \
+             ingest_bitrate_kbps = excluded.ingest_bitrate_kbps, egress_bitrate_kbps = excluded.egress_bitrate_kbps, \
+             frames_dropped = excluded.frames_dropped, segments_produced = excluded.segments_produced",
+        )
+        .bind(m.stream_id)
+        .bind(model::to_db_precision(m.at))
+        .bind(to_i64(m.concurrent_viewers))
+        .bind(to_i64(m.ingest_bitrate_kbps))
+        .bind(to_i64(m.egress_bitrate_kbps))
+        .bind(to_i64(m.frames_dropped))
+        .bind(to_i64(m.segments_produced))
+        .execute(&self.pool)
+        .await
+        .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
+        Ok(())
+    }
+
+    async fn list_metrics(
+        &self,
+        stream_id: Uuid,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<StreamMetrics>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stream_metrics WHERE stream_id = $1 \
+             AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY at LIMIT $3",
+        )
+        .bind(stream_id)
+        .bind(since.map(model::to_db_precision))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list metrics"))?;
+        Ok(rows.iter().map(metrics_from_row).collect())
+    }
+
+    async fn set_quality_levels(
+        &self,
+        stream_id: Uuid,
+        levels: &[QualityLevel],
+    ) -> Result<(), CoreError> {
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let exists = sqlx::query("SELECT 1 FROM streams WHERE id = $1 FOR UPDATE")
+            .bind(stream_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::db("lock stream"))?;
+        if exists.is_none() {
+            return Err(CoreError::StreamNotFound(stream_id));
+        }
+        sqlx::query("DELETE FROM quality_levels WHERE stream_id = $1")
+            .bind(stream_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::db("clear quality levels"))?;
+        for (position, q) in levels.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO quality_levels (stream_id, name, position, width, height, bitrate_kbps, \
+                 frame_rate, codec) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(stream_id)
+            .bind(&q.name)
+            .bind(to_i64(position as u64))
+            .bind(q.width.map(i64::from))
+            .bind(q.height.map(i64::from))
+            .bind(q.bitrate_kbps.map(i64::from))
+            .bind(q.frame_rate)
+            .bind(&q.codec)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => {
+                    CoreError::Invalid(format!("quality level {:?} listed twice", q.name))
+                }
+                _ => CoreError::Database {
+                    context: "insert quality level",
+                    source: e,
+                },
+            })?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn list_quality_levels(&self, stream_id: Uuid) -> Result<Vec<QualityLevel>, CoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM quality_levels WHERE stream_id = $1 ORDER BY position")
+                .bind(stream_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(CoreError::db("list quality levels"))?;
+        Ok(rows.iter().map(quality_from_row).collect())
+    }
+
+    async fn ping(&self) -> Result<(), CoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(CoreError::db("ping"))?;
+        Ok(())
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::PgConnection,
+    stream_id: Uuid,
+) -> Result<(StreamKey, String), CoreError> {
+    let new = keys::generate();
+    let key = StreamKey {
+        id: Uuid::new_v4(),
+        stream_id,
+        prefix: new.prefix,
+        hash: new.hash,
+        created_at: model::now(),
+        revoked_at: None,
+    };
+    sqlx::query(
+        "INSERT INTO stream_keys (id, stream_id, prefix, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(key.id)
+    .bind(stream_id)
+    .bind(&key.prefix)
+    .bind(&key.hash[..])
+    .bind(key.created_at)
+    .execute(&mut *tx)
+    .await
+    .map_err(fk_as_not_found(stream_id, "insert key"))?;
+    Ok((key, new.plaintext))
+}
