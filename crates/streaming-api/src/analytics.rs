@@ -58,7 +58,10 @@ pub async fn metrics(
     let stream_id = parse_id(&id, "stream")?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::new(ProblemKind::InvalidQuery, "limit must be 1 to 1000"));
+        return Err(Problem::new(
+            ProblemKind::InvalidQuery,
+            "limit must be 1 to 1000",
+        ));
     }
     state.stream(stream_id).await?;
     let items = state.repo.list_metrics(stream_id, q.since, limit).await?;

@@ -95,7 +95,10 @@ pub async fn unknown_route() -> Problem {
 
 /// A known path with a method it does not have.
 pub async fn method_not_allowed() -> Problem {
-    Problem::new(ProblemKind::MethodNotAllowed, "this path does not take that method")
+    Problem::new(
+        ProblemKind::MethodNotAllowed,
+        "this path does not take that method",
+    )
 }
 
 /// `/api/openapi.json` and Swagger UI at `/api/docs`.

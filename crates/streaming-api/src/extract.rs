@@ -107,7 +107,9 @@ impl FromRequestParts<ApiState> for Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {
                 let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
             });
         // Hashing first makes the comparison constant-time in the length too.
         let ok = match (&state.admin_token, presented) {

@@ -82,7 +82,10 @@ impl FfmpegProbe {
         {
             return check;
         }
-        let program = self.program.clone().unwrap_or_else(|| PathBuf::from("ffmpeg"));
+        let program = self
+            .program
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("ffmpeg"));
         let mut cmd = tokio::process::Command::new(&program);
         cmd.arg("-version")
             .stdin(std::process::Stdio::null())
@@ -99,18 +102,29 @@ impl FfmpegProbe {
             },
             Ok(Ok(out)) => Check {
                 status: CheckStatus::Warn,
-                detail: format!("{} -version exited with {}; streams run source-only", program.display(), out.status),
+                detail: format!(
+                    "{} -version exited with {}; streams run source-only",
+                    program.display(),
+                    out.status
+                ),
             },
             Ok(Err(e)) => Check {
                 status: CheckStatus::Warn,
-                detail: format!("{} not found ({e}); streams run source-only (install the ffmpeg package for the ladder)", program.display()),
+                detail: format!(
+                    "{} not found ({e}); streams run source-only (install the ffmpeg package for the ladder)",
+                    program.display()
+                ),
             },
             Err(_) => Check {
                 status: CheckStatus::Warn,
-                detail: format!("{} -version did not answer in 2 s; streams run source-only", program.display()),
+                detail: format!(
+                    "{} -version did not answer in 2 s; streams run source-only",
+                    program.display()
+                ),
             },
         };
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), check.clone()));
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), check.clone()));
         check
     }
 }

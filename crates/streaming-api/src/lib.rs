@@ -25,10 +25,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::any;
+use docs::BearerAuth;
 use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::repo::DynRepository;
 use streaming_core::store::SegmentStore;
-use docs::BearerAuth;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -93,6 +93,7 @@ impl Readiness {
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     modifiers(&BearerAuth),
+    components(schemas(Problem)),
     tags(
         (name = "streams", description = "Streams and their life cycle"),
         (name = "keys", description = "Stream keys (shown once, stored hashed)"),

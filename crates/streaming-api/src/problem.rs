@@ -190,7 +190,10 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
             // startup (57P01..57P03), too many connections (53300);
             // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6).
             code.starts_with("08")
-                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300" | "5" | "6")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "53300" | "5" | "6"
+                )
         }
         _ => false,
     }

@@ -34,11 +34,17 @@ impl ApiState {
 }
 
 /// Page request from optional query values (bounds as documented).
-pub(crate) fn page_request(page: Option<u32>, per_page: Option<u32>) -> Result<PageRequest, Problem> {
+pub(crate) fn page_request(
+    page: Option<u32>,
+    per_page: Option<u32>,
+) -> Result<PageRequest, Problem> {
     let page = page.unwrap_or(1);
     let per_page = per_page.unwrap_or(PageRequest::DEFAULT_PER_PAGE);
     if page > 1_000_000 {
-        return Err(Problem::new(ProblemKind::InvalidQuery, "page must be 1 to 1000000"));
+        return Err(Problem::new(
+            ProblemKind::InvalidQuery,
+            "page must be 1 to 1000000",
+        ));
     }
     PageRequest::new(page, per_page).ok_or_else(|| {
         Problem::new(
@@ -85,7 +91,10 @@ pub async fn create(
         .map_err(|_| Problem::new(ProblemKind::Internal, "bad location"))?;
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, location), (header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
         Json(body),
     )
         .into_response())
@@ -104,7 +113,10 @@ pub async fn list(
     ApiQuery(q): ApiQuery<StreamListQuery>,
 ) -> Result<Json<StreamList>, Problem> {
     let page = page_request(q.page, q.per_page)?;
-    let got = state.repo.page_streams(q.status.map(Into::into), page).await?;
+    let got = state
+        .repo
+        .page_streams(q.status.map(Into::into), page)
+        .await?;
     Ok(Json(StreamList {
         items: got
             .items

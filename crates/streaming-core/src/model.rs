@@ -163,7 +163,8 @@ impl PageRequest {
 
     /// A valid request, or `None` when `page` is 0 or `per_page` is outside 1..=100.
     pub fn new(page: u32, per_page: u32) -> Option<Self> {
-        (page >= 1 && (1..=Self::MAX_PER_PAGE).contains(&per_page)).then_some(Self { page, per_page })
+        (page >= 1 && (1..=Self::MAX_PER_PAGE).contains(&per_page))
+            .then_some(Self { page, per_page })
     }
 
     pub fn page(self) -> u32 {

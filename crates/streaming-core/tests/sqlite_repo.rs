@@ -33,16 +33,24 @@ async fn keys_check_and_revoke() {
     assert_eq!(repo.check_key("live?x=1").await.unwrap(), KeyCheck::Unknown);
 
     repo.revoke_key(created.key.id).await.unwrap();
-    assert!(matches!(repo.check_key(&key).await.unwrap(), KeyCheck::Revoked { .. }));
+    assert!(matches!(
+        repo.check_key(&key).await.unwrap(),
+        KeyCheck::Revoked { .. }
+    ));
     let (new_key, plaintext) = repo.add_key(created.stream.id).await.unwrap();
-    assert!(matches!(repo.check_key(&plaintext).await.unwrap(), KeyCheck::Valid { key_id, .. } if key_id == new_key.id));
+    assert!(
+        matches!(repo.check_key(&plaintext).await.unwrap(), KeyCheck::Valid { key_id, .. } if key_id == new_key.id)
+    );
     assert_eq!(repo.list_keys(created.stream.id).await.unwrap().len(), 2);
 
     // The key in clear is nowhere in the database files.
     drop(repo);
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "stream key stored in clear");
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+            "stream key stored in clear"
+        );
     }
 }
 
@@ -50,16 +58,45 @@ async fn keys_check_and_revoke() {
 async fn state_machine_is_enforced() {
     let (_dir, repo) = repo().await;
     let id = repo.create_stream("s").await.unwrap().stream.id;
-    let err = repo.transition(id, StreamStatus::Ended, Utc::now()).await.unwrap_err();
-    assert!(matches!(err, CoreError::InvalidTransition { from: StreamStatus::Pending, .. }));
-    let s = repo.transition(id, StreamStatus::Active, Utc::now()).await.unwrap();
+    let err = repo
+        .transition(id, StreamStatus::Ended, Utc::now())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CoreError::InvalidTransition {
+            from: StreamStatus::Pending,
+            ..
+        }
+    ));
+    let s = repo
+        .transition(id, StreamStatus::Active, Utc::now())
+        .await
+        .unwrap();
     assert!(s.started_at.is_some());
-    let s = repo.transition(id, StreamStatus::Ended, Utc::now()).await.unwrap();
+    let s = repo
+        .transition(id, StreamStatus::Ended, Utc::now())
+        .await
+        .unwrap();
     assert_eq!(s.status, StreamStatus::Ended);
     assert!(s.ended_at.is_some());
     let stored = repo.get_stream(id).await.unwrap().unwrap();
     assert_eq!(stored.status, StreamStatus::Ended);
-    assert_eq!(repo.list_streams(Some(StreamStatus::Ended)).await.unwrap().len(), 1);
-    assert!(repo.list_streams(Some(StreamStatus::Active)).await.unwrap().is_empty());
-    assert!(matches!(repo.create_stream("  ").await, Err(CoreError::Invalid(_))));
+    assert_eq!(
+        repo.list_streams(Some(StreamStatus::Ended))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        repo.list_streams(Some(StreamStatus::Active))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        repo.create_stream("  ").await,
+        Err(CoreError::Invalid(_))
+    ));
 }

@@ -148,7 +148,7 @@ impl Out {
 fn package_source(frames: &[Frame]) -> Out {
     let mut p = Packager::new(CONFIG);
     let mut out = Out::default();
-    let mut drain = |p: &mut Packager, out: &mut Out| {
+    let drain = |p: &mut Packager, out: &mut Out| {
         while let Some(s) = p.poll_segment_start() {
             assert!(!out.parts.iter().any(|x| x.segment == s.number));
             out.starts.push(s);
@@ -504,4 +504,25 @@ fn key_frames_between_boundaries_are_not_held_back() {
     f.finish();
     drain(&mut f, &mut out);
     assert_aligned(&src, &out);
+}
+
+#[test]
+fn source_discontinuities_carry_over() {
+    // The source flags segments 1 (ignored: a first segment is never one), 3 and 6;
+    // the rendition has no key frame at 6 s, so 7 carries 6's flag.
+    let src = package_source(&source(600));
+    let mut starts = src.starts.clone();
+    for s in &mut starts {
+        s.discontinuity = [1, 3, 6].contains(&s.number);
+    }
+    for feed in [Feed::Before, Feed::After { lag_ms: 300 }] {
+        let r = follow(&rendition(0, 600, 0, true, &[300]), &starts, feed);
+        let flagged: Vec<u64> = r
+            .video()
+            .iter()
+            .filter(|s| s.discontinuity)
+            .map(|s| s.number)
+            .collect();
+        assert_eq!(flagged, [3, 7], "{feed:?}");
+    }
 }

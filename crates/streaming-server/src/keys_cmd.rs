@@ -12,7 +12,10 @@ pub async fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let repo = open_repo(config).await?;
     match command {
         KeysCommand::Create { name, json } => {
-            let created = repo.create_stream(&name).await.context("creating the stream")?;
+            let created = repo
+                .create_stream(&name)
+                .await
+                .context("creating the stream")?;
             let id = created.stream.id;
             let rtmp_url = config.rtmp_base();
             let watch_url = format!("{}/watch/{id}", config.http_base());
@@ -29,7 +32,10 @@ pub async fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             } else {
                 println!("Stream created: {name}");
                 println!("  stream id:  {id}");
-                println!("  stream key: {}   (shown once; keep it secret)", created.plaintext_key);
+                println!(
+                    "  stream key: {}   (shown once; keep it secret)",
+                    created.plaintext_key
+                );
                 println!("  publish to: {rtmp_url}/{}", created.plaintext_key);
                 println!("  OBS:        Server {rtmp_url}  Stream Key (as above)");
                 println!("  watch at:   {watch_url}");

@@ -173,7 +173,10 @@ pub(crate) fn fk_as_not_found(
 
 /// The stored key that `presented` hashes to, if any. Every candidate is
 /// checked in constant time; the loop does not stop early.
-pub(crate) fn find_match<'a>(presented: &str, candidates: &'a [StreamKey]) -> Option<&'a StreamKey> {
+pub(crate) fn find_match<'a>(
+    presented: &str,
+    candidates: &'a [StreamKey],
+) -> Option<&'a StreamKey> {
     let mut found = None;
     for key in candidates {
         if crate::keys::verify(presented, &key.hash) && found.is_none() {

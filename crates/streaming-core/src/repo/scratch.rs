@@ -68,6 +68,33 @@ impl ScratchDatabase {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Every row of every table of the `public` schema as `(table, JSON
+    /// text)`: what a test searches for data that must not be there.
+    pub async fn dump_tables(&self) -> Vec<(String, String)> {
+        let opts = PgConnectOptions::from_str(&self.url).expect("scratch URL parses");
+        let mut conn = opts
+            .connect()
+            .await
+            .expect("connect to the scratch database");
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("list tables");
+        let mut out = Vec::new();
+        for table in tables {
+            let sql = format!("SELECT row_to_json(t)::text FROM \"{table}\" t");
+            let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(sql))
+                .fetch_all(&mut conn)
+                .await
+                .expect("dump table");
+            out.extend(rows.into_iter().map(|r| (table.clone(), r)));
+        }
+        let _ = conn.close().await;
+        out
+    }
 }
 
 impl Drop for ScratchDatabase {

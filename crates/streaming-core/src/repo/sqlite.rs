@@ -521,11 +521,12 @@ impl StreamRepository for SqliteRepository {
     }
 
     async fn list_quality_levels(&self, stream_id: Uuid) -> Result<Vec<QualityLevel>, CoreError> {
-        let rows = sqlx::query("SELECT * FROM quality_levels WHERE stream_id = ? ORDER BY position")
-            .bind(stream_id.to_string())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(CoreError::db("list quality levels"))?;
+        let rows =
+            sqlx::query("SELECT * FROM quality_levels WHERE stream_id = ? ORDER BY position")
+                .bind(stream_id.to_string())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(CoreError::db("list quality levels"))?;
         Ok(rows.iter().map(quality_from_row).collect())
     }
 

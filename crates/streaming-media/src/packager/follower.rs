@@ -37,6 +37,10 @@
 //!   dropped with a [`PackagerEvent::Discontinuity`] (nothing is cut: the open segment
 //!   grows over it and still tiles). Frames before the first matching key frame, and
 //!   between [`FollowerPackager::restart`] and the next one, are dropped.
+//! - [`Segment::discontinuity`](super::Segment::discontinuity) is set after
+//!   [`FollowerPackager::restart`] or a new decoder configuration, and where the
+//!   source's segment has it (so that the discontinuity sequences match), never on the
+//!   first segment.
 
 use std::collections::VecDeque;
 
@@ -128,6 +132,8 @@ pub struct FollowerPackager {
     intervals: VecDeque<i64>,
     /// A segment has been opened since creation (later ones may be discontinuities).
     opened_any: bool,
+    /// A start flagged `discontinuity` was passed without a cut: flag the next segment.
+    missed_discontinuity: bool,
 }
 
 impl FollowerPackager {
@@ -150,6 +156,7 @@ impl FollowerPackager {
             last_ts: None,
             intervals: VecDeque::new(),
             opened_any: false,
+            missed_discontinuity: false,
         }
     }
 
@@ -234,12 +241,13 @@ impl FollowerPackager {
         self.info.as_ref()
     }
 
-    /// Half the rendition's frame interval (the smallest of the recent ones).
+    /// Half the rendition's frame interval (the median of the recent ones).
     fn tolerance(&self) -> i64 {
+        let mut recent: Vec<i64> = self.intervals.iter().copied().collect();
+        recent.sort_unstable();
         let (lo, hi) = TOLERANCE_RANGE_MS;
-        self.intervals
-            .iter()
-            .min()
+        recent
+            .get(recent.len() / 2)
             .map_or(DEFAULT_TOLERANCE_MS, |i| (i / 2).clamp(lo, hi))
     }
 
@@ -363,10 +371,12 @@ impl FollowerPackager {
     /// The rendition got to `start` on a frame (at `pts`) that cannot open it.
     fn missed(&mut self, start: &SegmentStart, pts: u32) {
         self.floor_pts = Some(start.input_presentation_time());
+        self.missed_discontinuity |= start.discontinuity;
         if let Some(open) = &self.open {
             let reason = format!(
-                "rendition has no key frame at the start of segment {} (source {} ms, \
-                 rendition frame at {pts} ms): segment {} goes on over it",
+                "rendition reached the start of segment {} (source {} ms) on a frame \
+                 at {pts} ms that cannot open it (no key frame there, or the start came \
+                 too late): segment {} goes on over it",
                 start.number,
                 start.input_presentation_time(),
                 open.number
@@ -378,6 +388,12 @@ impl FollowerPackager {
 
     fn open_segment(&mut self, start: &SegmentStart, frame: RFrame) {
         self.floor_pts = Some(start.input_presentation_time());
+        // Discontinuities where the source has them too keep the HLS discontinuity
+        // sequence the same across renditions (the first segment is never one).
+        let inherited = std::mem::take(&mut self.missed_discontinuity) || start.discontinuity;
+        if let (true, Some(muxer)) = (self.opened_any && inherited, self.muxer.as_mut()) {
+            muxer.next_discontinuity = true;
+        }
         self.open = Some(Open {
             number: start.number,
             start: start.start,

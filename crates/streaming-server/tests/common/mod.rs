@@ -59,7 +59,9 @@ impl TestServer {
             ..Config::default()
         };
         tweak(&mut config);
-        let server = streaming_server::start(config).await.expect("server starts");
+        let server = streaming_server::start(config)
+            .await
+            .expect("server starts");
         let http = format!("http://{}", server.http_addr);
         let rtmp = format!("rtmp://{}/live", server.rtmp_addr);
         Self {
@@ -76,7 +78,12 @@ impl TestServer {
 
     /// Creates a stream; returns its id and (plaintext) key.
     pub async fn create_stream(&self, name: &str) -> (Uuid, String) {
-        let c = self.server.repo.create_stream(name).await.expect("create stream");
+        let c = self
+            .server
+            .repo
+            .create_stream(name)
+            .await
+            .expect("create stream");
         (c.stream.id, c.plaintext_key)
     }
 
@@ -89,12 +96,20 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("HTTP request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("HTTP request")
     }
 
     pub async fn get_text(&self, path: &str) -> Option<String> {
         let r = self.get(path).await;
-        if r.status().is_success() { r.text().await.ok() } else { None }
+        if r.status().is_success() {
+            r.text().await.ok()
+        } else {
+            None
+        }
     }
 
     pub async fn get_bytes(&self, path: &str) -> Option<Vec<u8>> {
@@ -107,7 +122,12 @@ impl TestServer {
     }
 
     /// Polls `path` until it answers 200 and `pred` accepts the body.
-    pub async fn wait_for_text(&self, path: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+    pub async fn wait_for_text(
+        &self,
+        path: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Some(t) = self.get_text(path).await
@@ -172,10 +192,22 @@ pub fn ffmpeg_publish(url: &str, p: &Publish) -> Child {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={}x{}:rate={}", p.width, p.height, p.fps))
+        .arg(format!(
+            "testsrc2=size={}x{}:rate={}",
+            p.width, p.height, p.fps
+        ))
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &p.seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+        ])
         .args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"])
         .args(["-b:v", &format!("{}k", p.video_kbps)])
         .args(["-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2"])
@@ -223,7 +255,10 @@ pub async fn run(program: &str, args: &[&str], timeout: Duration) -> (bool, Stri
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------
@@ -656,4 +691,117 @@ pub fn extinf_sum(playlist: &str) -> f64 {
         .filter_map(|l| l.strip_prefix("#EXTINF:"))
         .filter_map(|l| l.split(',').next()?.trim().parse::<f64>().ok())
         .sum()
+}
+
+// ---------------------------------------------------------------------------
+// Helpers added for the API tests (`api_*.rs`): one server per backend.
+// ---------------------------------------------------------------------------
+
+/// The database a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the server's temporary data dir.
+    Sqlite,
+    /// A scratch database `test_<random>` on `DATABASE_URL` (else
+    /// 127.0.0.1:5432), dropped when the test ends.
+    Postgres,
+}
+
+/// A test server and, on PostgreSQL, the scratch database it uses. Field
+/// order matters: the server is dropped before its database.
+pub struct BackendServer {
+    pub ts: TestServer,
+    pub backend: Backend,
+    pub db: Option<streaming_core::repo::scratch::ScratchDatabase>,
+}
+
+impl std::ops::Deref for BackendServer {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.ts
+    }
+}
+
+impl TestServer {
+    /// Starts a server on `backend` (PostgreSQL: panics with a clear message
+    /// when it is unreachable).
+    pub async fn start_on(backend: Backend) -> BackendServer {
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                Some(streaming_core::repo::scratch::ScratchDatabase::create().await)
+            }
+        };
+        let url = db.as_ref().map(|d| d.url().to_string());
+        let ts = TestServer::start_with(|c| c.database_url = url).await;
+        assert_eq!(
+            ts.server.repo.backend(),
+            match backend {
+                Backend::Sqlite => "sqlite",
+                Backend::Postgres => "postgres",
+            }
+        );
+        BackendServer { ts, backend, db }
+    }
+
+    /// An admin request (`Authorization: Bearer test-admin-token`).
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("authorization", "Bearer test-admin-token")
+    }
+}
+
+/// Sends a request; returns status, headers and the body as JSON (`Null` if empty).
+pub async fn send_json(
+    req: reqwest::RequestBuilder,
+) -> (
+    reqwest::StatusCode,
+    reqwest::header::HeaderMap,
+    serde_json::Value,
+) {
+    let resp = req.send().await.expect("HTTP request");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body");
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            panic!(
+                "{status}: body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    (status, headers, body)
+}
+
+/// Asserts an RFC 9457 problem answer with the given status and `type` slug.
+pub fn assert_problem(
+    got: &(
+        reqwest::StatusCode,
+        reqwest::header::HeaderMap,
+        serde_json::Value,
+    ),
+    status: u16,
+    slug: &str,
+) {
+    let (s, h, body) = got;
+    assert_eq!(s.as_u16(), status, "{body}");
+    assert_eq!(
+        h.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{h:?}"
+    );
+    assert_eq!(
+        body["type"],
+        format!("https://streaming.invalid/problems/{slug}"),
+        "{body}"
+    );
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
 }
