@@ -14,4 +14,4 @@ ffmpeg -hide_banner -loglevel error -nostdin -y \
   -c:a aac -b:a 32k -ac 2 -f flv "$tmp/seed.flv"
 rm -f corpus/*/seed-*
 cargo run --quiet --example make_seeds -- "$tmp/seed.flv" corpus
-du -sh corpus
+echo "corpus: $(find corpus -type f | wc -l) files, $(du -sb corpus | cut -f1) bytes"

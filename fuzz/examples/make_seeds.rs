@@ -43,6 +43,7 @@ fn main() {
     config_seeds(&mut w, &frames);
     amf0_seeds(&mut w, &frames);
     rtmp_seeds(&mut w, &frames);
+    capture_seeds(&mut w);
     packager_seeds(&mut w);
 
     // Every seed must pass its own target.
@@ -331,6 +332,38 @@ fn rtmp_seeds(w: &mut Writer, frames: &[Frame]) {
         "client-extended-timestamps",
         &wire[HANDSHAKE_PREFIX_LEN..],
     );
+}
+
+/// The real encoder captures of `crates/streaming-media/tests/rtmp_captures.rs`
+/// (what FFmpeg 5.1, GStreamer rtmpsink/librtmp and rtmp2sink sent after the
+/// handshake): each `const NAME: &[&str]` of hex lines becomes a seed.
+fn capture_seeds(w: &mut Writer) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/streaming-media/tests/rtmp_captures.rs"
+    );
+    let text = std::fs::read_to_string(path).expect("rtmp_captures.rs");
+    let mut current: Option<(String, String)> = None;
+    let mut found = 0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("const ")
+            && let Some((name, _)) = rest.split_once(": &[&str]")
+        {
+            current = Some((name.to_lowercase().replace('_', "-"), String::new()));
+        } else if line.starts_with("];") {
+            if let Some((name, hex)) = current.take() {
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                    .collect();
+                w.put("rtmp_chunk", &format!("capture-{name}"), &bytes);
+                found += 1;
+            }
+        } else if let Some((_, hex)) = current.as_mut() {
+            hex.push_str(line.trim().trim_end_matches(',').trim_matches('"'));
+        }
+    }
+    assert!(found >= 3, "captures found in {path}: {found}");
 }
 
 /// Appends one op and its operands.

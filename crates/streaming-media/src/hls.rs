@@ -137,6 +137,9 @@ pub struct MediaSegment {
     /// Written as `EXT-X-PROGRAM-DATE-TIME` on the first segment and after
     /// each discontinuity (players extrapolate the others from `EXTINF`).
     pub program_date_time_ms: Option<i64>,
+    /// Writes `EXT-X-GAP`: the segment is missing in this rendition (say, its
+    /// transcoder restarted) but keeps its number so renditions stay aligned.
+    pub gap: bool,
 }
 
 /// A Media Playlist.
@@ -218,6 +221,9 @@ pub fn write_media(p: &MediaPlaylist) -> String {
         }
         let ms = duration_ms(s.duration_secs);
         let _ = writeln!(out, "#EXTINF:{}.{:03},", ms / 1000, ms % 1000);
+        if s.gap {
+            out.push_str("#EXT-X-GAP\n");
+        }
         out.push_str(&uri_line(&s.uri));
         out.push('\n');
     }

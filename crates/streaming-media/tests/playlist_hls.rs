@@ -138,6 +138,7 @@ fn seg(number: u64, duration_secs: f64, map: &str) -> MediaSegment {
         map_uri: map.into(),
         discontinuity: false,
         program_date_time_ms: Some(1_795_820_288_000 + number as i64 * 2000),
+        gap: false,
     }
 }
 

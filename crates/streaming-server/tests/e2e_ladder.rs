@@ -194,6 +194,12 @@ async fn killed_ffmpeg_comes_back_and_never_outlives_the_stream() {
     let nums: Vec<u64> = uris(&source).iter().map(|u| u.0).collect();
     assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "source numbers have a gap: {nums:?}");
     assert!(uris(&source).len() > uris(&source_before).len());
+    // The rendition keeps the source's numbering: segments lost to the kill are
+    // listed as EXT-X-GAP, so the same number is the same instant everywhere.
+    let rendition = ts.get_text(&path_360).await.unwrap();
+    let rnums: Vec<u64> = uris(&rendition).iter().map(|u| u.0).collect();
+    assert!(rnums.windows(2).all(|w| w[1] == w[0] + 1), "360p numbers: {rnums:?}\n{rendition}");
+    assert!(rnums.iter().all(|n| nums.contains(n)), "360p numbers outside the source's: {rnums:?} vs {nums:?}");
 
     // Within 2 s of the end no FFmpeg of ours remains.
     let ended = Instant::now();

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::hls::playable;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
-use crate::packaging::AUDIO;
+use crate::packaging::{AUDIO, SOURCE};
 
 pub async fn manifest(
     State(state): State<DeliveryState>,
@@ -34,8 +34,30 @@ pub async fn manifest(
     response::body(&headers, MPD, cache, snapshot.updated_ms, response::etag_of(&data), data)
 }
 
-fn representation(id: Uuid, name: &str, r: &Rendition, listed: usize) -> Representation {
+fn representation(id: Uuid, name: &str, r: &Rendition, listed: usize, reference: Option<&Rendition>) -> Representation {
     let segs: Vec<_> = r.listed(listed).collect();
+    // `$Number$` counts timeline entries, so a rendition missing segments (its
+    // transcoder restarted) keeps them in its timeline, timed by the source;
+    // those few requests answer 404 and players skip or switch.
+    let mut timeline = Vec::with_capacity(segs.len());
+    let mut previous: Option<u64> = None;
+    for s in &segs {
+        if let (Some(p), Some(reference)) = (previous, reference) {
+            for n in p + 1..s.number {
+                if let Some(g) = reference.segment(n) {
+                    timeline.push(TimelineEntry {
+                        start: g.start,
+                        duration: g.duration,
+                    });
+                }
+            }
+        }
+        timeline.push(TimelineEntry {
+            start: s.start,
+            duration: s.duration,
+        });
+        previous = Some(s.number);
+    }
     let (peak, _) = r.bandwidth();
     let version = segs.last().map(|s| s.init_version).unwrap_or_default();
     // Segments are made once and live under /hls; the MPD points there.
@@ -53,13 +75,7 @@ fn representation(id: Uuid, name: &str, r: &Rendition, listed: usize) -> Represe
         initialization: format!("{base}/{}", super::hls::init_uri(version)),
         media: format!("{base}/segment-$Number$.m4s"),
         start_number: segs.first().map(|s| s.number).unwrap_or(1),
-        timeline: segs
-            .iter()
-            .map(|s| TimelineEntry {
-                start: s.start,
-                duration: s.duration,
-            })
-            .collect(),
+        timeline,
     }
 }
 
@@ -86,7 +102,13 @@ pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -
             content_type,
             mime_type: mime.into(),
             segment_alignment: true,
-            representations: group.iter().map(|(name, r)| representation(id, name, r, listed)).collect(),
+            representations: group
+                .iter()
+                .map(|(name, r)| {
+                    let reference = st.renditions.get(SOURCE).filter(|_| *name != SOURCE && *name != AUDIO);
+                    representation(id, name, r, listed, reference)
+                })
+                .collect(),
         });
     }
     if sets.is_empty() {

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
-use streaming_core::store::{Rendition, RenditionKind, StreamMediaState};
+use streaming_core::store::{Rendition, RenditionKind, StoredSegment, StreamMediaState};
 use streaming_media::hls::{
     AudioRendition, MasterPlaylist, MediaPlaylist, MediaSegment, Variant, write_master, write_media,
 };
@@ -202,17 +202,39 @@ pub(crate) fn media_text(st: &StreamMediaState, rendition: &str, state: &Deliver
         st.discontinuity_sequence.get(rendition).copied().unwrap_or_default() + hidden_disc;
     let max_secs = r.segments.iter().map(|s| s.duration_secs()).fold(0.0, f64::max);
     let target = (f64::from(state.media.segment_duration_ms) / 1000.0).max(max_secs);
-    let segments = listed
-        .iter()
-        .map(|s| MediaSegment {
+    // Numbers mean the same instant in every rendition: a rendition missing
+    // some (its transcoder restarted) lists them as gaps, timed by the source.
+    let reference = st.renditions.get(SOURCE).filter(|_| rendition != SOURCE);
+    let mut segments: Vec<MediaSegment> = Vec::with_capacity(listed.len());
+    let mut previous: Option<&StoredSegment> = None;
+    for s in &listed {
+        if let Some(p) = previous {
+            for n in p.number + 1..s.number {
+                let duration_secs = reference
+                    .and_then(|r| r.segment(n))
+                    .map_or(p.duration_secs(), StoredSegment::duration_secs);
+                segments.push(MediaSegment {
+                    number: n,
+                    duration_secs,
+                    uri: format!("segment-{n}.m4s"),
+                    map_uri: init_uri(p.init_version),
+                    discontinuity: false,
+                    program_date_time_ms: None,
+                    gap: true,
+                });
+            }
+        }
+        segments.push(MediaSegment {
             number: s.number,
             duration_secs: s.duration_secs(),
             uri: format!("segment-{}.m4s", s.number),
             map_uri: init_uri(s.init_version),
             discontinuity: s.discontinuity,
             program_date_time_ms: Some(s.program_date_time_ms),
-        })
-        .collect();
+            gap: false,
+        });
+        previous = Some(s);
+    }
     Some(write_media(&MediaPlaylist {
         target_duration_secs: target.round().max(1.0) as u32,
         media_sequence: first,

@@ -130,6 +130,8 @@ pub struct FollowerPackager {
     floor_pts: Option<u32>,
     last_ts: Option<u32>,
     intervals: VecDeque<i64>,
+    /// Matching tolerance in ms.
+    tolerance: i64,
     /// A segment has been opened since creation (later ones may be discontinuities).
     opened_any: bool,
     /// A start flagged `discontinuity` was passed without a cut: flag the next segment.
@@ -155,6 +157,7 @@ impl FollowerPackager {
             floor_pts: None,
             last_ts: None,
             intervals: VecDeque::new(),
+            tolerance: DEFAULT_TOLERANCE_MS,
             opened_any: false,
             missed_discontinuity: false,
         }
@@ -209,6 +212,7 @@ impl FollowerPackager {
         self.open = None;
         self.last_ts = None;
         self.intervals.clear();
+        self.tolerance = DEFAULT_TOLERANCE_MS;
         let dropped = self.muxer.as_mut().and_then(Muxer::discard);
         if let (true, Some(muxer)) = (self.opened_any, self.muxer.as_mut()) {
             muxer.next_discontinuity = true;
@@ -241,16 +245,8 @@ impl FollowerPackager {
         self.info.as_ref()
     }
 
-    /// Half the rendition's frame interval (the median of the recent ones).
-    fn tolerance(&self) -> i64 {
-        let mut recent: Vec<i64> = self.intervals.iter().copied().collect();
-        recent.sort_unstable();
-        let (lo, hi) = TOLERANCE_RANGE_MS;
-        recent
-            .get(recent.len() / 2)
-            .map_or(DEFAULT_TOLERANCE_MS, |i| (i / 2).clamp(lo, hi))
-    }
-
+    /// Remember the interval since the previous frame; the matching tolerance is half
+    /// the median of the recent ones.
     fn measure(&mut self, ts: u32) {
         if let Some(last) = self.last_ts {
             let d = diff(ts, last);
@@ -259,6 +255,10 @@ impl FollowerPackager {
                 if self.intervals.len() > INTERVALS {
                     self.intervals.pop_front();
                 }
+                let mut recent: Vec<i64> = self.intervals.iter().copied().collect();
+                recent.sort_unstable();
+                let (lo, hi) = TOLERANCE_RANGE_MS;
+                self.tolerance = (recent[recent.len() / 2] / 2).clamp(lo, hi);
             }
         }
         self.last_ts = Some(ts);
@@ -335,7 +335,7 @@ impl FollowerPackager {
 
     /// Where the frame presented at `pts` goes.
     fn decide(&mut self, pts: u32, key: bool, force: bool) -> Decision {
-        let tol = self.tolerance();
+        let tol = self.tolerance;
         if key {
             let at = |s: &SegmentStart| diff(pts, s.input_presentation_time()).abs() <= tol;
             if let Some(j) = self.pending.iter().position(at) {

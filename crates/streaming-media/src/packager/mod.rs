@@ -30,6 +30,10 @@
 //!   [`InitSegment`] version, no rebase).
 //! - Sample durations are DTS deltas (never zero); a segment's last sample lasts until
 //!   the next sample, or as long as the one before it when the segment is flushed.
+//! - The moment a key frame opens video segment N, a [`SegmentStart`] (its RTMP time,
+//!   composition time and `tfdt`) is queued for [`Packager::poll_segment_start`]: the
+//!   transcoded renditions' [`FollowerPackager`]s cut there, so segment N covers the
+//!   same time in every rendition.
 
 mod follower;
 mod schedule;
