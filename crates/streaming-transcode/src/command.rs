@@ -53,7 +53,7 @@ pub fn ffmpeg_args(outputs: &[Output], preset: &str, source_fps: f64, segment_ms
                 "-profile:v", "main", "-pix_fmt", "yuv420p",
                 "-b:v", &format!("{kbps}k"), "-maxrate", &format!("{}k", kbps * 11 / 10),
                 "-bufsize", &format!("{}k", kbps * 2),
-                "-g", &gop.to_string(), "-sc_threshold", "0", "-force_key_frames", "source",
+                "-g", &gop.to_string(), "-sc_threshold", "0", "-force_key_frames", "source", "-forced-idr", "1",
                 "-fps_mode", "passthrough", "-enc_time_base", "-1",
                 "-an", "-flvflags", "no_duration_filesize", "-f", "flv",
             ]
@@ -85,7 +85,7 @@ mod tests {
         ];
         let args = ffmpeg_args(&outs, "veryfast", 30.0, 2000).join(" ");
         assert!(args.contains("-copyts -f flv -i pipe:0"));
-        assert_eq!(args.matches("-force_key_frames source").count(), 2);
+        assert_eq!(args.matches("-force_key_frames source -forced-idr 1").count(), 2);
         assert!(args.contains("scale=1280:720:flags=bicubic -c:v libx264"));
         assert!(args.contains("-b:v 2000k -maxrate 2200k -bufsize 4000k -g 60"));
         assert!(args.ends_with("unix:/tmp/b.sock"));
