@@ -40,12 +40,14 @@ impl BitrateMeter {
 
     /// kb/s over the window, once at least half a window is covered.
     pub fn kbps(&self) -> Option<u32> {
-        let (first, last) = (self.samples.front()?.0, self.samples.back()?.0);
+        let (&(first, first_len), &(last, _)) = (self.samples.front()?, self.samples.back()?);
         let span = last.wrapping_sub(first);
         if span < self.window_ms / 2 {
             return None;
         }
-        Some((self.bytes as u64 * 8 / u64::from(span.max(1))) as u32)
+        // The first frame's bytes were sent before the window opened.
+        let bytes = (self.bytes - first_len) as u64;
+        Some((bytes * 8 / u64::from(span.max(1))) as u32)
     }
 }
 
