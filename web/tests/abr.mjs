@@ -118,6 +118,7 @@ function installMonitor() {
     hlsErrors: [],
     reloads: 0,
     hls: null,
+    timeline: [], // every 500 ms: [currentTime, totalVideoFrames, videoHeight]
   };
   window.__abr = m;
   const now = () => performance.now();
@@ -174,6 +175,10 @@ function installMonitor() {
       return;
     }
     m.samples += 1;
+    if (m.samples % 5 === 0 && m.timeline.length < 400) {
+      const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+      m.timeline.push([Math.round(ct * 100) / 100, q ? q.totalVideoFrames : 0, video.videoHeight]);
+    }
     if (video.paused || video.ended || ct !== m.lastTime) {
       const frozen = t - m.lastAdvanceAt;
       // The interval just ended counts as frozen only if time did not move
@@ -225,6 +230,7 @@ function snapshot() {
           switching: m.switching,
           hlsErrors: m.hlsErrors,
           reloads: m.reloads,
+          timeline: m.timeline,
         }
       : null,
   };
@@ -344,6 +350,7 @@ async function runHls(context, opts, errors) {
     out.hlsErrors = m.hlsErrors;
     out.reloads = m.reloads;
     out.endSize = `${last.width}x${last.height}`;
+    out.timeline = m.timeline;
     out.ok =
       out.levels >= opts.minLevels &&
       out.switches.length === 2 &&

@@ -19,6 +19,9 @@ use uuid::Uuid;
 
 use crate::IngestContext;
 
+/// C0 + C1 + C2: what a client sends before its first chunk.
+const HANDSHAKE_BYTES: u64 = 1 + 2 * streaming_media::rtmp::HANDSHAKE_SIZE as u64;
+
 /// The RTMP application broadcasters publish to: `rtmp://HOST/live/{key}`.
 const APP: &str = "live";
 
@@ -112,7 +115,14 @@ impl Conn {
             let n = match read {
                 Err(_) => return End::Error(format!("no data for {:?}", self.ctx.read_timeout())),
                 Ok(Err(e)) => return End::Error(format!("read failed: {e}")),
-                Ok(Ok(0)) => return End::PeerClosed,
+                Ok(Ok(0)) => {
+                    // A peer gone before the handshake completed is no encoder stop.
+                    let received = self.session.as_ref().map_or(0, |s| s.bytes_received());
+                    if received < HANDSHAKE_BYTES {
+                        return End::Error(format!("peer closed during the handshake after {received} bytes"));
+                    }
+                    return End::PeerClosed;
+                }
                 Ok(Ok(n)) => n,
             };
             let result = self

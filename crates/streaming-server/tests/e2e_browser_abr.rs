@@ -65,6 +65,10 @@ async fn hlsjs_switches_levels_and_dashjs_lists_representations() {
     }
     eprintln!("renditions ready after {:?}", began.elapsed());
 
+    if let Some(secs) = std::env::var("ABR_HOLD_SECS").ok().and_then(|s| s.parse().ok()) {
+        eprintln!("HOLD {} {id}", ts.http);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
     let script = repo_root().join("web/tests/abr.mjs");
     let watch = ts.url(&format!("/watch/{id}"));
     let dash = ts.url(&format!("/watch/{id}/dash"));
