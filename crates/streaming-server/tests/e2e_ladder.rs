@@ -285,3 +285,61 @@ async fn without_ffmpeg_the_server_warns_and_serves_source_only() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_ladder_from_a_1080p_source() {
+    require("ffmpeg", "ffmpeg");
+    // Encode the 1080p source first (not in real time), then publish it as-is with -re,
+    // so the machine's two cores go to the transcoder, not to the test's encoder.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src1080.flv");
+    let (ok, _, err) = run(
+        "ffmpeg",
+        &[
+            "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i",
+            "sine=sample_rate=48000", "-t", "14", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M",
+            "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            src.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(ok, "encoding the 1080p source: {err}");
+    let ts = TestServer::start().await;
+    assert_eq!(ts.server.config.transcode.rungs.len(), 3, "the default ladder");
+    let (id, key) = ts.create_stream("default ladder").await;
+    let publisher = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-re", "-i"])
+        .arg(&src)
+        .args(["-c", "copy", "-f", "flv", &ts.publish_url(&key)])
+        .spawn()
+        .expect("publisher");
+    let master = ts
+        .wait_for_text(&format!("/hls/{id}/master.m3u8"), Duration::from_secs(20), |t| {
+            t.contains("720p/index.m3u8") && t.contains("480p/index.m3u8")
+        })
+        .await
+        .expect("the default ladder below 1080p is offered");
+    assert!(!master.contains("1080p/index.m3u8"), "never re-encode at the source height: {master}");
+    assert!(master.contains("RESOLUTION=1920x1080") && master.contains("RESOLUTION=1280x720") && master.contains("RESOLUTION=854x480"), "{master}");
+    // Same numbers, same decode times, in every rendition listed so far.
+    let mut firsts = Vec::new();
+    for r in ["source", "720p", "480p"] {
+        let p = ts.get_text(&format!("/hls/{id}/{r}/index.m3u8")).await.expect("playlist");
+        let (n, _) = *uris(&p).last().expect("a segment");
+        firsts.push((r, n));
+    }
+    let common = firsts.iter().map(|(_, n)| *n).min().unwrap();
+    let mut tfdts = Vec::new();
+    for r in ["source", "720p", "480p"] {
+        let seg = ts.get_bytes(&format!("/hls/{id}/{r}/segment-{common}.m4s")).await.expect("common segment");
+        let (tfdt, key) = segment_facts(&seg).expect("moof");
+        assert!(key, "{r} segment {common} starts with a keyframe");
+        tfdts.push(tfdt);
+    }
+    assert!(tfdts.iter().all(|t| t.abs_diff(tfdts[0]) <= 3000), "tfdt {tfdts:?}");
+    let stats = ts.server.transcoder.stats(id).expect("transcoder stats");
+    eprintln!("default ladder: FFmpeg speed {:.2}x, fps {:.1}, ladder {:?}", stats.speed, stats.fps, stats.ladder);
+    let _ = wait_child(publisher, Duration::from_secs(40)).await;
+    ts.server.shutdown().await;
+}
