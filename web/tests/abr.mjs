@@ -4,7 +4,7 @@
 //
 //   node web/tests/abr.mjs <watch-url> <dash-url>
 //        [--start-timeout 30] [--switch-timeout 20] [--hold 2]
-//        [--dash-advance 3] [--max-stall 1.0] [--min-levels 3]
+//        [--dash-advance 3] [--max-stall 1.0] [--min-levels 3] [--max-video-freeze N]
 //        [--chromium /usr/bin/chromium]
 //
 // HLS (the watch page, `window.__player.hls`):
@@ -16,6 +16,12 @@
 //   Throughout, a 100 ms sampler in the page measures stalls: the longest time
 //   currentTime did not advance while the video was not paused (and the
 //   longest `waiting` → `playing` interval), from the first played frame on.
+//   It also reports picture freezes: totalVideoFrames not growing while
+//   currentTime advances (audio plays on, the picture stands still). hls.js
+//   1.x's immediate switch (`currentLevel = n`) flushes the video buffer under
+//   the playhead without seeking, and Chromium then shows nothing new until the
+//   next keyframe after the playhead: up to one GOP of frozen picture. Reported
+//   as `longestVideoFreeze`; it fails the run only with --max-video-freeze.
 // DASH (the dash test page, `window.__player.dash`, dash.js 5):
 //   waits until the video plays, reads dash.getRepresentationsByType("video")
 //   and waits until currentTime has advanced --dash-advance seconds.
@@ -34,7 +40,7 @@ import { chromium } from "playwright-core";
 
 const USAGE =
   "usage: node abr.mjs <watch-url> <dash-url> [--start-timeout N] [--switch-timeout N] " +
-  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--chromium PATH]";
+  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--chromium PATH]";
 
 function usage(msg) {
   console.error(`abr.mjs: ${msg}\n${USAGE}`);
@@ -51,6 +57,7 @@ function parseArgs(argv) {
     dashAdvance: 3,
     maxStall: 1.0,
     minLevels: 3,
+    maxVideoFreeze: Infinity,
     chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
   };
   const numeric = {
@@ -60,6 +67,7 @@ function parseArgs(argv) {
     "--dash-advance": "dashAdvance",
     "--max-stall": "maxStall",
     "--min-levels": "minLevels",
+    "--max-video-freeze": "maxVideoFreeze",
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -119,6 +127,12 @@ function installMonitor() {
     reloads: 0,
     hls: null,
     timeline: [], // every 500 ms: [currentTime, totalVideoFrames, videoHeight]
+    // Picture freezes: totalVideoFrames not growing while currentTime does
+    // (audio goes on, the picture stands still).
+    lastFrames: 0,
+    lastFrameAt: 0,
+    longestVideoFreezeMs: 0,
+    videoFreezes: [], // [{at: currentTime, ms}] of every picture freeze >= 300 ms
   };
   window.__abr = m;
   const now = () => performance.now();
@@ -171,13 +185,24 @@ function installMonitor() {
         m.startFrames = q ? q.totalVideoFrames : 0;
         m.lastTime = ct;
         m.lastAdvanceAt = t;
+        m.lastFrames = m.startFrames;
+        m.lastFrameAt = t;
       }
       return;
     }
+    const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+    const frames = q ? q.totalVideoFrames : 0;
+    if (frames !== m.lastFrames || video.paused || video.ended) {
+      const still = t - m.lastFrameAt;
+      if (frames !== m.lastFrames && still >= 300) m.videoFreezes.push({ at: Math.round(ct * 10) / 10, ms: Math.round(still) });
+      m.lastFrames = frames;
+      m.lastFrameAt = t;
+    } else {
+      m.longestVideoFreezeMs = Math.max(m.longestVideoFreezeMs, t - m.lastFrameAt);
+    }
     m.samples += 1;
     if (m.samples % 5 === 0 && m.timeline.length < 400) {
-      const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
-      m.timeline.push([Math.round(ct * 100) / 100, q ? q.totalVideoFrames : 0, video.videoHeight]);
+      m.timeline.push([Math.round(ct * 100) / 100, frames, video.videoHeight]);
     }
     if (video.paused || video.ended || ct !== m.lastTime) {
       const frozen = t - m.lastAdvanceAt;
@@ -231,6 +256,8 @@ function snapshot() {
           hlsErrors: m.hlsErrors,
           reloads: m.reloads,
           timeline: m.timeline,
+          longestVideoFreezeMs: m.longestVideoFreezeMs,
+          videoFreezes: m.videoFreezes.slice(-20),
         }
       : null,
   };
@@ -345,6 +372,8 @@ async function runHls(context, opts, errors) {
     out.longestWaiting = round3(m.longestWaitingMs / 1000);
     out.waitingEvents = m.waitingCount;
     out.freezes = m.freezes;
+    out.longestVideoFreeze = round3(m.longestVideoFreezeMs / 1000);
+    out.videoFreezes = m.videoFreezes;
     out.samples = m.samples;
     out.levelSwitched = m.switched.map((s) => s.level);
     out.hlsErrors = m.hlsErrors;
@@ -356,6 +385,7 @@ async function runHls(context, opts, errors) {
       out.switches.length === 2 &&
       out.switches.every((s) => s.ok) &&
       out.longestStall <= opts.maxStall &&
+      out.longestVideoFreeze <= opts.maxVideoFreeze &&
       out.advanced > 0 &&
       out.frames > 0;
     return out;

@@ -30,7 +30,9 @@ fn is_openapi_3_1_and_every_ref_resolves() {
     refs(&doc, &mut all);
     assert!(!all.is_empty());
     for r in all {
-        let pointer = r.strip_prefix('#').unwrap_or_else(|| panic!("external $ref {r}"));
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("external $ref {r}"));
         assert!(doc.pointer(pointer).is_some(), "unresolvable $ref {r}");
     }
 }

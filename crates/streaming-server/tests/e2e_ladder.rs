@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 use common::{Publish, TestServer, ffmpeg_publish, mp4_boxes, require, run, wait_child};
 use streaming_core::config::RungConfig;
 
+/// These tests each keep both cores busy (an encoder and a transcoder): run them
+/// one at a time so none of them measures a starved FFmpeg.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn test_ladder(c: &mut streaming_core::config::Config) {
     let rung = |name: &str, height, video_kbps| RungConfig {
         name: name.into(),
@@ -61,6 +65,7 @@ fn uris(playlist: &str) -> Vec<(u64, f64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ladder_is_planned_aligned_and_on_bitrate() {
+    let _serial = HEAVY.lock().await;
     require("ffprobe", "ffmpeg");
     let ts = TestServer::start_with(test_ladder).await;
     assert!(ts.server.transcoder.available(), "FFmpeg must be found for this test");
@@ -153,6 +158,7 @@ async fn ladder_is_planned_aligned_and_on_bitrate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_ffmpeg_comes_back_and_never_outlives_the_stream() {
+    let _serial = HEAVY.lock().await;
     let ts = TestServer::start_with(test_ladder).await;
     let (id, key) = ts.create_stream("kill").await;
     let publisher = ffmpeg_publish(
@@ -226,6 +232,7 @@ async fn killed_ffmpeg_comes_back_and_never_outlives_the_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ffmpeg_the_server_warns_and_serves_source_only() {
+    let _serial = HEAVY.lock().await;
     require("ffmpeg", "ffmpeg");
     let bin = env!("CARGO_BIN_EXE_streaming-server");
     let dir = tempfile::tempdir().unwrap();
@@ -288,6 +295,7 @@ async fn without_ffmpeg_the_server_warns_and_serves_source_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_ladder_from_a_1080p_source() {
+    let _serial = HEAVY.lock().await;
     require("ffmpeg", "ffmpeg");
     // Encode the 1080p source first (not in real time), then publish it as-is with -re,
     // so the machine's two cores go to the transcoder, not to the test's encoder.
