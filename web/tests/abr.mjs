@@ -5,13 +5,16 @@
 //   node web/tests/abr.mjs <watch-url> <dash-url>
 //        [--start-timeout 30] [--switch-timeout 20] [--hold 2]
 //        [--dash-advance 3] [--max-stall 1.0] [--min-levels 3] [--max-video-freeze N]
+//        [--switch-mode current|next] [--hls-only]
 //        [--chromium /usr/bin/chromium]
 //
 // HLS (the watch page, `window.__player.hls`):
 //   1. waits until the video plays; records hls.levels (heights, bitrates) and
 //      the level playing;
-//   2. forces `hls.currentLevel` to another level, waits until hls.js reports
-//      LEVEL_SWITCHED to it and currentTime has advanced --hold seconds since;
+//   2. forces another level through `hls.currentLevel` (immediate switch;
+//      with `--switch-mode next`: `hls.nextLevel`, a smooth switch at the next
+//      fragment), waits until hls.js reports LEVEL_SWITCHED to it and
+//      currentTime has advanced --hold seconds since;
 //   3. forces a level different from both the first and the second likewise.
 //   Throughout, a 100 ms sampler in the page measures stalls: the longest time
 //   currentTime did not advance while the video was not paused (and the
@@ -22,14 +25,16 @@
 //   the playhead without seeking, and Chromium then shows nothing new until the
 //   next keyframe after the playhead: up to one GOP of frozen picture. Reported
 //   as `longestVideoFreeze`; it fails the run only with --max-video-freeze.
-// DASH (the dash test page, `window.__player.dash`, dash.js 5):
+// DASH (the dash test page, `window.__player.dash`, dash.js 5; skipped with
+// --hls-only):
 //   waits until the video plays, reads dash.getRepresentationsByType("video")
 //   and waits until currentTime has advanced --dash-advance seconds.
 //
 // Prints ONE JSON line with everything measured; exit status 0 iff at least
 // --min-levels hls.js levels, both forced switches reported by LEVEL_SWITCHED,
-// longest stall <= --max-stall seconds, currentTime advanced, frames decoded,
-// and dash.js listed --min-levels video representations (as many as hls.js
+// longest stall <= --max-stall seconds, longest picture freeze <=
+// --max-video-freeze (if given), currentTime advanced, frames decoded, and
+// (unless --hls-only) dash.js listed --min-levels video representations (as many as hls.js
 // levels) while its currentTime advanced; 1 otherwise; 2 on bad usage.
 // Chromium gets a fresh temporary profile each run (as in play.mjs).
 
@@ -40,7 +45,7 @@ import { chromium } from "playwright-core";
 
 const USAGE =
   "usage: node abr.mjs <watch-url> <dash-url> [--start-timeout N] [--switch-timeout N] " +
-  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--chromium PATH]";
+  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--switch-mode current|next] [--hls-only] [--chromium PATH]";
 
 function usage(msg) {
   console.error(`abr.mjs: ${msg}\n${USAGE}`);
@@ -58,6 +63,8 @@ function parseArgs(argv) {
     maxStall: 1.0,
     minLevels: 3,
     maxVideoFreeze: Infinity,
+    switchMode: "current",
+    hlsOnly: false,
     chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
   };
   const numeric = {
@@ -82,6 +89,12 @@ function parseArgs(argv) {
       const value = argv[++i];
       if (!value) usage(`${arg} needs a value`);
       opts.chromium = value;
+    } else if (arg === "--hls-only") {
+      opts.hlsOnly = true;
+    } else if (arg === "--switch-mode") {
+      const value = argv[++i];
+      if (!["current", "next"].includes(value)) usage(`${arg} needs current or next`);
+      opts.switchMode = value;
     } else if (arg.startsWith("--")) {
       usage(`unknown option ${arg}`);
     } else if (opts.watchUrl === null) {
@@ -126,13 +139,14 @@ function installMonitor() {
     hlsErrors: [],
     reloads: 0,
     hls: null,
-    timeline: [], // every 500 ms: [currentTime, totalVideoFrames, videoHeight]
+    timeline: [], // every 500 ms: [currentTime, totalVideoFrames, videoHeight, video buffered, audio buffered]
     // Picture freezes: totalVideoFrames not growing while currentTime does
     // (audio goes on, the picture stands still).
     lastFrames: 0,
     lastFrameAt: 0,
     longestVideoFreezeMs: 0,
     videoFreezes: [], // [{at: currentTime, ms}] of every picture freeze >= 300 ms
+    events: [], // a bounded log of hls.js events, for diagnosis
   };
   window.__abr = m;
   const now = () => performance.now();
@@ -153,6 +167,17 @@ function installMonitor() {
     hls.on(Hls.Events.LEVEL_SWITCHING, (_e, d) => {
       m.switching.push({ level: d.level, at: Math.round(now() - (m.startedAt || now())) });
     });
+    const log = (s) => {
+      if (m.events.length < 80) m.events.push(`${(video.currentTime || 0).toFixed(2)} ${s}`);
+    };
+    hls.on(Hls.Events.FRAG_BUFFERED, (_e, d) => {
+      const f = d.frag;
+      log(`buffered ${f.type} L${f.level} sn${f.sn} ${f.start.toFixed(2)}+${f.duration.toFixed(2)}`);
+    });
+    hls.on(Hls.Events.BUFFER_FLUSHING, (_e, d) => log(`flushing ${d.type || "all"} ${d.startOffset}-${d.endOffset}`));
+    hls.on(Hls.Events.LEVEL_SWITCHING, (_e, d) => log(`switching L${d.level}`));
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, d) => log(`switched L${d.level}`));
+    hls.on(Hls.Events.ERROR, (_e, d) => log(`error ${d.details}${d.fatal ? " fatal" : ""}`));
     hls.on(Hls.Events.ERROR, (_e, d) => {
       if (m.hlsErrors.length < 30) m.hlsErrors.push(`${d.fatal ? "fatal " : ""}${d.type}: ${d.details}`);
     });
@@ -202,7 +227,14 @@ function installMonitor() {
     }
     m.samples += 1;
     if (m.samples % 5 === 0 && m.timeline.length < 400) {
-      m.timeline.push([Math.round(ct * 100) / 100, frames, video.videoHeight]);
+      const ranges = (b) => {
+        const o = [];
+        for (let i = 0; b && i < b.length; i++) o.push(`${b.start(i).toFixed(2)}-${b.end(i).toFixed(2)}`);
+        return o.join(",");
+      };
+      const tracks = (m.hls && m.hls.bufferController && m.hls.bufferController.tracks) || {};
+      const sb = (k) => (tracks[k] && tracks[k].buffer ? ranges(tracks[k].buffer.buffered) : "");
+      m.timeline.push([Math.round(ct * 100) / 100, frames, video.videoHeight, sb("video"), sb("audio")]);
     }
     if (video.paused || video.ended || ct !== m.lastTime) {
       const frozen = t - m.lastAdvanceAt;
@@ -258,6 +290,7 @@ function snapshot() {
           timeline: m.timeline,
           longestVideoFreezeMs: m.longestVideoFreezeMs,
           videoFreezes: m.videoFreezes.slice(-20),
+          events: m.events,
         }
       : null,
   };
@@ -281,9 +314,13 @@ async function waitPlaying(page, timeoutS) {
 async function forceLevel(page, level, opts) {
   const t0 = Date.now();
   const before = await page.evaluate(() => window.__abr.switched.length);
-  await page.evaluate((l) => {
-    window.__player.hls.currentLevel = l;
-  }, level);
+  await page.evaluate(
+    ([l, mode]) => {
+      if (mode === "next") window.__player.hls.nextLevel = l;
+      else window.__player.hls.currentLevel = l;
+    },
+    [level, opts.switchMode],
+  );
   const sw = { level, ok: false };
   try {
     const handle = await page.waitForFunction(
@@ -346,6 +383,7 @@ async function runHls(context, opts, errors) {
     out.startLevel = start;
     out.startHeight = levels[start] ? levels[start].height : null;
     out.startSize = `${first.width}x${first.height}`;
+    out.switchMode = opts.switchMode;
     out.switches = [];
     if (levels.length >= 2) {
       // First: the level farthest from the start; second: one neither of them
@@ -380,6 +418,7 @@ async function runHls(context, opts, errors) {
     out.reloads = m.reloads;
     out.endSize = `${last.width}x${last.height}`;
     out.timeline = m.timeline;
+    out.events = m.events;
     out.ok =
       out.levels >= opts.minLevels &&
       out.switches.length === 2 &&
@@ -495,9 +534,11 @@ async function main() {
     });
     // The persistent context opens a blank page; each check gets its own.
     result.hls = await runHls(context, opts, errors);
-    const wantReps = result.hls && result.hls.levels ? result.hls.levels : 0;
-    result.dash = await runDash(context, opts, errors, wantReps);
-    result.ok = !!(result.hls.ok && result.dash.ok);
+    if (!opts.hlsOnly) {
+      const wantReps = result.hls && result.hls.levels ? result.hls.levels : 0;
+      result.dash = await runDash(context, opts, errors, wantReps);
+    }
+    result.ok = !!(result.hls.ok && (opts.hlsOnly || result.dash.ok));
   } catch (err) {
     errors.push(`abr.mjs: ${err && err.message ? err.message.split("\n")[0] : String(err)}`);
   } finally {

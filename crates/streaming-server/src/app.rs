@@ -152,7 +152,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         store: Some(store.clone()),
         readiness: streaming_api::Readiness::new(
             vec![("rtmp", rtmp_addr), ("http", http_addr)],
-            None,
+            config.transcode.ffmpeg.clone(),
             Some(shutdown.clone()),
         ),
     });

@@ -21,7 +21,7 @@ pub struct Overrides {
     /// Data directory (SQLite database, admin token) [default: ./data].
     #[arg(long, env = "STREAMING_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: sqlite:PATH [default: sqlite:DATA_DIR/streaming.db].
+    /// Database URL: sqlite:PATH or postgres://… [default: sqlite:DATA_DIR/streaming.db].
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Admin bearer token for the REST API [default: generated, kept in DATA_DIR].

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, TestServer, require, run};
+use common::{Backend, TestServer, require};
 
 async fn schemathesis_finds_nothing(backend: Backend) {
     require(
@@ -25,32 +25,39 @@ async fn schemathesis_finds_nothing(backend: Backend) {
     let schema = ts.url("/api/openapi.json");
     let report = ts.dir.path().join("schemathesis.xml");
     let report_arg = report.display().to_string();
-    let (ok, out, err) = run(
-        "schemathesis",
-        &[
-            "run",
-            &schema,
-            "--header",
-            "Authorization: Bearer test-admin-token",
-            "--checks",
-            "all",
-            "--max-examples",
-            "40",
-            "--seed",
-            "20240601",
-            "--workers",
-            "2",
-            "--request-timeout",
-            "10",
-            "--no-color",
-            "--report",
-            "junit",
-            "--report-junit-path",
-            &report_arg,
-        ],
-        Duration::from_secs(400),
-    )
-    .await;
+    // Run inside the temp dir: schemathesis and Hypothesis keep state in the CWD.
+    let mut cmd = tokio::process::Command::new("schemathesis");
+    cmd.args([
+        "run",
+        &schema,
+        "--header",
+        "Authorization: Bearer test-admin-token",
+        "--checks",
+        "all",
+        "--max-examples",
+        "40",
+        "--seed",
+        "20240601",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "10",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        &report_arg,
+    ])
+    .current_dir(ts.dir.path())
+    .stdin(std::process::Stdio::null())
+    .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(400), cmd.output())
+        .await
+        .expect("schemathesis finished within 400 s")
+        .expect("schemathesis runs");
+    let ok = output.status.success();
+    let out = String::from_utf8_lossy(&output.stdout);
+    let err = String::from_utf8_lossy(&output.stderr);
     let text = format!("{out}\n{err}");
     assert!(ok, "schemathesis failed against the live server:\n{text}");
     assert!(

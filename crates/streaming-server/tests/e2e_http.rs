@@ -102,7 +102,9 @@ async fn delivery_headers_and_errors_on_a_live_stream() {
     let seg_no = segment_number(&seg);
     let last_no = segment_number(playlist_uris(&media).last().unwrap());
 
-    // Content types and caching: live texts for a second, media forever.
+    // Content types and caching: live texts for a second, media segments
+    // forever (their numbers never repeat); init segments revalidate, since a
+    // later broadcast of the stream may bring another decoder configuration.
     let live = "max-age=1";
     let forever = "immutable";
     let cases = [
@@ -122,8 +124,8 @@ async fn delivery_headers_and_errors_on_a_live_stream() {
             "application/dash+xml",
             live,
         ),
-        (format!("/hls/{id}/source/init.mp4"), "video/mp4", forever),
-        (format!("/hls/{id}/audio/init.mp4"), "audio/mp4", forever),
+        (format!("/hls/{id}/source/init.mp4"), "video/mp4", live),
+        (format!("/hls/{id}/audio/init.mp4"), "audio/mp4", live),
         (format!("/hls/{id}/source/{seg}"), "video/mp4", forever),
         (
             format!("/hls/{id}/audio/segment-{seg_no}.m4s"),
