@@ -391,6 +391,11 @@ async function runHls(context, opts, errors) {
       const idx = levels.map((_, i) => i);
       const a = idx.filter((i) => i !== start).sort((x, y) => Math.abs(y - start) - Math.abs(x - start))[0];
       const b = idx.find((i) => i !== start && i !== a) ?? start;
+      if (process.env.ABR_SEEK_START) {
+        await page.evaluate(() => { const v = window.__player.video; v.currentTime = v.seekable.start(0) + 0.3; });
+        await page.waitForTimeout(700);
+        out.seekedTo = await page.evaluate(() => window.__player.video.currentTime);
+      }
       for (const target of [a, b]) {
         const r = await forceLevel(page, target, opts);
         r.height = levels[target].height;

@@ -104,10 +104,8 @@ pub async fn revoke(
         _ => return Err(Problem::not_found("stream key")),
     };
     let key = state.repo.revoke_key(key_id).await?;
-    // The hub does not know which key a publisher used: revoking a key that
-    // was valid cuts the stream's publisher; an encoder holding another
-    // valid key of the same stream simply reconnects.
-    let cut = was_active && state.hub.kick(stream_id);
+    // Only a publisher that authenticated with this key is cut.
+    let cut = was_active && state.hub.kick_key(stream_id, key_id);
     info!(%stream_id, %key_id, live_publish_cut = cut, "stream key revoked through the API");
     Ok(Json(KeyInfo::from(&key)))
 }

@@ -57,6 +57,8 @@ pub struct OpenedStream {
 struct Entry {
     tx: broadcast::Sender<HubMessage>,
     publisher_conn: u64,
+    /// The stream key the live publisher authenticated with.
+    publisher_key: Option<Uuid>,
     cancel: CancellationToken,
 }
 
@@ -93,15 +95,16 @@ impl StreamHub {
         rx
     }
 
-    /// Starts publishing `stream_id` from connection `conn_id`, taking the
-    /// stream over if another connection is publishing it.
-    pub fn publish(&self, stream_id: Uuid, conn_id: u64) -> (Publisher, PublishStart) {
+    /// Starts publishing `stream_id` from connection `conn_id` (authenticated
+    /// with `key_id`), taking the stream over if another connection is publishing it.
+    pub fn publish(&self, stream_id: Uuid, conn_id: u64, key_id: Option<Uuid>) -> (Publisher, PublishStart) {
         let mut inner = self.lock();
         let cancel = CancellationToken::new();
         if let Some(entry) = inner.streams.get_mut(&stream_id) {
             entry.cancel.cancel();
             entry.cancel = cancel.clone();
             entry.publisher_conn = conn_id;
+            entry.publisher_key = key_id;
             let _ = entry.tx.send(HubMessage::Discontinuity);
             let publisher = Publisher {
                 stream_id,
@@ -128,6 +131,7 @@ impl StreamHub {
             Entry {
                 tx: tx.clone(),
                 publisher_conn: conn_id,
+                publisher_key: key_id,
                 cancel: cancel.clone(),
             },
         );
@@ -162,6 +166,18 @@ impl StreamHub {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Cuts the live publisher of a stream if it authenticated with `key_id`
+    /// (that key was revoked); publishers using another key go on.
+    pub fn kick_key(&self, stream_id: Uuid, key_id: Uuid) -> bool {
+        match self.lock().streams.get(&stream_id) {
+            Some(e) if e.publisher_key == Some(key_id) => {
+                e.cancel.cancel();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -232,18 +248,23 @@ mod tests {
         let hub = StreamHub::new();
         let mut consumer = hub.consumer();
         let id = Uuid::new_v4();
-        let (p1, start) = hub.publish(id, 1);
+        let (p1, start) = hub.publish(id, 1, None);
         assert_eq!(start, PublishStart::New);
         let mut opened = consumer.recv().await.unwrap();
         assert_eq!(opened.stream_id, id);
         p1.send(Frame::new(FrameKind::Audio, 5, Bytes::from_static(b"\xaf\x01x")));
         assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::Frame(f) if f.timestamp == 5));
 
-        let (p2, start) = hub.publish(id, 2);
+        let key = Uuid::new_v4();
+        let (p2, start) = hub.publish(id, 2, Some(key));
         assert_eq!(start, PublishStart::TookOver);
         assert!(p1.cancelled().is_cancelled());
         assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::Discontinuity));
         assert!(!p1.end(), "a taken-over publisher does not end the broadcast");
+        assert!(!hub.kick_key(id, Uuid::new_v4()), "another key's revocation spares it");
+        assert!(!p2.cancelled().is_cancelled());
+        assert!(hub.kick_key(id, key));
+        assert!(p2.cancelled().is_cancelled());
         assert!(hub.is_live(id));
         assert!(p2.end());
         assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::End));

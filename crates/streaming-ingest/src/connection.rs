@@ -216,8 +216,8 @@ impl Conn {
                 return self.reject(rtmp_stream_id, "stream key check failed", None).await;
             }
         };
-        let stream = match check {
-            KeyCheck::Valid { stream, .. } => stream,
+        let (stream, key_id) = match check {
+            KeyCheck::Valid { stream, key_id } => (stream, key_id),
             KeyCheck::Revoked { stream_id, key_id } => {
                 let why = format!("stream key {key_id} is revoked");
                 return self.reject(rtmp_stream_id, &why, Some(stream_id)).await;
@@ -228,7 +228,7 @@ impl Conn {
         };
         self.span.record("stream_id", tracing::field::display(stream.id));
         let conn_id = self.conn_id;
-        let (publisher, start) = self.ctx.hub.publish(stream.id, conn_id);
+        let (publisher, start) = self.ctx.hub.publish(stream.id, conn_id, Some(key_id));
         match start {
             PublishStart::New => info!(name = %stream.name, "publish accepted"),
             PublishStart::TookOver => {
