@@ -19,7 +19,7 @@ run() { # label input rungs...
   local label=$1 input=$2; shift 2
   local t0=$(date +%s.%N)
   # shellcheck disable=SC2046
-  ffmpeg -hide_banner -nostdin -loglevel error -analyzeduration 0 -probesize 32768 -copyts -f flv -i "$input" "$@"
+  ffmpeg -y -hide_banner -nostdin -loglevel error -analyzeduration 0 -probesize 32768 -copyts -f flv -i "$input" "$@"
   local t1=$(date +%s.%N)
   python3 -c "print('$label: speed %.2fx (%d s of video in %.1f s)' % ($SECS/($t1-$t0), $SECS, $t1-$t0))"
 }
