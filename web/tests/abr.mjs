@@ -5,17 +5,20 @@
 //   node web/tests/abr.mjs <watch-url> <dash-url>
 //        [--start-timeout 30] [--switch-timeout 20] [--hold 2]
 //        [--dash-advance 3] [--max-stall 1.0] [--min-levels 3] [--max-video-freeze N]
-//        [--switch-mode current|next] [--hls-only]
+//        [--switch-mode current|next] [--hls-only] [--from-window-start]
 //        [--chromium /usr/bin/chromium]
 //
 // HLS (the watch page, `window.__player.hls`):
 //   1. waits until the video plays; records hls.levels (heights, bitrates) and
-//      the level playing;
+//      the level playing, and lets it play --hold seconds;
 //   2. forces another level through `hls.currentLevel` (immediate switch;
 //      with `--switch-mode next`: `hls.nextLevel`, a smooth switch at the next
 //      fragment), waits until hls.js reports LEVEL_SWITCHED to it and
 //      currentTime has advanced --hold seconds since;
 //   3. forces a level different from both the first and the second likewise.
+//   With --from-window-start, playback is first moved to the start of the
+//   live window (seekable.start + 0.3 s) and the stall figures restart there:
+//   the switches then happen in the oldest segment the playlists offer.
 //   Throughout, a 100 ms sampler in the page measures stalls: the longest time
 //   currentTime did not advance while the video was not paused (and the
 //   longest `waiting` → `playing` interval), from the first played frame on.
@@ -45,7 +48,7 @@ import { chromium } from "playwright-core";
 
 const USAGE =
   "usage: node abr.mjs <watch-url> <dash-url> [--start-timeout N] [--switch-timeout N] " +
-  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--switch-mode current|next] [--hls-only] [--chromium PATH]";
+  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--switch-mode current|next] [--hls-only] [--from-window-start] [--chromium PATH]";
 
 function usage(msg) {
   console.error(`abr.mjs: ${msg}\n${USAGE}`);
@@ -65,6 +68,7 @@ function parseArgs(argv) {
     maxVideoFreeze: Infinity,
     switchMode: "current",
     hlsOnly: false,
+    fromWindowStart: false,
     chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
   };
   const numeric = {
@@ -91,6 +95,8 @@ function parseArgs(argv) {
       opts.chromium = value;
     } else if (arg === "--hls-only") {
       opts.hlsOnly = true;
+    } else if (arg === "--from-window-start") {
+      opts.fromWindowStart = true;
     } else if (arg === "--switch-mode") {
       const value = argv[++i];
       if (!["current", "next"].includes(value)) usage(`${arg} needs current or next`);
@@ -310,7 +316,46 @@ async function waitPlaying(page, timeoutS) {
   );
 }
 
-/// Forces `level` and waits for LEVEL_SWITCHED to it plus `hold` s of playback.
+// Moves playback to the start of the live window and, once it plays on from
+// there, restarts the stall and freeze figures (the seek is not a switch).
+async function seekToWindowStart(page, opts) {
+  const seek = { ok: false };
+  try {
+    seek.from = round3(await page.evaluate(() => window.__player.video.currentTime));
+    seek.to = round3(
+      await page.evaluate(() => {
+        const v = window.__player.video;
+        v.currentTime = v.seekable.start(0) + 0.3;
+        return v.currentTime;
+      }),
+    );
+    await page.waitForFunction(
+      (t) => {
+        const v = window.__player.video;
+        return !v.seeking && !v.paused && v.currentTime >= t + 0.3;
+      },
+      seek.to,
+      { timeout: opts.switchTimeout * 1000, polling: 50 },
+    );
+    seek.at = round3(
+      await page.evaluate(() => {
+        const m = window.__abr;
+        m.longestFreezeMs = 0;
+        m.longestWaitingMs = 0;
+        m.longestVideoFreezeMs = 0;
+        m.freezes = [];
+        m.videoFreezes = [];
+        return window.__player.video.currentTime;
+      }),
+    );
+    seek.ok = true;
+  } catch (err) {
+    seek.error = (err && err.message ? err.message : String(err)).split("\n")[0];
+  }
+  return seek;
+}
+
+// Forces `level` and waits for LEVEL_SWITCHED to it plus `hold` s of playback.
 async function forceLevel(page, level, opts) {
   const t0 = Date.now();
   const before = await page.evaluate(() => window.__abr.switched.length);
@@ -391,10 +436,15 @@ async function runHls(context, opts, errors) {
       const idx = levels.map((_, i) => i);
       const a = idx.filter((i) => i !== start).sort((x, y) => Math.abs(y - start) - Math.abs(x - start))[0];
       const b = idx.find((i) => i !== start && i !== a) ?? start;
-      if (process.env.ABR_SEEK_START) {
-        await page.evaluate(() => { const v = window.__player.video; v.currentTime = v.seekable.start(0) + 0.3; });
-        await page.waitForTimeout(700);
-        out.seekedTo = await page.evaluate(() => window.__player.video.currentTime);
+      // Let the start level play for --hold seconds first.
+      await page.waitForFunction(
+        ([t, hold]) => window.__player.video.currentTime >= t + hold,
+        [first.monitor.startTime, opts.hold],
+        { timeout: (opts.hold + opts.switchTimeout) * 1000, polling: 100 },
+      );
+      if (opts.fromWindowStart) {
+        out.seek = await seekToWindowStart(page, opts);
+        if (!out.seek.ok) return out;
       }
       for (const target of [a, b]) {
         const r = await forceLevel(page, target, opts);
@@ -407,7 +457,8 @@ async function runHls(context, opts, errors) {
     const m = last.monitor;
     out.playedFrom = round3(m.startTime);
     out.playedTo = round3(last.time);
-    out.advanced = round3(last.time - m.startTime);
+    // Since playback started (or, with --from-window-start, since the seek).
+    out.advanced = round3(last.time - (out.seek ? out.seek.at : m.startTime));
     out.frames = last.frames - m.startFrames;
     out.dropped = last.dropped;
     out.longestStall = round3(Math.max(m.longestFreezeMs, m.longestWaitingMs) / 1000);

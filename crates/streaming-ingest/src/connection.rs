@@ -135,6 +135,10 @@ impl Conn {
                 return e;
             }
             if let Err(e) = result {
+                if let Some(live) = self.live.as_ref() {
+                    let id = live.publisher.stream_id();
+                    self.ctx.metrics.stream_error(id, "protocol");
+                }
                 return End::Error(format!("protocol error: {e}"));
             }
         }
@@ -181,6 +185,8 @@ impl Conn {
                         self.activate(id).await;
                     }
                     if let Some(live) = self.live.as_ref() {
+                        let id = live.publisher.stream_id();
+                        self.ctx.metrics.ingest_bytes(id, frame.data.len());
                         live.publisher.send(frame);
                     }
                 }
@@ -280,6 +286,7 @@ impl Conn {
             }) => return,
             Err(e) => warn!(error = %e, "could not mark the stream ACTIVE"),
         }
+        self.ctx.metrics.stream_started(stream_id);
         self.ctx.events.publish(Event::StreamStarted { stream_id, at: now });
     }
 
@@ -301,6 +308,7 @@ impl Conn {
                 Err(e) => warn!(error = %e, "could not mark the stream ENDED"),
             }
         }
+        self.ctx.metrics.remove_stream(stream_id);
         self.ctx.events.publish(Event::StreamEnded {
             stream_id,
             at: now,

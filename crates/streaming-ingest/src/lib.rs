@@ -17,6 +17,7 @@ use std::time::Duration;
 use streaming_core::config::IngestConfig;
 use streaming_core::events::EventBus;
 use streaming_core::hub::{CancellationToken, StreamHub};
+use streaming_core::metrics::Metrics;
 use streaming_core::repo::DynRepository;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -29,6 +30,8 @@ pub struct IngestContext {
     pub hub: StreamHub,
     pub events: EventBus,
     pub config: IngestConfig,
+    /// Prometheus metrics (a private registry unless [`IngestContext::with_metrics`] is used).
+    pub metrics: Metrics,
     next_conn: AtomicU64,
 }
 
@@ -39,8 +42,15 @@ impl IngestContext {
             hub,
             events,
             config,
+            metrics: Metrics::default(),
             next_conn: AtomicU64::new(1),
         }
+    }
+
+    /// Records into the server's shared metrics.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub(crate) fn read_timeout(&self) -> Duration {

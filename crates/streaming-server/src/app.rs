@@ -15,6 +15,7 @@ use anyhow::Context;
 use streaming_core::config::Config;
 use streaming_core::events::EventBus;
 use streaming_core::hub::{CancellationToken, StreamHub};
+use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
 use streaming_core::store::SegmentStore;
 use streaming_delivery::DeliveryState;
@@ -33,6 +34,7 @@ pub struct RunningServer {
     pub hub: StreamHub,
     pub store: SegmentStore,
     pub transcoder: Arc<Transcoder>,
+    pub metrics: Metrics,
     pub config: Config,
     pub admin_token: String,
     shutdown: CancellationToken,
@@ -128,7 +130,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         packagers.clone(),
         shutdown.clone(),
     );
+    let metrics = Metrics::new();
     let transcoder = Transcoder::new(config.transcode.clone(), config.media.segment_duration_ms, events.clone());
+    transcoder.set_metrics(metrics.clone());
     transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
 
     let rtmp = streaming_ingest::bind(config.rtmp_addr)
@@ -159,17 +163,21 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let delivery = streaming_delivery::router(DeliveryState {
         store: store.clone(),
         media: config.media.clone(),
+        metrics: metrics.clone(),
     });
     let app = api
         .merge(delivery)
         .layer(tower_http::trace::TraceLayer::new_for_http());
 
-    let ingest_ctx = Arc::new(IngestContext::new(
-        repo.clone(),
-        hub.clone(),
-        events.clone(),
-        config.ingest.clone(),
-    ));
+    let ingest_ctx = Arc::new(
+        IngestContext::new(
+            repo.clone(),
+            hub.clone(),
+            events.clone(),
+            config.ingest.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let ingest = tokio::spawn(streaming_ingest::serve(rtmp, ingest_ctx, shutdown.clone()));
     let http_stop = CancellationToken::new();
     let http_task = {
@@ -211,6 +219,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         hub,
         store,
         transcoder,
+        metrics,
         config: shown,
         admin_token,
         shutdown,

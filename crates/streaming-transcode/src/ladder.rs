@@ -28,7 +28,7 @@ pub fn plan(rungs: &[RungConfig], width: u32, height: u32, fps: f64) -> Vec<Rend
             }
         })
         .collect();
-    out.sort_by(|a, b| b.height.cmp(&a.height));
+    out.sort_by_key(|r| std::cmp::Reverse(r.height));
     out.dedup_by(|a, b| a.name == b.name);
     out
 }

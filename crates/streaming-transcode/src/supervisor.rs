@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use streaming_core::config::TranscodeConfig;
 use streaming_core::events::{Event, EventBus};
 use streaming_core::hub::{CancellationToken, HubMessage, RenditionMessage, RenditionSpec, StreamHub};
+use streaming_core::metrics::Metrics;
 use streaming_media::avc::AvcDecoderConfig;
 use streaming_media::flv::parse_video_tag;
 use streaming_media::frame::{Frame, FrameKind};
@@ -60,6 +61,7 @@ pub struct Transcoder {
     ffmpeg: Option<PathBuf>,
     events: EventBus,
     stats: Mutex<HashMap<Uuid, TranscodeStats>>,
+    metrics: OnceLock<Metrics>,
 }
 
 impl Transcoder {
@@ -78,7 +80,13 @@ impl Transcoder {
             ffmpeg,
             events,
             stats: Mutex::new(HashMap::new()),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Reports FFmpeg's speed into the server's metrics (the first call wins).
+    pub fn set_metrics(&self, metrics: Metrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Whether lower rungs can be made at all.
@@ -186,6 +194,9 @@ impl Supervisor {
         }
         self.stop_child("broadcast ended").await;
         self.t.lock().remove(&self.stream_id);
+        if let Some(m) = self.t.metrics.get() {
+            m.remove_transcoder(self.stream_id);
+        }
         info!("transcoder stopped");
     }
 
@@ -343,6 +354,9 @@ impl Supervisor {
                     s.drop_frames = p.drop_frames;
                     s.dup_frames = p.dup_frames;
                 });
+                if let Some(m) = self.t.metrics.get() {
+                    m.transcoder_speed(self.stream_id, p.speed);
+                }
                 debug!(speed = p.speed, fps = p.fps, drop = p.drop_frames, dup = p.dup_frames, "FFmpeg progress");
                 // Judge speed only after warm-up; then sustained slowness drops the top rung.
                 if started.elapsed() < Duration::from_secs(8) || p.speed <= 0.0 {

@@ -4,18 +4,22 @@
 //! `/hls/{id}/master.m3u8`, `/hls/{id}/{rendition}/index.m3u8`,
 //! `/hls/{id}/{rendition}/init.mp4` (`init-{v}.mp4` after a codec change),
 //! `/hls/{id}/{rendition}/segment-{n}.m4s`, `/dash/{id}/manifest.mpd`, `/time`,
-//! `/watch/{id}`, `/static/{asset}`. Unknown streams and segments are 404,
-//! never 500; `HEAD` is answered by the GET routes without a body.
+//! `/watch/{id}`, `/static/{asset}`, `/metrics` (Prometheus). Unknown streams
+//! and segments are 404, never 500; `HEAD` is answered by the GET routes
+//! without a body. The HLS/DASH routes are measured by [`metrics::track`].
 
 mod dash;
 mod hls;
+mod metrics;
 mod response;
 mod watch;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use http_types::Method;
 use streaming_core::config::MediaConfig;
+use streaming_core::metrics::Metrics;
 use streaming_core::store::SegmentStore;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -26,6 +30,7 @@ pub(crate) use axum::http as http_types;
 pub struct DeliveryState {
     pub store: SegmentStore,
     pub media: MediaConfig,
+    pub metrics: Metrics,
 }
 
 /// The delivery routes, with CORS open for playback from any origin.
@@ -39,10 +44,12 @@ pub fn router(state: DeliveryState) -> Router {
         .route("/hls/{stream_id}/master.m3u8", get(hls::master))
         .route("/hls/{stream_id}/{rendition}/{file}", get(hls::rendition_file))
         .route("/dash/{stream_id}/manifest.mpd", get(dash::manifest))
+        .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .route("/time", get(response::time))
         .layer(cors)
         .route("/watch/{stream_id}", get(watch::page))
         .route("/watch/{stream_id}/dash", get(watch::dash_page))
         .route("/static/{asset}", get(watch::asset))
+        .route("/metrics", get(metrics::scrape))
         .with_state(state)
 }

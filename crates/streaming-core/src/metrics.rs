@@ -1,0 +1,484 @@
+//! Prometheus metrics (`GET /metrics`), built on `prometheus-client`'s typed
+//! label families and encoded in the OpenMetrics text format.
+//!
+//! Cardinality is bounded: a series labelled with a `stream_id` exists only
+//! while that stream is live. [`Metrics::stream_started`] admits a stream,
+//! [`Metrics::remove_stream`] deletes every series labelled with it, and the
+//! recording methods ignore streams that are not live (a late segment request
+//! for an ended stream creates no series).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `streaming_active_streams` | gauge | |
+//! | `streaming_ingest_bytes_total` | counter | `stream_id` |
+//! | `streaming_egress_bytes_total` | counter | `stream_id`, `rendition` |
+//! | `streaming_stream_errors_total` | counter | `stream_id`, `kind` |
+//! | `streaming_segment_request_duration_seconds` | histogram | `kind` (playlist, segment, init, manifest) |
+//! | `streaming_transcoder_speed` | gauge (f64) | `stream_id` |
+//! | `streaming_concurrent_viewers` | gauge | `stream_id` |
+//! | `streaming_buffering_ratio` | gauge (f64) | `stream_id` |
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use uuid::Uuid;
+
+/// The `Content-Type` of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds (seconds) of the request-duration buckets. LL-HLS blocking
+/// playlist reloads wait up to a few part durations, hence the long tail.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// What a delivery request fetched (the `kind` label of the histogram).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Playlist,
+    Segment,
+    Init,
+    Manifest,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Playlist => "playlist",
+            Self::Segment => "segment",
+            Self::Init => "init",
+            Self::Manifest => "manifest",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RenditionLabels {
+    stream_id: String,
+    rendition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    stream_id: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+struct Inner {
+    registry: Registry,
+    live: Mutex<HashSet<Uuid>>,
+    /// Every `(stream_id, label)` pair seen per multi-label family, so that
+    /// `remove_stream` can delete them without scanning the families.
+    renditions: Mutex<HashSet<(Uuid, String)>>,
+    error_kinds: Mutex<HashSet<(Uuid, String)>>,
+    active_streams: Gauge,
+    ingest_bytes: Family<StreamLabels, Counter>,
+    egress_bytes: Family<RenditionLabels, Counter>,
+    stream_errors: Family<ErrorLabels, Counter>,
+    request_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    transcoder_speed: Family<StreamLabels, F64Gauge>,
+    concurrent_viewers: Family<StreamLabels, Gauge>,
+    buffering_ratio: Family<StreamLabels, F64Gauge>,
+}
+
+/// The process's metrics: cheap to clone, shared by every role.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn stream(id: Uuid) -> StreamLabels {
+    StreamLabels {
+        stream_id: id.to_string(),
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let active_streams = Gauge::default();
+        let ingest_bytes = Family::<StreamLabels, Counter>::default();
+        let egress_bytes = Family::<RenditionLabels, Counter>::default();
+        let stream_errors = Family::<ErrorLabels, Counter>::default();
+        let request_duration =
+            Family::<KindLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                duration_histogram as fn() -> Histogram,
+            );
+        let transcoder_speed = Family::<StreamLabels, F64Gauge>::default();
+        let concurrent_viewers = Family::<StreamLabels, Gauge>::default();
+        let buffering_ratio = Family::<StreamLabels, F64Gauge>::default();
+        registry.register(
+            "streaming_active_streams",
+            "Streams live now (publishing media)",
+            active_streams.clone(),
+        );
+        registry.register(
+            "streaming_ingest_bytes",
+            "Media bytes received from the encoder and sent to the hub",
+            ingest_bytes.clone(),
+        );
+        registry.register(
+            "streaming_egress_bytes",
+            "Bytes of HLS/DASH bodies served to viewers",
+            egress_bytes.clone(),
+        );
+        registry.register(
+            "streaming_stream_errors",
+            "Errors on a live stream (ingest protocol/IO, delivery HTTP errors)",
+            stream_errors.clone(),
+        );
+        registry.register(
+            "streaming_segment_request_duration_seconds",
+            "Time to answer a delivery request (playlist, segment, init, manifest)",
+            request_duration.clone(),
+        );
+        registry.register(
+            "streaming_transcoder_speed",
+            "FFmpeg speed relative to real time (1.0 = real time)",
+            transcoder_speed.clone(),
+        );
+        registry.register(
+            "streaming_concurrent_viewers",
+            "Viewers watching a stream now",
+            concurrent_viewers.clone(),
+        );
+        registry.register(
+            "streaming_buffering_ratio",
+            "Stall time divided by watch time",
+            buffering_ratio.clone(),
+        );
+        // Every kind is present from the start, so rate() works on the first scrape.
+        for kind in [
+            RequestKind::Playlist,
+            RequestKind::Segment,
+            RequestKind::Init,
+            RequestKind::Manifest,
+        ] {
+            drop(request_duration.get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            }));
+        }
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                live: Mutex::default(),
+                renditions: Mutex::default(),
+                error_kinds: Mutex::default(),
+                active_streams,
+                ingest_bytes,
+                egress_bytes,
+                stream_errors,
+                request_duration,
+                transcoder_speed,
+                concurrent_viewers,
+                buffering_ratio,
+            }),
+        }
+    }
+
+    fn is_live(&self, id: Uuid) -> bool {
+        lock(&self.inner.live).contains(&id)
+    }
+
+    /// A broadcast started: its series may exist from now on. Idempotent.
+    pub fn stream_started(&self, id: Uuid) {
+        let n = {
+            let mut live = lock(&self.inner.live);
+            live.insert(id);
+            live.len()
+        };
+        self.inner.active_streams.set(n as i64);
+        let labels = stream(id);
+        drop(self.inner.ingest_bytes.get_or_create(&labels));
+        drop(self.inner.concurrent_viewers.get_or_create(&labels));
+        drop(self.inner.buffering_ratio.get_or_create(&labels));
+    }
+
+    /// A broadcast ended: deletes every series labelled with the stream. Idempotent.
+    pub fn remove_stream(&self, id: Uuid) {
+        let n = {
+            let mut live = lock(&self.inner.live);
+            live.remove(&id);
+            live.len()
+        };
+        self.inner.active_streams.set(n as i64);
+        let labels = stream(id);
+        self.inner.ingest_bytes.remove(&labels);
+        self.inner.transcoder_speed.remove(&labels);
+        self.inner.concurrent_viewers.remove(&labels);
+        self.inner.buffering_ratio.remove(&labels);
+        let take = |set: &Mutex<HashSet<(Uuid, String)>>| {
+            let mut set = lock(set);
+            let mine: Vec<String> = set
+                .iter()
+                .filter(|(s, _)| *s == id)
+                .map(|(_, l)| l.clone())
+                .collect();
+            set.retain(|(s, _)| *s != id);
+            mine
+        };
+        for rendition in take(&self.inner.renditions) {
+            self.inner.egress_bytes.remove(&RenditionLabels {
+                stream_id: labels.stream_id.clone(),
+                rendition,
+            });
+        }
+        for kind in take(&self.inner.error_kinds) {
+            self.inner.stream_errors.remove(&ErrorLabels {
+                stream_id: labels.stream_id.clone(),
+                kind,
+            });
+        }
+    }
+
+    /// Streams live now.
+    pub fn active_streams(&self) -> usize {
+        lock(&self.inner.live).len()
+    }
+
+    /// Media bytes the encoder sent for a live stream.
+    pub fn ingest_bytes(&self, id: Uuid, bytes: usize) {
+        if self.is_live(id) {
+            self.inner
+                .ingest_bytes
+                .get_or_create(&stream(id))
+                .inc_by(bytes as u64);
+        }
+    }
+
+    /// Body bytes served for a live stream's rendition (`manifest` for the
+    /// master playlist and the MPD).
+    pub fn egress_bytes(&self, id: Uuid, rendition: &str, bytes: u64) {
+        if !self.is_live(id) {
+            return;
+        }
+        lock(&self.inner.renditions).insert((id, rendition.to_string()));
+        let labels = RenditionLabels {
+            stream_id: id.to_string(),
+            rendition: rendition.to_string(),
+        };
+        self.inner.egress_bytes.get_or_create(&labels).inc_by(bytes);
+    }
+
+    /// One error on a live stream, e.g. `protocol`, `io`, `timeout`, `http_5xx`.
+    pub fn stream_error(&self, id: Uuid, kind: &str) {
+        if !self.is_live(id) {
+            return;
+        }
+        lock(&self.inner.error_kinds).insert((id, kind.to_string()));
+        let labels = ErrorLabels {
+            stream_id: id.to_string(),
+            kind: kind.to_string(),
+        };
+        self.inner.stream_errors.get_or_create(&labels).inc();
+    }
+
+    /// How long a delivery request took. Unlabelled by stream, so always recorded.
+    pub fn request_duration(&self, kind: RequestKind, seconds: f64) {
+        self.inner
+            .request_duration
+            .get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            })
+            .observe(seconds);
+    }
+
+    /// FFmpeg's latest speed for a live stream.
+    pub fn transcoder_speed(&self, id: Uuid, speed: f64) {
+        if self.is_live(id) {
+            self.inner
+                .transcoder_speed
+                .get_or_create(&stream(id))
+                .set(speed);
+        }
+    }
+
+    /// Deletes the transcoder speed series (FFmpeg stopped for good).
+    pub fn remove_transcoder(&self, id: Uuid) {
+        self.inner.transcoder_speed.remove(&stream(id));
+    }
+
+    /// Viewers watching a live stream now (filled by viewer sessions).
+    pub fn set_concurrent_viewers(&self, id: Uuid, viewers: i64) {
+        if self.is_live(id) {
+            self.inner
+                .concurrent_viewers
+                .get_or_create(&stream(id))
+                .set(viewers);
+        }
+    }
+
+    /// Stall time / watch time of a live stream (filled from player beacons).
+    pub fn set_buffering_ratio(&self, id: Uuid, ratio: f64) {
+        if self.is_live(id) {
+            self.inner
+                .buffering_ratio
+                .get_or_create(&stream(id))
+                .set(ratio);
+        }
+    }
+
+    /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(needle))
+            .collect()
+    }
+
+    #[test]
+    fn encode_names_every_family() {
+        let m = Metrics::new();
+        let fresh = m.encode();
+        assert!(fresh.contains("streaming_active_streams 0"), "{fresh}");
+        assert!(
+            fresh.contains("streaming_segment_request_duration_seconds_count{kind=\"playlist\"} 0")
+        );
+        // prometheus-client leaves out families without series: give each one.
+        let id = Uuid::new_v4();
+        m.stream_started(id);
+        m.egress_bytes(id, "source", 1);
+        m.stream_error(id, "protocol");
+        m.transcoder_speed(id, 1.0);
+        let text = m.encode();
+        for name in [
+            "streaming_active_streams",
+            "streaming_ingest_bytes_total",
+            "streaming_egress_bytes_total",
+            "streaming_stream_errors_total",
+            "streaming_segment_request_duration_seconds",
+            "streaming_transcoder_speed",
+            "streaming_concurrent_viewers",
+            "streaming_buffering_ratio",
+        ] {
+            let base = name.trim_end_matches("_total");
+            assert!(
+                text.contains(&format!("# TYPE {base} ")),
+                "{name} missing in:\n{text}"
+            );
+        }
+        assert!(
+            text.contains(&format!(
+                "streaming_concurrent_viewers{{stream_id=\"{id}\"}} 0"
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn records_only_live_streams_and_remove_stream_deletes_their_series() {
+        let m = Metrics::new();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        // Not live yet: nothing is recorded.
+        m.ingest_bytes(a, 10);
+        m.egress_bytes(a, "source", 10);
+        assert!(!m.encode().contains(&a.to_string()));
+
+        m.stream_started(a);
+        m.stream_started(a);
+        m.stream_started(b);
+        assert_eq!(m.active_streams(), 2);
+        m.ingest_bytes(a, 1000);
+        m.egress_bytes(a, "source", 500);
+        m.egress_bytes(a, "480p", 200);
+        m.stream_error(a, "protocol");
+        m.transcoder_speed(a, 1.25);
+        m.ingest_bytes(b, 7);
+        m.request_duration(RequestKind::Segment, 0.002);
+        let text = m.encode();
+        let a_id = a.to_string();
+        assert!(text.contains("streaming_active_streams 2"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "streaming_ingest_bytes_total{{stream_id=\"{a_id}\"}} 1000"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "streaming_egress_bytes_total{{stream_id=\"{a_id}\",rendition=\"480p\"}} 200"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "streaming_transcoder_speed{{stream_id=\"{a_id}\"}} 1.25"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("streaming_segment_request_duration_seconds_count{kind=\"segment\"} 1"),
+            "{text}"
+        );
+        assert!(lines_with(&text, &a_id).len() >= 7, "{text}");
+
+        m.remove_stream(a);
+        let text = m.encode();
+        assert!(
+            lines_with(&text, &a_id).is_empty(),
+            "series of {a_id} left:\n{text}"
+        );
+        assert!(text.contains("streaming_active_streams 1"), "{text}");
+        assert!(!lines_with(&text, &b.to_string()).is_empty());
+        // Late traffic for an ended stream creates no series.
+        m.egress_bytes(a, "source", 1);
+        m.stream_error(a, "http_5xx");
+        assert!(lines_with(&m.encode(), &a_id).is_empty());
+
+        m.remove_stream(b);
+        m.remove_stream(b);
+        assert!(m.encode().contains("streaming_active_streams 0"));
+        assert_eq!(m.active_streams(), 0);
+    }
+}

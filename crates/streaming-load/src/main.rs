@@ -1,0 +1,203 @@
+//! `streaming-load`: simulated HLS viewers and RTMP publishers against a
+//! streaming-server on this machine (loopback targets only, bounded in time).
+//!
+//! Prints one JSON summary object on stdout and a short table on stderr.
+//! Exit status: 0 after a run (errors are in the summary), 2 when the
+//! arguments or the target are refused.
+
+mod publish;
+mod stats;
+mod target;
+mod viewers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use reqwest::Url;
+use tokio::time::Instant;
+
+use crate::target::{check_loopback_url, parse_duration, resolve_loopback};
+
+/// Grace after `--duration` for in-flight work to wind down before the
+/// process gives up on it.
+const GRACE: Duration = Duration::from_secs(15);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "streaming-load",
+    version,
+    about = "Load tool for streaming-server: simulated HLS viewers and RTMP publishers (loopback targets only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Simulated HLS viewers of one master (or media) playlist.
+    Viewers {
+        /// Master playlist URL, e.g. http://127.0.0.1:8080/hls/{id}/master.m3u8
+        #[arg(long)]
+        url: String,
+        /// Number of concurrent viewers.
+        #[arg(long, default_value_t = 1)]
+        viewers: usize,
+        /// How long to run (e.g. 30s, 5m; at most 1h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
+        /// How many of the viewers switch quality.
+        #[arg(long, default_value_t = 0)]
+        switchers: usize,
+        /// How often a switcher moves to the next variant.
+        #[arg(long, value_parser = parse_duration, default_value = "5s")]
+        switch_every: Duration,
+        /// Send `{"type":"heartbeat"}` beacons to /api/v1/sessions/{id}/events.
+        #[arg(long)]
+        beacons: bool,
+        /// Every viewer starts on the lowest-bandwidth variant (default: round-robin).
+        #[arg(long)]
+        lowest: bool,
+        /// Spread the viewers' starts over this long.
+        #[arg(long, value_parser = parse_duration_or_zero, default_value = "0s")]
+        ramp: Duration,
+    },
+    /// Simulated publishers replaying an FLV file over RTMP in real time.
+    Publish {
+        /// rtmp://127.0.0.1:1935/live/STREAM_KEY (repeat for several keys;
+        /// publisher i uses URL i mod count).
+        #[arg(long, required = true)]
+        rtmp: Vec<String>,
+        /// The FLV file to replay.
+        #[arg(long)]
+        flv: PathBuf,
+        /// Number of publishers [default: one per --rtmp URL].
+        #[arg(long)]
+        publishers: Option<usize>,
+        /// Replay the file again (timestamps continuing) until --duration.
+        #[arg(long = "loop")]
+        looped: bool,
+        /// How long to run at most (e.g. 30s; at most 1h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
+    },
+}
+
+fn parse_duration_or_zero(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches(['s', 'm', 'h']).parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streaming-load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let (summary, stats, duration) = match cli.cmd {
+        Cmd::Viewers {
+            url,
+            viewers,
+            duration,
+            switchers,
+            switch_every,
+            beacons,
+            lowest,
+            ramp,
+        } => {
+            let master = Url::parse(&url).map_err(|e| format!("invalid --url `{url}`: {e}"))?;
+            if master.scheme() != "http" {
+                return Err(format!("--url `{url}`: only http:// is supported"));
+            }
+            check_loopback_url(&master)?;
+            let host = master.host_str().unwrap_or_default();
+            resolve_loopback(host, master.port_or_known_default().unwrap_or(80)).await?;
+            if viewers == 0 {
+                return Err("--viewers must be at least 1".into());
+            }
+            let deadline = Instant::now() + duration;
+            let opts = viewers::ViewerOpts {
+                master,
+                viewers,
+                switchers,
+                switch_every,
+                beacons,
+                lowest,
+                ramp: ramp.min(duration),
+                deadline,
+            };
+            let (j, s) = bounded(duration, viewers::run(opts)).await??;
+            (j, s, duration)
+        }
+        Cmd::Publish {
+            rtmp,
+            flv,
+            publishers,
+            looped,
+            duration,
+        } => {
+            let targets = rtmp
+                .iter()
+                .map(|u| publish::RtmpTarget::parse(u))
+                .collect::<Result<Vec<_>, _>>()?;
+            for t in &targets {
+                resolve_loopback(&t.host, t.port).await?;
+            }
+            let frames = Arc::new(publish::read_flv(&flv)?);
+            let publishers = publishers.unwrap_or(targets.len());
+            if publishers == 0 {
+                return Err("--publishers must be at least 1".into());
+            }
+            let deadline = Instant::now() + duration;
+            let opts = publish::PublishOpts {
+                targets,
+                frames,
+                publishers,
+                looped,
+                deadline,
+            };
+            let (j, s) = bounded(duration, publish::run(opts)).await?;
+            (j, s, duration)
+        }
+    };
+    let mut summary = summary;
+    summary["duration_s"] = serde_json::json!(duration.as_secs_f64());
+    println!("{summary}");
+    if stats.total_requests() > 0 {
+        eprint!("{}", stats::human_table(&stats));
+    } else {
+        eprintln!("errors: {} {:?}", stats.total_errors(), stats.errors);
+    }
+    if let Some(p) = summary.get("publishers") {
+        eprintln!(
+            "publishers: {}  frames sent: {}  bytes sent: {}",
+            p["count"], p["frames_sent"], p["bytes_sent"]
+        );
+    }
+    if let Some(v) = summary.get("viewers") {
+        eprintln!(
+            "viewers: {}  switches: {}  segments/viewer min {} max {}",
+            v["count"], v["switches"], v["min_segments"], v["max_segments"]
+        );
+    }
+    Ok(())
+}
+
+/// The whole run is bounded: `duration` plus a grace period, whatever happens.
+async fn bounded<T>(duration: Duration, f: impl Future<Output = T>) -> Result<T, String> {
+    tokio::time::timeout(duration + GRACE, f)
+        .await
+        .map_err(|_| format!("run did not wind down within {GRACE:?} after --duration; aborted"))
+}
