@@ -190,7 +190,22 @@ fn parse_segment(file: &str) -> Option<u64> {
 
 pub(crate) fn media_text(st: &StreamMediaState, rendition: &str, state: &DeliveryState) -> Option<String> {
     let r = st.renditions.get(rendition).filter(|r| playable(r))?;
-    let listed: Vec<_> = r.listed(state.media.playlist_segments.max(1)).collect();
+    let window = state.media.playlist_segments.max(1);
+    // Every video playlist starts at the same number: the renditions begin a
+    // segment or two after the source (FFmpeg starts on the source), and a
+    // player switching to a level that has nothing under its playhead stalls.
+    let floor = (r.info.kind == RenditionKind::Video)
+        .then(|| {
+            video_renditions(st)
+                .iter()
+                .filter_map(|(_, v)| v.listed(window).next().map(|s| s.number))
+                .max()
+        })
+        .flatten();
+    let listed: Vec<_> = r
+        .listed(window)
+        .filter(|s| floor.is_none_or(|f| s.number >= f))
+        .collect();
     let first = listed.first()?.number;
     let hidden_disc = r
         .segments
