@@ -71,7 +71,11 @@ impl Default for TranscodeConfig {
             enabled: true,
             ffmpeg: None,
             preset: "veryfast".into(),
-            rungs: vec![rung("1080p", 1080, 8000), rung("720p", 720, 5000), rung("480p", 480, 2000)],
+            rungs: vec![
+                rung("1080p", 1080, 8000),
+                rung("720p", 720, 5000),
+                rung("480p", 480, 2000),
+            ],
             min_speed: 0.9,
         }
     }
@@ -149,9 +153,9 @@ impl Config {
 
     /// The database URL in force.
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite:{}", self.data_dir.join("streaming.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("streaming.db").display()))
     }
 
     /// Base of user-facing HTTP URLs, without a trailing slash.
@@ -196,8 +200,10 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_unknown_keys_fail() {
-        let c = Config::from_toml("http_addr = \"127.0.0.1:9000\"\n[media]\nsegment_duration_ms = 4000\n")
-            .unwrap();
+        let c = Config::from_toml(
+            "http_addr = \"127.0.0.1:9000\"\n[media]\nsegment_duration_ms = 4000\n",
+        )
+        .unwrap();
         assert_eq!(c.http_addr.port(), 9000);
         assert_eq!(c.media.segment_duration_ms, 4000);
         assert_eq!(c.media.part_duration_ms, 500);

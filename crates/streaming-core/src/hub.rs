@@ -97,7 +97,12 @@ impl StreamHub {
 
     /// Starts publishing `stream_id` from connection `conn_id` (authenticated
     /// with `key_id`), taking the stream over if another connection is publishing it.
-    pub fn publish(&self, stream_id: Uuid, conn_id: u64, key_id: Option<Uuid>) -> (Publisher, PublishStart) {
+    pub fn publish(
+        &self,
+        stream_id: Uuid,
+        conn_id: u64,
+        key_id: Option<Uuid>,
+    ) -> (Publisher, PublishStart) {
         let mut inner = self.lock();
         let cancel = CancellationToken::new();
         if let Some(entry) = inner.streams.get_mut(&stream_id) {
@@ -147,7 +152,10 @@ impl StreamHub {
 
     /// Subscribes to a live stream (late joiners such as a transcoder).
     pub fn subscribe(&self, stream_id: Uuid) -> Option<broadcast::Receiver<HubMessage>> {
-        self.lock().streams.get(&stream_id).map(|e| e.tx.subscribe())
+        self.lock()
+            .streams
+            .get(&stream_id)
+            .map(|e| e.tx.subscribe())
     }
 
     pub fn is_live(&self, stream_id: Uuid) -> bool {
@@ -252,16 +260,31 @@ mod tests {
         assert_eq!(start, PublishStart::New);
         let mut opened = consumer.recv().await.unwrap();
         assert_eq!(opened.stream_id, id);
-        p1.send(Frame::new(FrameKind::Audio, 5, Bytes::from_static(b"\xaf\x01x")));
-        assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::Frame(f) if f.timestamp == 5));
+        p1.send(Frame::new(
+            FrameKind::Audio,
+            5,
+            Bytes::from_static(b"\xaf\x01x"),
+        ));
+        assert!(
+            matches!(opened.rx.recv().await.unwrap(), HubMessage::Frame(f) if f.timestamp == 5)
+        );
 
         let key = Uuid::new_v4();
         let (p2, start) = hub.publish(id, 2, Some(key));
         assert_eq!(start, PublishStart::TookOver);
         assert!(p1.cancelled().is_cancelled());
-        assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::Discontinuity));
-        assert!(!p1.end(), "a taken-over publisher does not end the broadcast");
-        assert!(!hub.kick_key(id, Uuid::new_v4()), "another key's revocation spares it");
+        assert!(matches!(
+            opened.rx.recv().await.unwrap(),
+            HubMessage::Discontinuity
+        ));
+        assert!(
+            !p1.end(),
+            "a taken-over publisher does not end the broadcast"
+        );
+        assert!(
+            !hub.kick_key(id, Uuid::new_v4()),
+            "another key's revocation spares it"
+        );
         assert!(!p2.cancelled().is_cancelled());
         assert!(hub.kick_key(id, key));
         assert!(p2.cancelled().is_cancelled());

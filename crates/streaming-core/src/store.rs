@@ -87,7 +87,11 @@ impl Rendition {
             bytes += s.data.len() as u64;
             secs += d;
         }
-        let avg = if secs > 0.0 { bytes as f64 * 8.0 / secs } else { 0.0 };
+        let avg = if secs > 0.0 {
+            bytes as f64 * 8.0 / secs
+        } else {
+            0.0
+        };
         (peak.ceil() as u64, avg.ceil() as u64)
     }
 }
@@ -150,7 +154,14 @@ impl StreamMedia {
         r
     }
 
-    pub fn put_init(&self, name: &str, info: RenditionInfo, version: u32, data: Bytes, now_ms: i64) {
+    pub fn put_init(
+        &self,
+        name: &str,
+        info: RenditionInfo,
+        version: u32,
+        data: Bytes,
+        now_ms: i64,
+    ) {
         self.write(now_ms, |st| {
             let r = st
                 .renditions
@@ -183,7 +194,9 @@ impl StreamMedia {
                 }
             }
             if dropped_disc > 0 {
-                *st.discontinuity_sequence.entry(name.to_string()).or_default() += dropped_disc;
+                *st.discontinuity_sequence
+                    .entry(name.to_string())
+                    .or_default() += dropped_disc;
             }
             true
         })
@@ -299,7 +312,10 @@ mod tests {
         assert_eq!(r.segments.len(), 3);
         assert!(r.segment(2).is_none());
         assert_eq!(r.segment(4).unwrap().number, 4);
-        assert_eq!(r.listed(2).map(|s| s.number).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(
+            r.listed(2).map(|s| s.number).collect::<Vec<_>>(),
+            vec![4, 5]
+        );
         assert_eq!(st.discontinuity_sequence["source"], 1);
         assert_eq!(r.bandwidth(), (4000, 4000));
         m.mark_ended(3);

@@ -6,13 +6,19 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use streaming_core::config::MediaConfig;
-use streaming_core::hub::{CancellationToken, HubMessage, OpenedStream, RenditionMessage, StreamHub};
-use streaming_core::store::{RenditionInfo, RenditionKind, SegmentStore, StoredSegment, StreamMedia};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use streaming_core::config::MediaConfig;
+use streaming_core::hub::{
+    CancellationToken, HubMessage, OpenedStream, RenditionMessage, StreamHub,
+};
+use streaming_core::store::{
+    RenditionInfo, RenditionKind, SegmentStore, StoredSegment, StreamMedia,
+};
 
-use streaming_media::packager::{FollowerPackager, Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind};
+use streaming_media::packager::{
+    FollowerPackager, Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind,
+};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -68,7 +74,15 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
     // and above the previous broadcast's last number in this process.
     let previous_last = store
         .get(stream_id)
-        .and_then(|m| m.with(|st| st.renditions.values().filter_map(|r| r.segments.back()).map(|s| s.number).max()))
+        .and_then(|m| {
+            m.with(|st| {
+                st.renditions
+                    .values()
+                    .filter_map(|r| r.segments.back())
+                    .map(|s| s.number)
+                    .max()
+            })
+        })
         .unwrap_or_default();
     let number_base = ((started / 1000).max(0) as u64).max(previous_last);
     let media = store.open(stream_id, started);
@@ -214,7 +228,13 @@ impl Output<'_> {
             PackagerEvent::Init(init) => {
                 let name = rendition.unwrap_or(rendition_name(init.track));
                 debug!(rendition = name, version = init.version, codec = %init.info.codec, "init segment");
-                media.put_init(name, rendition_info(&init.info), init.version, init.data, now);
+                media.put_init(
+                    name,
+                    rendition_info(&init.info),
+                    init.version,
+                    init.data,
+                    now,
+                );
             }
             PackagerEvent::Part(_) => {}
             PackagerEvent::Segment(seg) => {
@@ -229,7 +249,13 @@ impl Output<'_> {
                 let pdt = media.with(|s| s.availability_start_ms) + start_ms;
                 let name = rendition.unwrap_or(rendition_name(seg.track));
                 let number = self.number_base + seg.number;
-                debug!(rendition = name, number, duration = seg.duration as f64 / ts as f64, bytes = seg.data.len(), "segment");
+                debug!(
+                    rendition = name,
+                    number,
+                    duration = seg.duration as f64 / ts as f64,
+                    bytes = seg.data.len(),
+                    "segment"
+                );
                 media.put_segment(
                     name,
                     StoredSegment {

@@ -82,7 +82,9 @@ impl Conn {
         match &end {
             End::PeerClosed => info!("publisher disconnected"),
             End::Shutdown => info!("connection closed: server shutting down"),
-            End::Replaced => info!("connection closed: stream taken over by a new publish or key revoked"),
+            End::Replaced => {
+                info!("connection closed: stream taken over by a new publish or key revoked")
+            }
             End::Error(e) => warn!(error = %e, "connection closed on error"),
         }
         let reason = match &end {
@@ -119,7 +121,9 @@ impl Conn {
                     // A peer gone before the handshake completed is no encoder stop.
                     let received = self.session.as_ref().map_or(0, |s| s.bytes_received());
                     if received < HANDSHAKE_BYTES {
-                        return End::Error(format!("peer closed during the handshake after {received} bytes"));
+                        return End::Error(format!(
+                            "peer closed during the handshake after {received} bytes"
+                        ));
                     }
                     return End::PeerClosed;
                 }
@@ -193,7 +197,11 @@ impl Conn {
                 Ok(())
             }
             ServerEvent::Unpublished { stream_id } => {
-                if self.live.as_ref().is_some_and(|l| l.rtmp_stream_id == stream_id) {
+                if self
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.rtmp_stream_id == stream_id)
+                {
                     info!("encoder unpublished");
                     self.end_broadcast("encoder stopped").await;
                 }
@@ -204,22 +212,34 @@ impl Conn {
         }
     }
 
-    async fn on_publish(&mut self, rtmp_stream_id: u32, app: &str, raw_key: &str) -> Result<(), End> {
+    async fn on_publish(
+        &mut self,
+        rtmp_stream_id: u32,
+        app: &str,
+        raw_key: &str,
+    ) -> Result<(), End> {
         let key = raw_key.split('?').next().unwrap_or_default();
         if self.live.is_some() {
             return self
-                .reject(rtmp_stream_id, "this connection is already publishing", None)
+                .reject(
+                    rtmp_stream_id,
+                    "this connection is already publishing",
+                    None,
+                )
                 .await;
         }
         if app.trim_matches('/') != APP {
-            let why = format!("unknown application {app:?}; publish to rtmp://HOST/{APP}/STREAM_KEY");
+            let why =
+                format!("unknown application {app:?}; publish to rtmp://HOST/{APP}/STREAM_KEY");
             return self.reject(rtmp_stream_id, &why, None).await;
         }
         let check = match self.ctx.repo.check_key(key).await {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "stream key check failed");
-                return self.reject(rtmp_stream_id, "stream key check failed", None).await;
+                return self
+                    .reject(rtmp_stream_id, "stream key check failed", None)
+                    .await;
             }
         };
         let (stream, key_id) = match check {
@@ -229,10 +249,13 @@ impl Conn {
                 return self.reject(rtmp_stream_id, &why, Some(stream_id)).await;
             }
             KeyCheck::Unknown => {
-                return self.reject(rtmp_stream_id, "unknown stream key", None).await;
+                return self
+                    .reject(rtmp_stream_id, "unknown stream key", None)
+                    .await;
             }
         };
-        self.span.record("stream_id", tracing::field::display(stream.id));
+        self.span
+            .record("stream_id", tracing::field::display(stream.id));
         let conn_id = self.conn_id;
         let (publisher, start) = self.ctx.hub.publish(stream.id, conn_id, Some(key_id));
         match start {
@@ -256,7 +279,12 @@ impl Conn {
         Ok(())
     }
 
-    async fn reject(&mut self, rtmp_stream_id: u32, why: &str, stream_id: Option<Uuid>) -> Result<(), End> {
+    async fn reject(
+        &mut self,
+        rtmp_stream_id: u32,
+        why: &str,
+        stream_id: Option<Uuid>,
+    ) -> Result<(), End> {
         warn!(reason = why, "publish refused");
         self.ctx.events.publish(Event::PublishRejected {
             stream_id,
@@ -277,7 +305,12 @@ impl Conn {
 
     async fn activate(&self, stream_id: Uuid) {
         let now = Utc::now();
-        match self.ctx.repo.transition(stream_id, StreamStatus::Active, now).await {
+        match self
+            .ctx
+            .repo
+            .transition(stream_id, StreamStatus::Active, now)
+            .await
+        {
             Ok(_) => info!("stream ACTIVE"),
             // A takeover continues a broadcast that is already ACTIVE.
             Err(CoreError::InvalidTransition {
@@ -287,7 +320,9 @@ impl Conn {
             Err(e) => warn!(error = %e, "could not mark the stream ACTIVE"),
         }
         self.ctx.metrics.stream_started(stream_id);
-        self.ctx.events.publish(Event::StreamStarted { stream_id, at: now });
+        self.ctx
+            .events
+            .publish(Event::StreamStarted { stream_id, at: now });
     }
 
     /// Ends this connection's broadcast, if it still owns it.
@@ -303,7 +338,12 @@ impl Conn {
         }
         let now = Utc::now();
         if got_media {
-            match self.ctx.repo.transition(stream_id, StreamStatus::Ended, now).await {
+            match self
+                .ctx
+                .repo
+                .transition(stream_id, StreamStatus::Ended, now)
+                .await
+            {
                 Ok(_) => info!(reason, "stream ENDED"),
                 Err(e) => warn!(error = %e, "could not mark the stream ENDED"),
             }

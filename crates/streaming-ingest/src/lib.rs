@@ -36,7 +36,12 @@ pub struct IngestContext {
 }
 
 impl IngestContext {
-    pub fn new(repo: DynRepository, hub: StreamHub, events: EventBus, config: IngestConfig) -> Self {
+    pub fn new(
+        repo: DynRepository,
+        hub: StreamHub,
+        events: EventBus,
+        config: IngestConfig,
+    ) -> Self {
         Self {
             repo,
             hub,

@@ -18,7 +18,9 @@ pub enum FlvDemuxError {
     BadSignature([u8; 3]),
     #[error("FLV header data offset {0} is shorter than the header")]
     BadDataOffset(u32),
-    #[error("FLV tag at stream offset {offset} has body size {size}, above the {MAX_TAG_BODY}-byte bound")]
+    #[error(
+        "FLV tag at stream offset {offset} has body size {size}, above the {MAX_TAG_BODY}-byte bound"
+    )]
     TagTooLarge { offset: u64, size: usize },
 }
 
@@ -47,9 +49,14 @@ impl FlvDemuxer {
                     return Ok(None);
                 }
                 if &self.buf[0..3] != b"FLV" {
-                    return Err(FlvDemuxError::BadSignature([self.buf[0], self.buf[1], self.buf[2]]));
+                    return Err(FlvDemuxError::BadSignature([
+                        self.buf[0],
+                        self.buf[1],
+                        self.buf[2],
+                    ]));
                 }
-                let offset = u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]);
+                let offset =
+                    u32::from_be_bytes([self.buf[5], self.buf[6], self.buf[7], self.buf[8]]);
                 if (offset as usize) < FILE_HEADER_LEN {
                     return Err(FlvDemuxError::BadDataOffset(offset));
                 }
@@ -65,7 +72,9 @@ impl FlvDemuxer {
                 return Ok(None);
             }
             let tag_type = self.buf[0] & 0x1f;
-            let size = (usize::from(self.buf[1]) << 16) | (usize::from(self.buf[2]) << 8) | usize::from(self.buf[3]);
+            let size = (usize::from(self.buf[1]) << 16)
+                | (usize::from(self.buf[2]) << 8)
+                | usize::from(self.buf[3]);
             if size > MAX_TAG_BODY {
                 return Err(FlvDemuxError::TagTooLarge {
                     offset: self.consumed,
@@ -110,9 +119,17 @@ mod tests {
     #[test]
     fn frames_come_out_at_every_split() {
         let frames = vec![
-            Frame::new(FrameKind::Video, 0, Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2])),
+            Frame::new(
+                FrameKind::Video,
+                0,
+                Bytes::from_static(&[0x17, 0, 0, 0, 0, 1, 2]),
+            ),
             Frame::new(FrameKind::Audio, 21, Bytes::from_static(&[0xaf, 1, 9])),
-            Frame::new(FrameKind::Video, 0x0100_0033, Bytes::from_static(&[0x27, 1, 0, 0, 0, 5])),
+            Frame::new(
+                FrameKind::Video,
+                0x0100_0033,
+                Bytes::from_static(&[0x27, 1, 0, 0, 0, 5]),
+            ),
         ];
         let mut out = BytesMut::new();
         write_header(&mut out, true, true);
@@ -138,9 +155,15 @@ mod tests {
     fn bad_input_is_an_error() {
         let mut d = FlvDemuxer::new();
         d.push(b"GIF89a\0\0\0\0\0");
-        assert!(matches!(d.next_frame(), Err(FlvDemuxError::BadSignature(_))));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FlvDemuxError::BadSignature(_))
+        ));
         let mut d = FlvDemuxer::new();
         d.push(b"FLV\x01\x05\0\0\0\x09\0\0\0\0\x09\xff\xff\xff\0\0\0\0\0\0\0");
-        assert!(matches!(d.next_frame(), Err(FlvDemuxError::TagTooLarge { .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FlvDemuxError::TagTooLarge { .. })
+        ));
     }
 }

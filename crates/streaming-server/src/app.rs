@@ -61,7 +61,10 @@ impl RunningServer {
 
     /// Waits until the server has stopped.
     pub async fn wait(self) {
-        if tokio::time::timeout(Duration::from_secs(5), self.done).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), self.done)
+            .await
+            .is_err()
+        {
             warn!("shutdown took longer than 5 s; exiting anyway");
         }
     }
@@ -93,7 +96,9 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     if let Ok(t) = std::fs::read_to_string(&path) {
         return Ok(t.trim().to_string());
     }
-    let token = streaming_core::keys::generate().plaintext.replacen("sk_", "adm_", 1);
+    let token = streaming_core::keys::generate()
+        .plaintext
+        .replacen("sk_", "adm_", 1);
     write_secret(&path, &token)?;
     println!(
         "Generated the admin API token (saved to {}, shown once): {token}",
@@ -120,7 +125,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let admin_token = admin_token(&config)?;
     let events = EventBus::default();
     let hub = StreamHub::new();
-    let store = SegmentStore::new(config.media.retained_segments.max(config.media.playlist_segments + 2));
+    let store = SegmentStore::new(
+        config
+            .media
+            .retained_segments
+            .max(config.media.playlist_segments + 2),
+    );
     let shutdown = CancellationToken::new();
     let packagers = TaskTracker::new();
     streaming_delivery::spawn_packagers(
@@ -131,7 +141,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shutdown.clone(),
     );
     let metrics = Metrics::new();
-    let transcoder = Transcoder::new(config.transcode.clone(), config.media.segment_duration_ms, events.clone());
+    let transcoder = Transcoder::new(
+        config.transcode.clone(),
+        config.media.segment_duration_ms,
+        events.clone(),
+    );
     transcoder.set_metrics(metrics.clone());
     transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
 
@@ -183,7 +197,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let http_task = {
         let stop = http_stop.clone();
         tokio::spawn(async move {
-            let serve = axum::serve(http, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            let serve = axum::serve(http, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
                 warn!(error = %e, "HTTP server failed");
             }
@@ -200,11 +215,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             hub.kick_all();
             let _ = ingest.await;
             packagers.close();
-            if tokio::time::timeout(Duration::from_secs(3), packagers.wait()).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(3), packagers.wait())
+                .await
+                .is_err()
+            {
                 warn!("packagers did not finish in time");
             }
             http_stop.cancel();
-            if tokio::time::timeout(Duration::from_secs(1), http_task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(1), http_task)
+                .await
+                .is_err()
+            {
                 info!("HTTP connections still open at exit");
             }
             info!("shutdown complete");

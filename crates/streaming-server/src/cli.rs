@@ -5,12 +5,21 @@ use clap::{Parser, Subcommand};
 use crate::settings::Overrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "streaming-server", version, about = "Live streaming server: RTMP in, HLS and DASH out")]
+#[command(
+    name = "streaming-server",
+    version,
+    about = "Live streaming server: RTMP in, HLS and DASH out"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub overrides: Overrides,
     /// Log format: text or json.
-    #[arg(long, env = "STREAMING_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "STREAMING_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     pub log_format: String,
     #[command(subcommand)]
     pub command: Command,

@@ -25,7 +25,12 @@ pub struct Overrides {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
     /// Admin bearer token for the REST API [default: generated, kept in DATA_DIR].
-    #[arg(long, env = "STREAMING_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "STREAMING_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
     /// Public base URL of the HTTP side, used in printed URLs.
     #[arg(long, env = "STREAMING_PUBLIC_URL", global = true)]
@@ -73,7 +78,11 @@ mod tests {
     fn flags_win_over_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, "http_addr = \"127.0.0.1:9000\"\nrtmp_addr = \"127.0.0.1:1940\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "http_addr = \"127.0.0.1:9000\"\nrtmp_addr = \"127.0.0.1:1940\"\n",
+        )
+        .unwrap();
         let o = Overrides {
             config: Some(path),
             http_addr: Some("127.0.0.1:9100".parse().unwrap()),

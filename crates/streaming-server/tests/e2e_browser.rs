@@ -10,12 +10,23 @@ use common::{Publish, TestServer, ffmpeg_publish, repo_root, require, run, wait_
 async fn play(page_url: &str) -> (bool, String, String) {
     let script = repo_root().join("web/tests/play.mjs");
     assert!(
-        repo_root().join("web/node_modules/playwright-core").exists(),
+        repo_root()
+            .join("web/node_modules/playwright-core")
+            .exists(),
         "playwright-core is missing: run `npm ci` in web/ (scripts/test does this)"
     );
     run(
         "node",
-        &[script.to_str().unwrap(), page_url, "--seconds", "7", "--min-advance", "5", "--start-timeout", "30"],
+        &[
+            script.to_str().unwrap(),
+            page_url,
+            "--seconds",
+            "7",
+            "--min-advance",
+            "5",
+            "--start-timeout",
+            "30",
+        ],
         Duration::from_secs(90),
     )
     .await
@@ -37,9 +48,11 @@ async fn hlsjs_and_dashjs_play_in_chromium() {
             ..Publish::default()
         },
     );
-    ts.wait_for_text(&format!("/hls/{id}/source/index.m3u8"), Duration::from_secs(20), |t| {
-        t.matches("#EXTINF").count() >= 2
-    })
+    ts.wait_for_text(
+        &format!("/hls/{id}/source/index.m3u8"),
+        Duration::from_secs(20),
+        |t| t.matches("#EXTINF").count() >= 2,
+    )
     .await
     .expect("live playlist with two segments");
 

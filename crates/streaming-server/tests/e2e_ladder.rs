@@ -21,7 +21,11 @@ fn test_ladder(c: &mut streaming_core::config::Config) {
         video_kbps,
         max_fps: 30.0,
     };
-    c.transcode.rungs = vec![rung("360p", 360, 700), rung("240p", 240, 350), rung("1080p", 1080, 8000)];
+    c.transcode.rungs = vec![
+        rung("360p", 360, 700),
+        rung("240p", 240, 350),
+        rung("1080p", 1080, 8000),
+    ];
     c.transcode.preset = "veryfast".into();
     c.media.playlist_segments = 30;
     c.media.retained_segments = 40;
@@ -56,7 +60,10 @@ fn uris(playlist: &str) -> Vec<(u64, f64)> {
     for l in playlist.lines() {
         if let Some(d) = l.strip_prefix("#EXTINF:") {
             dur = d.trim_end_matches(',').parse().unwrap_or(0.0);
-        } else if let Some(n) = l.strip_prefix("segment-").and_then(|s| s.strip_suffix(".m4s")) {
+        } else if let Some(n) = l
+            .strip_prefix("segment-")
+            .and_then(|s| s.strip_suffix(".m4s"))
+        {
             out.push((n.parse().unwrap(), dur));
         }
     }
@@ -68,7 +75,10 @@ async fn ladder_is_planned_aligned_and_on_bitrate() {
     let _serial = HEAVY.lock().await;
     require("ffprobe", "ffmpeg");
     let ts = TestServer::start_with(test_ladder).await;
-    assert!(ts.server.transcoder.available(), "FFmpeg must be found for this test");
+    assert!(
+        ts.server.transcoder.available(),
+        "FFmpeg must be found for this test"
+    );
     let (id, key) = ts.create_stream("ladder").await;
     let publisher = ffmpeg_publish(
         &ts.publish_url(&key),
@@ -83,39 +93,69 @@ async fn ladder_is_planned_aligned_and_on_bitrate() {
     assert!(ts.wait_status(id, "ACTIVE", Duration::from_secs(15)).await);
     let active = Instant::now();
     let master = ts
-        .wait_for_text(&format!("/hls/{id}/master.m3u8"), Duration::from_secs(15), |t| {
-            t.contains("360p/index.m3u8") && t.contains("240p/index.m3u8")
-        })
+        .wait_for_text(
+            &format!("/hls/{id}/master.m3u8"),
+            Duration::from_secs(15),
+            |t| t.contains("360p/index.m3u8") && t.contains("240p/index.m3u8"),
+        )
         .await
         .expect("master lists the renditions");
-    eprintln!("renditions listed {:?} after the first media", active.elapsed());
+    eprintln!(
+        "renditions listed {:?} after the first media",
+        active.elapsed()
+    );
     // A 720p source gets source + the rungs below it, never the 1080p rung.
     assert!(!master.contains("1080p"), "{master}");
-    assert!(master.contains("RESOLUTION=640x360") && master.contains("RESOLUTION=426x240"), "{master}");
+    assert!(
+        master.contains("RESOLUTION=640x360") && master.contains("RESOLUTION=426x240"),
+        "{master}"
+    );
 
     let (ok, err) = wait_child(publisher, Duration::from_secs(60)).await;
     assert!(ok, "publisher: {err}");
     let mut playlists = BTreeMap::new();
     for r in ["source", "360p", "240p"] {
         let p = ts
-            .wait_for_text(&format!("/hls/{id}/{r}/index.m3u8"), Duration::from_secs(5), |t| t.contains("#EXT-X-ENDLIST"))
+            .wait_for_text(
+                &format!("/hls/{id}/{r}/index.m3u8"),
+                Duration::from_secs(5),
+                |t| t.contains("#EXT-X-ENDLIST"),
+            )
             .await
             .unwrap_or_else(|| panic!("{r} playlist ends"));
         playlists.insert(r, p);
     }
 
     // ffprobe on each rendition's playlist reports its planned resolution.
-    for (r, want) in [("source", "1280,720"), ("360p", "640,360"), ("240p", "426,240")] {
+    for (r, want) in [
+        ("source", "1280,720"),
+        ("360p", "640,360"),
+        ("240p", "426,240"),
+    ] {
         let url = ts.url(&format!("/hls/{id}/{r}/index.m3u8"));
         let (ok, out, err) = run(
             "ffprobe",
-            &["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0", &url],
+            &[
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height",
+                "-of",
+                "csv=p=0",
+                &url,
+            ],
             Duration::from_secs(30),
         )
         .await;
         assert!(ok, "ffprobe {r}: {err}");
         // ffprobe lists the stream once per program too: read the first line.
-        assert_eq!(out.lines().find(|l| !l.trim().is_empty()), Some(want), "{r}: {out}");
+        assert_eq!(
+            out.lines().find(|l| !l.trim().is_empty()),
+            Some(want),
+            "{r}: {out}"
+        );
     }
 
     // Alignment: every number present everywhere has the same tfdt (within a
@@ -125,7 +165,10 @@ async fn ladder_is_planned_aligned_and_on_bitrate() {
         let mut bytes = 0usize;
         let mut secs = 0.0;
         for (n, d) in uris(p) {
-            let seg = ts.get_bytes(&format!("/hls/{id}/{r}/segment-{n}.m4s")).await.expect("segment");
+            let seg = ts
+                .get_bytes(&format!("/hls/{id}/{r}/segment-{n}.m4s"))
+                .await
+                .expect("segment");
             let (tfdt, key) = segment_facts(&seg).expect("moof with tfdt and trun");
             assert!(key, "{r} segment {n} does not start with a keyframe");
             facts.entry(n).or_default().push((r.to_string(), tfdt));
@@ -141,16 +184,26 @@ async fn ladder_is_planned_aligned_and_on_bitrate() {
         };
         if let Some(t) = target {
             assert!(secs >= 18.0, "{r}: only {secs:.1} s of segments");
-            assert!((kbps - t).abs() <= t * 0.25, "{r}: {kbps:.0} kb/s vs target {t}");
+            assert!(
+                (kbps - t).abs() <= t * 0.25,
+                "{r}: {kbps:.0} kb/s vs target {t}"
+            );
         }
     }
     let common: Vec<_> = facts.iter().filter(|(_, v)| v.len() == 3).collect();
-    assert!(common.len() >= 8, "too few segments common to all renditions: {}", common.len());
+    assert!(
+        common.len() >= 8,
+        "too few segments common to all renditions: {}",
+        common.len()
+    );
     for (n, v) in common {
         let first = v[0].1;
         for (r, t) in v {
             // One frame at 30 fps in 90 kHz units.
-            assert!(t.abs_diff(first) <= 3000, "segment {n}: {r} tfdt {t} vs {first}");
+            assert!(
+                t.abs_diff(first) <= 3000,
+                "segment {n}: {r} tfdt {t} vs {first}"
+            );
         }
     }
     ts.server.shutdown().await;
@@ -171,41 +224,75 @@ async fn killed_ffmpeg_comes_back_and_never_outlives_the_stream() {
         },
     );
     let path_360 = format!("/hls/{id}/360p/index.m3u8");
-    ts.wait_for_text(&path_360, Duration::from_secs(20), |t| t.contains("#EXTINF")).await.expect("360p up");
+    ts.wait_for_text(&path_360, Duration::from_secs(20), |t| {
+        t.contains("#EXTINF")
+    })
+    .await
+    .expect("360p up");
     let pids = ts.server.transcoder.pids();
     assert_eq!(pids.len(), 1, "one FFmpeg for the stream: {pids:?}");
-    let source_before = ts.get_text(&format!("/hls/{id}/source/index.m3u8")).await.unwrap();
-    let (ok, _, err) = run("kill", &["-9", &pids[0].to_string()], Duration::from_secs(5)).await;
+    let source_before = ts
+        .get_text(&format!("/hls/{id}/source/index.m3u8"))
+        .await
+        .unwrap();
+    let (ok, _, err) = run(
+        "kill",
+        &["-9", &pids[0].to_string()],
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(ok, "kill: {err}");
     let killed = Instant::now();
 
     // The rendition comes back (a new FFmpeg, a discontinuity) within 5 s.
     let back = ts
-        .wait_for_text(&path_360, Duration::from_secs(8), |t| t.contains("#EXT-X-DISCONTINUITY"))
+        .wait_for_text(&path_360, Duration::from_secs(8), |t| {
+            t.contains("#EXT-X-DISCONTINUITY")
+        })
         .await
         .expect("360p resumes after the kill");
-    assert!(killed.elapsed() <= Duration::from_secs(5) + Duration::from_millis(500), "came back after {:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() <= Duration::from_secs(5) + Duration::from_millis(500),
+        "came back after {:?}",
+        killed.elapsed()
+    );
     let new_pids = ts.server.transcoder.pids();
-    assert!(!new_pids.is_empty() && new_pids != pids, "FFmpeg restarted: {new_pids:?}");
+    assert!(
+        !new_pids.is_empty() && new_pids != pids,
+        "FFmpeg restarted: {new_pids:?}"
+    );
     assert!(back.contains("#EXTINF"));
 
     // The source went on without a gap: its numbers stay consecutive.
     let (ok, err) = wait_child(publisher, Duration::from_secs(60)).await;
     assert!(ok, "publisher: {err}");
     let source = ts
-        .wait_for_text(&format!("/hls/{id}/source/index.m3u8"), Duration::from_secs(3), |t| t.contains("#EXT-X-ENDLIST"))
+        .wait_for_text(
+            &format!("/hls/{id}/source/index.m3u8"),
+            Duration::from_secs(3),
+            |t| t.contains("#EXT-X-ENDLIST"),
+        )
         .await
         .unwrap();
     assert!(!source.contains("#EXT-X-DISCONTINUITY"), "{source}");
     let nums: Vec<u64> = uris(&source).iter().map(|u| u.0).collect();
-    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "source numbers have a gap: {nums:?}");
+    assert!(
+        nums.windows(2).all(|w| w[1] == w[0] + 1),
+        "source numbers have a gap: {nums:?}"
+    );
     assert!(uris(&source).len() > uris(&source_before).len());
     // The rendition keeps the source's numbering: segments lost to the kill are
     // listed as EXT-X-GAP, so the same number is the same instant everywhere.
     let rendition = ts.get_text(&path_360).await.unwrap();
     let rnums: Vec<u64> = uris(&rendition).iter().map(|u| u.0).collect();
-    assert!(rnums.windows(2).all(|w| w[1] == w[0] + 1), "360p numbers: {rnums:?}\n{rendition}");
-    assert!(rnums.iter().all(|n| nums.contains(n)), "360p numbers outside the source's: {rnums:?} vs {nums:?}");
+    assert!(
+        rnums.windows(2).all(|w| w[1] == w[0] + 1),
+        "360p numbers: {rnums:?}\n{rendition}"
+    );
+    assert!(
+        rnums.iter().all(|n| nums.contains(n)),
+        "360p numbers outside the source's: {rnums:?} vs {nums:?}"
+    );
 
     // Within 2 s of the end no FFmpeg of ours remains.
     let ended = Instant::now();
@@ -214,14 +301,20 @@ async fn killed_ffmpeg_comes_back_and_never_outlives_the_stream() {
         left = new_pids
             .iter()
             .copied()
-            .filter(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| !s.contains(") Z ")))
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| !s.contains(") Z "))
+            })
             .collect();
         if left.is_empty() && ts.server.transcoder.pids().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(left.is_empty(), "FFmpeg still running 2 s after the stream ended: {left:?}");
+    assert!(
+        left.is_empty(),
+        "FFmpeg still running 2 s after the stream ended: {left:?}"
+    );
     // And no zombie: every child of ours was reaped.
     for p in pids.iter().chain(&new_pids) {
         let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
@@ -240,18 +333,33 @@ async fn without_ffmpeg_the_server_warns_and_serves_source_only() {
     let http_port = port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let rtmp_port = port(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     let key_json = std::process::Command::new(bin)
-        .args(["keys", "create", "--name", "no-ffmpeg", "--json", "--data-dir"])
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "no-ffmpeg",
+            "--json",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env("PATH", "/nonexistent")
         .output()
         .expect("keys create");
     let v: serde_json::Value = serde_json::from_slice(&key_json.stdout).expect("one JSON object");
-    let (id, key) = (v["stream_id"].as_str().unwrap().to_string(), v["stream_key"].as_str().unwrap().to_string());
+    let (id, key) = (
+        v["stream_id"].as_str().unwrap().to_string(),
+        v["stream_key"].as_str().unwrap().to_string(),
+    );
     let log = dir.path().join("server.log");
     let mut server = std::process::Command::new(bin)
         .args(["serve", "--data-dir"])
         .arg(dir.path())
-        .args(["--http-addr", &format!("127.0.0.1:{http_port}"), "--rtmp-addr", &format!("127.0.0.1:{rtmp_port}")])
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{http_port}"),
+            "--rtmp-addr",
+            &format!("127.0.0.1:{rtmp_port}"),
+        ])
         .env("PATH", "/nonexistent")
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::null())
@@ -270,15 +378,26 @@ async fn without_ffmpeg_the_server_warns_and_serves_source_only() {
     }
     assert!(up, "server without FFmpeg did not start");
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("FFmpeg not found"), "no warning in the log:\n{text}");
+    assert!(
+        text.contains("FFmpeg not found"),
+        "no warning in the log:\n{text}"
+    );
 
     let publisher = ffmpeg_publish(
         &format!("rtmp://127.0.0.1:{rtmp_port}/live/{key}"),
-        &Publish { width: 1280, height: 720, seconds: 8.0, ..Publish::default() },
+        &Publish {
+            width: 1280,
+            height: 720,
+            seconds: 8.0,
+            ..Publish::default()
+        },
     );
     let mut master = String::new();
     for _ in 0..100 {
-        if let Ok(r) = client.get(format!("{base}/hls/{id}/master.m3u8")).send().await
+        if let Ok(r) = client
+            .get(format!("{base}/hls/{id}/master.m3u8"))
+            .send()
+            .await
             && r.status().is_success()
         {
             master = r.text().await.unwrap();
@@ -286,8 +405,15 @@ async fn without_ffmpeg_the_server_warns_and_serves_source_only() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(master.contains("source/index.m3u8"), "source served: {master}");
-    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 1, "source only: {master}");
+    assert!(
+        master.contains("source/index.m3u8"),
+        "source served: {master}"
+    );
+    assert_eq!(
+        master.matches("#EXT-X-STREAM-INF").count(),
+        1,
+        "source only: {master}"
+    );
     let _ = wait_child(publisher, Duration::from_secs(30)).await;
     let _ = server.kill();
     let _ = server.wait();
@@ -304,9 +430,35 @@ async fn default_ladder_from_a_1080p_source() {
     let (ok, _, err) = run(
         "ffmpeg",
         &[
-            "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i",
-            "sine=sample_rate=48000", "-t", "14", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M",
-            "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1920x1080:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=sample_rate=48000",
+            "-t",
+            "14",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "6M",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
             src.to_str().unwrap(),
         ],
         Duration::from_secs(120),
@@ -314,7 +466,11 @@ async fn default_ladder_from_a_1080p_source() {
     .await;
     assert!(ok, "encoding the 1080p source: {err}");
     let ts = TestServer::start().await;
-    assert_eq!(ts.server.config.transcode.rungs.len(), 3, "the default ladder");
+    assert_eq!(
+        ts.server.config.transcode.rungs.len(),
+        3,
+        "the default ladder"
+    );
     let (id, key) = ts.create_stream("default ladder").await;
     let publisher = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-nostdin", "-re", "-i"])
@@ -323,31 +479,53 @@ async fn default_ladder_from_a_1080p_source() {
         .spawn()
         .expect("publisher");
     let master = ts
-        .wait_for_text(&format!("/hls/{id}/master.m3u8"), Duration::from_secs(20), |t| {
-            t.contains("720p/index.m3u8") && t.contains("480p/index.m3u8")
-        })
+        .wait_for_text(
+            &format!("/hls/{id}/master.m3u8"),
+            Duration::from_secs(20),
+            |t| t.contains("720p/index.m3u8") && t.contains("480p/index.m3u8"),
+        )
         .await
         .expect("the default ladder below 1080p is offered");
-    assert!(!master.contains("1080p/index.m3u8"), "never re-encode at the source height: {master}");
-    assert!(master.contains("RESOLUTION=1920x1080") && master.contains("RESOLUTION=1280x720") && master.contains("RESOLUTION=854x480"), "{master}");
+    assert!(
+        !master.contains("1080p/index.m3u8"),
+        "never re-encode at the source height: {master}"
+    );
+    assert!(
+        master.contains("RESOLUTION=1920x1080")
+            && master.contains("RESOLUTION=1280x720")
+            && master.contains("RESOLUTION=854x480"),
+        "{master}"
+    );
     // Same numbers, same decode times, in every rendition listed so far.
     let mut firsts = Vec::new();
     for r in ["source", "720p", "480p"] {
-        let p = ts.get_text(&format!("/hls/{id}/{r}/index.m3u8")).await.expect("playlist");
+        let p = ts
+            .get_text(&format!("/hls/{id}/{r}/index.m3u8"))
+            .await
+            .expect("playlist");
         let (n, _) = *uris(&p).last().expect("a segment");
         firsts.push((r, n));
     }
     let common = firsts.iter().map(|(_, n)| *n).min().unwrap();
     let mut tfdts = Vec::new();
     for r in ["source", "720p", "480p"] {
-        let seg = ts.get_bytes(&format!("/hls/{id}/{r}/segment-{common}.m4s")).await.expect("common segment");
+        let seg = ts
+            .get_bytes(&format!("/hls/{id}/{r}/segment-{common}.m4s"))
+            .await
+            .expect("common segment");
         let (tfdt, key) = segment_facts(&seg).expect("moof");
         assert!(key, "{r} segment {common} starts with a keyframe");
         tfdts.push(tfdt);
     }
-    assert!(tfdts.iter().all(|t| t.abs_diff(tfdts[0]) <= 3000), "tfdt {tfdts:?}");
+    assert!(
+        tfdts.iter().all(|t| t.abs_diff(tfdts[0]) <= 3000),
+        "tfdt {tfdts:?}"
+    );
     let stats = ts.server.transcoder.stats(id).expect("transcoder stats");
-    eprintln!("default ladder: FFmpeg speed {:.2}x, fps {:.1}, ladder {:?}", stats.speed, stats.fps, stats.ladder);
+    eprintln!(
+        "default ladder: FFmpeg speed {:.2}x, fps {:.1}, ladder {:?}",
+        stats.speed, stats.fps, stats.ladder
+    );
     let _ = wait_child(publisher, Duration::from_secs(40)).await;
     ts.server.shutdown().await;
 }

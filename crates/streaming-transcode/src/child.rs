@@ -144,7 +144,8 @@ impl FfmpegChild {
             let out = out.clone();
             readers.push(tokio::spawn(
                 async move {
-                    let accepted = tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
+                    let accepted =
+                        tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
                     let Ok(Ok((mut sock, _))) = accepted else {
                         warn!(rendition = %name, "FFmpeg never connected its output");
                         return;
@@ -190,7 +191,12 @@ impl FfmpegChild {
             };
             // Let stderr drain so the reason names FFmpeg's last words.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let last: Vec<String> = tail.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+            let last: Vec<String> = tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
             let why = match status {
                 Ok(s) => format!("{s}; {}", last.join(" | ")),
                 Err(e) => format!("wait failed: {e}"),
@@ -224,7 +230,9 @@ impl FfmpegChild {
         if write_tag(&mut tag, frame).is_err() {
             return true;
         }
-        let Some(input) = &self.input else { return true };
+        let Some(input) = &self.input else {
+            return true;
+        };
         match input.try_send(tag.freeze()) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
             Err(mpsc::error::TrySendError::Full(_)) => false,

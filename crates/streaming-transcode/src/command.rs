@@ -26,13 +26,32 @@ pub struct Output {
 }
 
 /// Builds the argument list (without the program name).
-pub fn ffmpeg_args(outputs: &[Output], preset: &str, source_fps: f64, segment_ms: u32) -> Vec<String> {
+pub fn ffmpeg_args(
+    outputs: &[Output],
+    preset: &str,
+    source_fps: f64,
+    segment_ms: u32,
+) -> Vec<String> {
     let mut a: Vec<String> = [
-        "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats",
-        "-progress", "pipe:1", "-stats_period", "1",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        "-progress",
+        "pipe:1",
+        "-stats_period",
+        "1",
         // Start at once: the sequence header tells the codec, no probing needed.
-        "-analyzeduration", "0", "-probesize", "32768",
-        "-copyts", "-f", "flv", "-i", "pipe:0",
+        "-analyzeduration",
+        "0",
+        "-probesize",
+        "32768",
+        "-copyts",
+        "-f",
+        "flv",
+        "-i",
+        "pipe:0",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -48,14 +67,43 @@ pub fn ffmpeg_args(outputs: &[Output], preset: &str, source_fps: f64, segment_ms
         }
         a.extend(
             [
-                "-map", "0:v:0", "-vf", &filter,
-                "-c:v", "libx264", "-preset", preset, "-tune", "zerolatency",
-                "-profile:v", "main", "-pix_fmt", "yuv420p",
-                "-b:v", &format!("{kbps}k"), "-maxrate", &format!("{}k", kbps * 11 / 10),
-                "-bufsize", &format!("{}k", kbps * 2),
-                "-g", &gop.to_string(), "-sc_threshold", "0", "-force_key_frames", "source", "-forced-idr", "1",
-                "-fps_mode", "passthrough", "-enc_time_base", "-1",
-                "-an", "-flvflags", "no_duration_filesize", "-f", "flv",
+                "-map",
+                "0:v:0",
+                "-vf",
+                &filter,
+                "-c:v",
+                "libx264",
+                "-preset",
+                preset,
+                "-tune",
+                "zerolatency",
+                "-profile:v",
+                "main",
+                "-pix_fmt",
+                "yuv420p",
+                "-b:v",
+                &format!("{kbps}k"),
+                "-maxrate",
+                &format!("{}k", kbps * 11 / 10),
+                "-bufsize",
+                &format!("{}k", kbps * 2),
+                "-g",
+                &gop.to_string(),
+                "-sc_threshold",
+                "0",
+                "-force_key_frames",
+                "source",
+                "-forced-idr",
+                "1",
+                "-fps_mode",
+                "passthrough",
+                "-enc_time_base",
+                "-1",
+                "-an",
+                "-flvflags",
+                "no_duration_filesize",
+                "-f",
+                "flv",
             ]
             .iter()
             .map(|s| s.to_string()),
@@ -80,12 +128,22 @@ mod tests {
             frame_rate: 30.0,
         };
         let outs = vec![
-            Output { spec: spec("720p", 1280, 720, 5000), socket: "/tmp/a.sock".into() },
-            Output { spec: spec("480p", 854, 480, 2000), socket: "/tmp/b.sock".into() },
+            Output {
+                spec: spec("720p", 1280, 720, 5000),
+                socket: "/tmp/a.sock".into(),
+            },
+            Output {
+                spec: spec("480p", 854, 480, 2000),
+                socket: "/tmp/b.sock".into(),
+            },
         ];
         let args = ffmpeg_args(&outs, "veryfast", 30.0, 2000).join(" ");
         assert!(args.contains("-copyts -f flv -i pipe:0"));
-        assert_eq!(args.matches("-force_key_frames source -forced-idr 1").count(), 2);
+        assert_eq!(
+            args.matches("-force_key_frames source -forced-idr 1")
+                .count(),
+            2
+        );
         assert!(args.contains("scale=1280:720:flags=bicubic -c:v libx264"));
         assert!(args.contains("-b:v 2000k -maxrate 2200k -bufsize 4000k -g 60"));
         assert!(args.ends_with("unix:/tmp/b.sock"));

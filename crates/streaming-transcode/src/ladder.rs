@@ -18,7 +18,11 @@ pub fn plan(rungs: &[RungConfig], width: u32, height: u32, fps: f64) -> Vec<Rend
         .map(|r| {
             let h = r.height & !1;
             let w = ((u64::from(width) * u64::from(h) / u64::from(height)) as u32 + 1) & !1;
-            let fps = if fps > 0.0 { fps.min(r.max_fps) } else { r.max_fps };
+            let fps = if fps > 0.0 {
+                fps.min(r.max_fps)
+            } else {
+                r.max_fps
+            };
             RenditionSpec {
                 name: Arc::from(r.name.as_str()),
                 width: w.max(2),
@@ -47,7 +51,10 @@ mod tests {
         let rungs = TranscodeConfig::default().rungs;
         assert_eq!(names(&plan(&rungs, 1920, 1080, 30.0)), ["720p", "480p"]);
         assert_eq!(names(&plan(&rungs, 1280, 720, 30.0)), ["480p"]);
-        assert_eq!(names(&plan(&rungs, 2560, 1440, 60.0)), ["1080p", "720p", "480p"]);
+        assert_eq!(
+            names(&plan(&rungs, 2560, 1440, 60.0)),
+            ["1080p", "720p", "480p"]
+        );
         assert!(plan(&rungs, 640, 360, 30.0).is_empty());
         assert!(plan(&rungs, 0, 0, 30.0).is_empty());
     }

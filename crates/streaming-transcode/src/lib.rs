@@ -7,11 +7,11 @@
 //! at the source's segment boundaries. If FFmpeg dies the source goes on and
 //! FFmpeg is restarted with back-off; if it is missing, streams run source-only.
 
+mod child;
 pub mod command;
 pub mod ladder;
 pub mod meter;
 pub mod progress;
-mod child;
 mod supervisor;
 
 pub use ladder::plan;

@@ -21,7 +21,11 @@ impl BitrateMeter {
 
     /// Adds a frame of `len` bytes at media time `ts` (ms).
     pub fn add(&mut self, ts: u32, len: usize) {
-        if self.samples.back().is_some_and(|(last, _)| ts.wrapping_sub(*last) > u32::MAX / 2) {
+        if self
+            .samples
+            .back()
+            .is_some_and(|(last, _)| ts.wrapping_sub(*last) > u32::MAX / 2)
+        {
             // Time went backwards (new publisher): start over.
             self.samples.clear();
             self.bytes = 0;

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use streaming_core::config::TranscodeConfig;
 use streaming_core::events::{Event, EventBus};
-use streaming_core::hub::{CancellationToken, HubMessage, RenditionMessage, RenditionSpec, StreamHub};
+use streaming_core::hub::{
+    CancellationToken, HubMessage, RenditionMessage, RenditionSpec, StreamHub,
+};
 use streaming_core::metrics::Metrics;
 use streaming_media::avc::AvcDecoderConfig;
 use streaming_media::flv::parse_video_tag;
@@ -66,13 +68,19 @@ pub struct Transcoder {
 
 impl Transcoder {
     pub fn new(config: TranscodeConfig, segment_ms: u32, events: EventBus) -> Arc<Self> {
-        let ffmpeg = if config.enabled { find_ffmpeg(config.ffmpeg.as_deref()) } else { None };
+        let ffmpeg = if config.enabled {
+            find_ffmpeg(config.ffmpeg.as_deref())
+        } else {
+            None
+        };
         match (&ffmpeg, config.enabled) {
             (Some(p), _) => info!(ffmpeg = %p.display(), "transcoding enabled"),
             (None, true) => warn!(
                 "FFmpeg not found (install it with `apt-get install -y ffmpeg` or set transcode.ffmpeg): streams run source-only"
             ),
-            (None, false) => info!("transcoding disabled by configuration: streams run source-only"),
+            (None, false) => {
+                info!("transcoding disabled by configuration: streams run source-only")
+            }
         }
         Arc::new(Self {
             config,
@@ -214,7 +222,9 @@ impl Supervisor {
             if self.ladder.is_empty() || !f.is_keyframe() || Instant::now() < self.restart_at {
                 return;
             }
-            let Some(seq) = self.video_seq.clone() else { return };
+            let Some(seq) = self.video_seq.clone() else {
+                return;
+            };
             self.start_child(&seq, &f).await;
             return;
         }
@@ -270,8 +280,11 @@ impl Supervisor {
         });
         self.stop_child("ladder changed").await;
         self.ladder = ladder;
-        let _ = self.out.send(RenditionMessage::Ladder(self.ladder.clone().into()));
-        self.t.update(self.stream_id, |s| s.ladder = names(&self.ladder));
+        let _ = self
+            .out
+            .send(RenditionMessage::Ladder(self.ladder.clone().into()));
+        self.t
+            .update(self.stream_id, |s| s.ladder = names(&self.ladder));
         self.restart_at = Instant::now();
         self.slow_since = None;
     }
@@ -286,7 +299,9 @@ impl Supervisor {
     }
 
     fn check_bitrate(&mut self) {
-        let Some(kbps) = self.meter.kbps() else { return };
+        let Some(kbps) = self.meter.kbps() else {
+            return;
+        };
         match self.reported_kbps {
             None => self.reported_kbps = Some(kbps),
             Some(old) if kbps.abs_diff(old) * 100 > old.max(1) * 30 => {
@@ -307,7 +322,9 @@ impl Supervisor {
     }
 
     async fn start_child(&mut self, seq: &Frame, key: &Frame) {
-        let Some(ffmpeg) = self.t.ffmpeg.clone() else { return };
+        let Some(ffmpeg) = self.t.ffmpeg.clone() else {
+            return;
+        };
         let fps = self.source.map(|s| s.2).unwrap_or(30.0);
         match FfmpegChild::spawn(
             &ffmpeg,
@@ -347,7 +364,11 @@ impl Supervisor {
     async fn on_child_event(&mut self, ev: Option<ChildEvent>) {
         match ev {
             Some(ChildEvent::Progress(p)) => {
-                let started = self.child.as_ref().map(|c| c.started()).unwrap_or_else(Instant::now);
+                let started = self
+                    .child
+                    .as_ref()
+                    .map(|c| c.started())
+                    .unwrap_or_else(Instant::now);
                 self.t.update(self.stream_id, |s| {
                     s.speed = p.speed;
                     s.fps = p.fps;
@@ -357,7 +378,13 @@ impl Supervisor {
                 if let Some(m) = self.t.metrics.get() {
                     m.transcoder_speed(self.stream_id, p.speed);
                 }
-                debug!(speed = p.speed, fps = p.fps, drop = p.drop_frames, dup = p.dup_frames, "FFmpeg progress");
+                debug!(
+                    speed = p.speed,
+                    fps = p.fps,
+                    drop = p.drop_frames,
+                    dup = p.dup_frames,
+                    "FFmpeg progress"
+                );
                 // Judge speed only after warm-up; then sustained slowness drops the top rung.
                 if started.elapsed() < Duration::from_secs(8) || p.speed <= 0.0 {
                     return;
@@ -366,7 +393,8 @@ impl Supervisor {
                     let since = *self.slow_since.get_or_insert_with(Instant::now);
                     warn!(speed = p.speed, "FFmpeg slower than real time");
                     if since.elapsed() >= Duration::from_secs(6) && self.ladder.len() > 1 {
-                        self.drop_top_rung(&format!("FFmpeg speed {:.2}x", p.speed)).await;
+                        self.drop_top_rung(&format!("FFmpeg speed {:.2}x", p.speed))
+                            .await;
                     }
                 } else {
                     self.slow_since = None;

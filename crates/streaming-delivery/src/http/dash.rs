@@ -6,7 +6,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use streaming_core::store::{Rendition, StreamMediaState};
-use streaming_media::dash::{AdaptationSet, ContentType, Mpd, Representation, TimelineEntry, write_mpd};
+use streaming_media::dash::{
+    AdaptationSet, ContentType, Mpd, Representation, TimelineEntry, write_mpd,
+};
 use uuid::Uuid;
 
 use super::DeliveryState;
@@ -29,12 +31,29 @@ pub async fn manifest(
     let Some(text) = mpd_text(&snapshot, id, &state) else {
         return not_found("manifest (the stream has no media yet)");
     };
-    let cache = if snapshot.ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+    let cache = if snapshot.ended {
+        CACHE_IMMUTABLE
+    } else {
+        CACHE_LIVE
+    };
     let data = Bytes::from(text);
-    response::body(&headers, MPD, cache, snapshot.updated_ms, response::etag_of(&data), data)
+    response::body(
+        &headers,
+        MPD,
+        cache,
+        snapshot.updated_ms,
+        response::etag_of(&data),
+        data,
+    )
 }
 
-fn representation(id: Uuid, name: &str, r: &Rendition, listed: usize, reference: Option<&Rendition>) -> Representation {
+fn representation(
+    id: Uuid,
+    name: &str,
+    r: &Rendition,
+    listed: usize,
+    reference: Option<&Rendition>,
+) -> Representation {
     let segs: Vec<_> = r.listed(listed).collect();
     // `$Number$` counts timeline entries, so a rendition missing segments (its
     // transcoder restarted) keeps them in its timeline, timed by the source;
@@ -86,8 +105,17 @@ pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -
     let mut window = 0f64;
     // One video AdaptationSet (every rendition cut on the same instants) and one audio.
     let videos = super::hls::video_renditions(st);
-    let audio: Vec<_> = st.renditions.get(AUDIO).filter(|r| playable(r)).map(|r| (AUDIO, r)).into_iter().collect();
-    for (group, content_type, mime) in [(videos, ContentType::Video, "video/mp4"), (audio, ContentType::Audio, "audio/mp4")] {
+    let audio: Vec<_> = st
+        .renditions
+        .get(AUDIO)
+        .filter(|r| playable(r))
+        .map(|r| (AUDIO, r))
+        .into_iter()
+        .collect();
+    for (group, content_type, mime) in [
+        (videos, ContentType::Video, "video/mp4"),
+        (audio, ContentType::Audio, "audio/mp4"),
+    ] {
         if group.is_empty() {
             continue;
         }
@@ -105,7 +133,10 @@ pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -
             representations: group
                 .iter()
                 .map(|(name, r)| {
-                    let reference = st.renditions.get(SOURCE).filter(|_| *name != SOURCE && *name != AUDIO);
+                    let reference = st
+                        .renditions
+                        .get(SOURCE)
+                        .filter(|_| *name != SOURCE && *name != AUDIO);
                     representation(id, name, r, listed, reference)
                 })
                 .collect(),

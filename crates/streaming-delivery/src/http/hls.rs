@@ -36,16 +36,30 @@ pub async fn master(
     Path(stream_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(media) = Uuid::parse_str(&stream_id).ok().and_then(|id| state.store.get(id)) else {
+    let Some(media) = Uuid::parse_str(&stream_id)
+        .ok()
+        .and_then(|id| state.store.get(id))
+    else {
         return not_found("stream");
     };
     let snapshot = media.snapshot();
     let Some(text) = master_text(&snapshot) else {
         return not_found("playlist (the stream has no media yet)");
     };
-    let cache = if snapshot.ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+    let cache = if snapshot.ended {
+        CACHE_IMMUTABLE
+    } else {
+        CACHE_LIVE
+    };
     let data = Bytes::from(text);
-    response::body(&headers, M3U8, cache, snapshot.updated_ms, response::etag_of(&data), data)
+    response::body(
+        &headers,
+        M3U8,
+        cache,
+        snapshot.updated_ms,
+        response::etag_of(&data),
+        data,
+    )
 }
 
 /// Playable video renditions, best first (the source leads).
@@ -124,7 +138,10 @@ pub async fn rendition_file(
     Path((stream_id, rendition, file)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(media) = Uuid::parse_str(&stream_id).ok().and_then(|id| state.store.get(id)) else {
+    let Some(media) = Uuid::parse_str(&stream_id)
+        .ok()
+        .and_then(|id| state.store.get(id))
+    else {
         return not_found("stream");
     };
     if file == "index.m3u8" {
@@ -132,10 +149,24 @@ pub async fn rendition_file(
         let Some(text) = media_text(&snapshot, &rendition, &state) else {
             return not_found("rendition");
         };
-        let cache = if snapshot.ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+        let cache = if snapshot.ended {
+            CACHE_IMMUTABLE
+        } else {
+            CACHE_LIVE
+        };
         let data = Bytes::from(text);
-        let modified = snapshot.renditions.get(&rendition).map_or(snapshot.updated_ms, |r| r.updated_ms);
-        return response::body(&headers, M3U8, cache, modified, response::etag_of(&data), data);
+        let modified = snapshot
+            .renditions
+            .get(&rendition)
+            .map_or(snapshot.updated_ms, |r| r.updated_ms);
+        return response::body(
+            &headers,
+            M3U8,
+            cache,
+            modified,
+            response::etag_of(&data),
+            data,
+        );
     }
     if let Some(version) = parse_init(&file) {
         let found = media.with(|st| {
@@ -160,7 +191,14 @@ pub async fn rendition_file(
             return not_found("segment");
         };
         let etag = format!("\"seg-{rendition}-{number}-{}\"", data.len());
-        return response::body(&headers, mp4_type(kind), CACHE_IMMUTABLE, modified, etag, data);
+        return response::body(
+            &headers,
+            mp4_type(kind),
+            CACHE_IMMUTABLE,
+            modified,
+            etag,
+            data,
+        );
     }
     not_found("file")
 }
@@ -188,7 +226,11 @@ fn parse_segment(file: &str) -> Option<u64> {
     n.parse().ok()
 }
 
-pub(crate) fn media_text(st: &StreamMediaState, rendition: &str, state: &DeliveryState) -> Option<String> {
+pub(crate) fn media_text(
+    st: &StreamMediaState,
+    rendition: &str,
+    state: &DeliveryState,
+) -> Option<String> {
     let r = st.renditions.get(rendition).filter(|r| playable(r))?;
     let window = state.media.playlist_segments.max(1);
     // Every video playlist starts at the same number: the renditions begin a
@@ -213,9 +255,17 @@ pub(crate) fn media_text(st: &StreamMediaState, rendition: &str, state: &Deliver
         .take_while(|s| s.number < first)
         .filter(|s| s.discontinuity)
         .count() as u64;
-    let discontinuity_sequence =
-        st.discontinuity_sequence.get(rendition).copied().unwrap_or_default() + hidden_disc;
-    let max_secs = r.segments.iter().map(|s| s.duration_secs()).fold(0.0, f64::max);
+    let discontinuity_sequence = st
+        .discontinuity_sequence
+        .get(rendition)
+        .copied()
+        .unwrap_or_default()
+        + hidden_disc;
+    let max_secs = r
+        .segments
+        .iter()
+        .map(|s| s.duration_secs())
+        .fold(0.0, f64::max);
     let target = (f64::from(state.media.segment_duration_ms) / 1000.0).max(max_secs);
     // Numbers mean the same instant in every rendition: a rendition missing
     // some (its transcoder restarted) lists them as gaps, timed by the source.

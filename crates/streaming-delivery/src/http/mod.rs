@@ -42,7 +42,10 @@ pub fn router(state: DeliveryState) -> Router {
         .expose_headers(Any);
     Router::new()
         .route("/hls/{stream_id}/master.m3u8", get(hls::master))
-        .route("/hls/{stream_id}/{rendition}/{file}", get(hls::rendition_file))
+        .route(
+            "/hls/{stream_id}/{rendition}/{file}",
+            get(hls::rendition_file),
+        )
         .route("/dash/{stream_id}/manifest.mpd", get(dash::manifest))
         .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .route("/time", get(response::time))
