@@ -233,10 +233,11 @@ pub(crate) fn media_text(
 ) -> Option<String> {
     let r = st.renditions.get(rendition).filter(|r| playable(r))?;
     let window = state.media.playlist_segments.max(1);
-    // Every video playlist starts at the same number: the renditions begin a
-    // segment or two after the source (FFmpeg starts on the source), and a
-    // player switching to a level that has nothing under its playhead stalls.
-    let floor = (r.info.kind == RenditionKind::Video)
+    // While live, every video playlist starts at the same number: the
+    // renditions begin a segment or two after the source (FFmpeg starts on
+    // the source), and a player switching to a level that has nothing under
+    // its playhead stalls. Once ended, each lists all it has.
+    let floor = (r.info.kind == RenditionKind::Video && !st.ended)
         .then(|| {
             video_renditions(st)
                 .iter()
