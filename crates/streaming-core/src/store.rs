@@ -259,6 +259,21 @@ impl SegmentStore {
             .cloned()
     }
 
+    /// Forgets an ended broadcast's media, unless a newer broadcast of the
+    /// stream has replaced it meanwhile. Returns whether it was removed.
+    pub fn remove_if_current(&self, stream_id: Uuid, media: &Arc<StreamMedia>) -> bool {
+        let mut streams = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        if streams
+            .get(&stream_id)
+            .is_some_and(|m| Arc::ptr_eq(m, media))
+        {
+            streams.remove(&stream_id);
+            true
+        } else {
+            false
+        }
+    }
+
     pub fn remove(&self, stream_id: Uuid) {
         self.streams
             .write()
@@ -320,5 +335,12 @@ mod tests {
         assert_eq!(r.bandwidth(), (4000, 4000));
         m.mark_ended(3);
         assert!(store.get(id).unwrap().is_ended());
+        let newer = store.open(id, 4);
+        assert!(
+            !store.remove_if_current(id, &m),
+            "a newer broadcast is kept"
+        );
+        assert!(store.remove_if_current(id, &newer));
+        assert!(store.get(id).is_none());
     }
 }

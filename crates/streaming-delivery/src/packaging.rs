@@ -175,7 +175,18 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
     }
     media.mark_ended(now_ms());
     info!("packaging ended; playlists closed");
+    // The closed playlists stay for late viewers, then the memory is freed.
+    let media = media.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(ENDED_RETENTION).await;
+        if store.remove_if_current(stream_id, &media) {
+            debug!(%stream_id, "ended broadcast's segments released");
+        }
+    });
 }
+
+/// How long an ended broadcast's playlists and segments stay fetchable.
+const ENDED_RETENTION: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 fn rendition_name(kind: TrackKind) -> &'static str {
     match kind {
