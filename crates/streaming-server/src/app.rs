@@ -178,6 +178,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         store: store.clone(),
         media: config.media.clone(),
         metrics: metrics.clone(),
+        events: events.clone(),
+        repo: repo.clone(),
     });
     let app = api
         .merge(delivery)

@@ -4,7 +4,8 @@
 //! `/hls/{id}/master.m3u8`, `/hls/{id}/{rendition}/index.m3u8`,
 //! `/hls/{id}/{rendition}/init.mp4` (`init-{v}.mp4` after a codec change),
 //! `/hls/{id}/{rendition}/segment-{n}.m4s`, `/dash/{id}/manifest.mpd`, `/time`,
-//! `/watch/{id}`, `/static/{asset}`, `/metrics` (Prometheus). Unknown streams
+//! `/watch/{id}`, `/static/{asset}`, `/metrics` (Prometheus), `/ws/stream/{id}`
+//! (WebSocket, see [`ws`]). Unknown streams
 //! and segments are 404, never 500; `HEAD` is answered by the GET routes
 //! without a body. The HLS/DASH routes are measured by [`metrics::track`].
 
@@ -13,13 +14,16 @@ mod hls;
 mod metrics;
 mod response;
 mod watch;
+mod ws;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use http_types::Method;
 use streaming_core::config::MediaConfig;
+use streaming_core::events::EventBus;
 use streaming_core::metrics::Metrics;
+use streaming_core::repo::DynRepository;
 use streaming_core::store::SegmentStore;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -31,6 +35,10 @@ pub struct DeliveryState {
     pub store: SegmentStore,
     pub media: MediaConfig,
     pub metrics: Metrics,
+    /// Where the WebSocket channel learns status changes and ladder changes.
+    pub events: EventBus,
+    /// Stream lookup (404 before upgrade) and current status.
+    pub repo: DynRepository,
 }
 
 /// The delivery routes, with CORS open for playback from any origin.
@@ -54,5 +62,6 @@ pub fn router(state: DeliveryState) -> Router {
         .route("/watch/{stream_id}/dash", get(watch::dash_page))
         .route("/static/{asset}", get(watch::asset))
         .route("/metrics", get(metrics::scrape))
+        .route("/ws/stream/{stream_id}", get(ws::stream_ws))
         .with_state(state)
 }

@@ -1,0 +1,167 @@
+//! Acceptance of `GET /ws/stream/{stream_id}`: three WebSocket clients connected
+//! before an FFmpeg publish get a PENDING snapshot, ACTIVE, per-second metrics
+//! with a non-zero ingest bitrate, and ENDED within 2 s of the encoder stopping;
+//! an unknown stream is 404 before the upgrade.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Publish, TestServer, ffmpeg_publish, wait_child};
+use futures::StreamExt;
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use uuid::Uuid;
+
+type Log = Arc<Mutex<Vec<(Instant, Value)>>>;
+
+/// Connects and records every text message (as JSON) with its arrival time.
+async fn client(url: &str) -> (Log, tokio::task::JoinHandle<()>) {
+    let (mut ws, resp) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket connects");
+    assert_eq!(resp.status().as_u16(), 101);
+    let log: Log = Arc::default();
+    let sink = log.clone();
+    let task = tokio::spawn(async move {
+        // Reading also answers the server's pings.
+        while let Some(Ok(msg)) = ws.next().await {
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("message is JSON");
+                sink.lock().unwrap().push((Instant::now(), v));
+            }
+        }
+    });
+    (log, task)
+}
+
+fn of_type(log: &Log, ty: &str) -> Vec<(Instant, Value)> {
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v["type"] == ty)
+        .cloned()
+        .collect()
+}
+
+async fn wait_until(timeout: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if pred() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pred()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn websocket_follows_a_broadcast() {
+    let started = Instant::now();
+    let ts = TestServer::start().await;
+    let (id, key) = ts.create_stream("ws").await;
+    let ws_base = format!("ws://{}/ws/stream", ts.server.http_addr);
+
+    // Unknown stream: 404 before the upgrade, for WebSocket and plain GET alike.
+    match tokio_tungstenite::connect_async(format!("{ws_base}/{}", Uuid::new_v4())).await {
+        Err(WsError::Http(resp)) => assert_eq!(resp.status().as_u16(), 404),
+        Err(e) => panic!("unknown stream: expected HTTP 404, got {e}"),
+        Ok(_) => panic!("unknown stream: the upgrade was accepted"),
+    }
+    assert_eq!(
+        ts.get(&format!("/ws/stream/{}", Uuid::new_v4()))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(ts.get("/ws/stream/not-a-uuid").await.status(), 404);
+
+    let url = format!("{ws_base}/{id}");
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(client(&url).await);
+    }
+    for (log, _) in &clients {
+        assert!(
+            wait_until(Duration::from_secs(2), || !log.lock().unwrap().is_empty()).await,
+            "no snapshot"
+        );
+        let first = log.lock().unwrap()[0].1.clone();
+        assert_eq!(first["type"], "snapshot", "{first}");
+        assert_eq!(first["status"], "PENDING", "{first}");
+        assert_eq!(first["stream_id"], id.to_string(), "{first}");
+        assert_eq!(first["viewers"], 0, "{first}");
+        assert!(first["qualities"].is_array(), "{first}");
+    }
+
+    let publish = Publish {
+        width: 640,
+        height: 360,
+        seconds: 6.0,
+        ..Publish::default()
+    };
+    let child = ffmpeg_publish(&ts.publish_url(&key), &publish);
+    let (ok, err) = wait_child(child, Duration::from_secs(30)).await;
+    assert!(ok, "ffmpeg publisher failed: {err}");
+    let stopped = Instant::now();
+
+    for (i, (log, _)) in clients.iter().enumerate() {
+        assert!(
+            wait_until(Duration::from_secs(3), || of_type(log, "status")
+                .iter()
+                .any(|(_, v)| v["status"] == "ENDED"))
+            .await,
+            "client {i}: no ENDED; got {:?}",
+            log.lock().unwrap()
+        );
+        let statuses = of_type(log, "status");
+        let names: Vec<_> = statuses.iter().map(|(_, v)| v["status"].clone()).collect();
+        assert_eq!(names, ["ACTIVE", "ENDED"], "client {i}");
+        for (_, v) in &statuses {
+            let at = v["at"].as_str().expect("at");
+            chrono::DateTime::parse_from_rfc3339(at).expect("at is RFC 3339");
+        }
+        let ended_at = statuses[1].0;
+        // FFmpeg unpublishes before it exits, so ENDED may even come first.
+        let after = ended_at.saturating_duration_since(stopped);
+        let before = stopped.saturating_duration_since(ended_at);
+        assert!(
+            after <= Duration::from_secs(2),
+            "client {i}: ENDED {after:?} after FFmpeg exited"
+        );
+
+        let live: Vec<_> = of_type(log, "metrics")
+            .into_iter()
+            .filter(|(_, v)| v["status"] == "ACTIVE" && v["ingest_kbps"].as_u64() > Some(0))
+            .collect();
+        assert!(
+            live.len() >= 2,
+            "client {i}: {} live metrics messages with ingest_kbps > 0; got {:?}",
+            live.len(),
+            of_type(log, "metrics")
+        );
+        for (_, m) in &live {
+            assert_eq!(m["concurrent_viewers"], 0, "{m}");
+            assert!(m["at"].is_string(), "{m}");
+            assert_eq!(m["qualities"][0], "source", "{m}");
+            let kbps = m["ingest_kbps"].as_u64().unwrap();
+            assert!(
+                (200..5000).contains(&kbps),
+                "ingest_kbps {kbps} implausible for 1000k video + 128k audio"
+            );
+        }
+        eprintln!(
+            "client {i}: ENDED {after:?} after / {before:?} before FFmpeg's exit was seen; {} live metrics, kbps {:?}",
+            live.len(),
+            live.iter()
+                .map(|(_, m)| m["ingest_kbps"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        );
+    }
+    for (_, task) in clients {
+        task.abort();
+    }
+    ts.server.shutdown().await;
+    eprintln!("ws_stream: {:?}", started.elapsed());
+}
