@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sps", sps),
     ("asc", asc),
     ("packager", packager),
+    ("flv_demux", flv_demux),
 ];
 
 /// Length of a plain handshake from the client: C0, C1 and C2.
@@ -473,4 +474,32 @@ fn audio(ts: u32, packet: u8, payload: &[u8]) -> Frame {
     let mut body = vec![0xaf, packet];
     body.extend_from_slice(payload);
     Frame::new(FrameKind::Audio, ts, Bytes::from(body))
+}
+
+/// The incremental FLV demuxer (FFmpeg's rendition output): the input is fed
+/// whole and split in two at a point chosen by its first byte; both must give
+/// the same frames and the same error.
+pub fn flv_demux(data: &[u8]) {
+    use crate::flv_demux::FlvDemuxer;
+    fn run(parts: &[&[u8]]) -> (Vec<crate::frame::Frame>, Option<String>) {
+        let mut d = FlvDemuxer::new();
+        let mut frames = Vec::new();
+        for part in parts {
+            d.push(part);
+            loop {
+                match d.next_frame() {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e.to_string())),
+                }
+            }
+        }
+        (frames, None)
+    }
+    let split = data
+        .first()
+        .map_or(0, |b| usize::from(*b) % (data.len() + 1));
+    let whole = run(&[data]);
+    let halves = run(&[&data[..split], &data[split..]]);
+    assert_eq!(whole, halves, "split at {split} changed the demuxed frames");
 }

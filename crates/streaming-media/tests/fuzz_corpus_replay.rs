@@ -128,3 +128,8 @@ fn asc() {
 fn packager() {
     replay("packager");
 }
+
+#[test]
+fn flv_demux() {
+    replay("flv_demux");
+}
