@@ -1,5 +1,7 @@
-//! Viewer sessions and metrics of a stream. The shapes are final; the
-//! analytics work fills the tables behind them (until then: empty lists).
+//! Viewer sessions and metrics of a stream. Active sessions and
+//! `concurrent_viewers` come from the in-memory registry
+//! ([`ViewerSessions`](streaming_core::sessions::ViewerSessions)); ended ones
+//! from the repository.
 
 use axum::Json;
 use axum::extract::State;
@@ -27,11 +29,30 @@ pub async fn viewers(
     let stream_id = parse_id(&id, "stream")?;
     let page = page_request(q.page, q.per_page)?;
     state.stream(stream_id).await?;
+    let active = state.sessions.active(stream_id);
+    let concurrent_viewers = active.len() as u64;
+    if q.active.unwrap_or(false) {
+        // Active sessions live in memory (the repository has them once ended).
+        let total = active.len() as u64;
+        let items = active
+            .into_iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.limit()).unwrap_or(usize::MAX))
+            .map(Into::into)
+            .collect();
+        return Ok(Json(ViewerList {
+            stream_id,
+            items,
+            page: page.page(),
+            per_page: page.per_page(),
+            total,
+            concurrent_viewers,
+        }));
+    }
     let got = state
         .repo
-        .page_viewer_sessions(stream_id, q.active.unwrap_or(false), page)
+        .page_viewer_sessions(stream_id, false, page)
         .await?;
-    let concurrent_viewers = state.repo.count_active_viewers(stream_id).await?;
     Ok(Json(ViewerList {
         stream_id,
         items: got.items.into_iter().map(Into::into).collect(),

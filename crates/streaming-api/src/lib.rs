@@ -28,6 +28,7 @@ use axum::routing::any;
 use docs::BearerAuth;
 use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::repo::DynRepository;
+use streaming_core::sessions::ViewerSessions;
 use streaming_core::store::SegmentStore;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -51,6 +52,9 @@ pub struct ApiState {
     pub hub: StreamHub,
     /// The segment store: the renditions a live stream offers right now.
     pub store: Option<SegmentStore>,
+    /// Active viewer sessions: the `concurrent_viewers` figures and the
+    /// active-session listing.
+    pub sessions: ViewerSessions,
     /// Inputs of `/ready` besides the database.
     pub readiness: Readiness,
 }

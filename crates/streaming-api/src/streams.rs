@@ -130,7 +130,7 @@ pub async fn list(
 }
 
 async fn detail(state: &ApiState, s: Stream) -> Result<StreamDetail, Problem> {
-    let concurrent_viewers = state.repo.count_active_viewers(s.id).await?;
+    let concurrent_viewers = state.sessions.count(s.id);
     let mut qualities: Vec<Quality> = state
         .repo
         .list_quality_levels(s.id)

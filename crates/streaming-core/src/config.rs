@@ -27,6 +27,17 @@ pub struct Config {
     pub media: MediaConfig,
     pub ingest: IngestConfig,
     pub transcode: TranscodeConfig,
+    pub delivery: DeliveryConfig,
+}
+
+/// How playback URLs are handed out.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// A CDN caches segments: the viewer-session id (`sid`) is written into
+    /// playlist URLs only, never into init/segment URLs, so every viewer
+    /// fetches the same segment URL.
+    pub cdn_mode: bool,
 }
 
 /// One rung of the ladder: a rendition FFmpeg makes below the source.
@@ -120,6 +131,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             ingest: IngestConfig::default(),
             transcode: TranscodeConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod metrics;
 pub mod model;
 pub mod repo;
+pub mod sessions;
 pub mod store;
 
 pub use error::CoreError;

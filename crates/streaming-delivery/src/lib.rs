@@ -6,6 +6,8 @@
 pub mod assets;
 pub mod http;
 pub mod packaging;
+pub mod sessions;
 
 pub use http::{DeliveryState, router};
 pub use packaging::spawn_packagers;
+pub use sessions::spawn_sweeper;

@@ -117,6 +117,9 @@ pub struct Mpd {
     pub utc_timing_url: Option<String>,
     /// `Period@start`.
     pub period_start_secs: f64,
+    /// `Location` (ISO/IEC 23009-1 §5.3.1.2): where a dynamic MPD is refreshed
+    /// from, written when set (may be relative to the MPD's URL).
+    pub location: Option<String>,
     pub adaptation_sets: Vec<AdaptationSet>,
 }
 
@@ -171,6 +174,13 @@ pub fn write_mpd(m: &Mpd) -> String {
     );
     out.push_str(">\n");
 
+    if let Some(location) = &m.location {
+        // The attribute writer escapes; an element's text needs the same.
+        let mut escaped = String::new();
+        attr(&mut escaped, "x", location);
+        let text = &escaped[4..escaped.len() - 1];
+        let _ = writeln!(out, "  <Location>{text}</Location>");
+    }
     out.push_str("  <Period id=\"0\"");
     attr(&mut out, "start", &xs_duration(m.period_start_secs));
     out.push_str(">\n");

@@ -37,6 +37,7 @@ fn live() -> Mpd {
         media_presentation_duration_secs: None,
         utc_timing_url: Some("/api/v1/time?fmt=iso&x=1".into()),
         period_start_secs: 0.0,
+        location: None,
         adaptation_sets: vec![
             AdaptationSet {
                 id: 0,

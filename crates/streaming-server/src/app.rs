@@ -17,6 +17,7 @@ use streaming_core::events::EventBus;
 use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
+use streaming_core::sessions::ViewerSessions;
 use streaming_core::store::SegmentStore;
 use streaming_delivery::DeliveryState;
 use streaming_ingest::IngestContext;
@@ -35,6 +36,8 @@ pub struct RunningServer {
     pub store: SegmentStore,
     pub transcoder: Arc<Transcoder>,
     pub metrics: Metrics,
+    /// Viewer sessions (counts, quality distribution).
+    pub sessions: ViewerSessions,
     pub config: Config,
     pub admin_token: String,
     shutdown: CancellationToken,
@@ -148,6 +151,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     );
     transcoder.set_metrics(metrics.clone());
     transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
+    let sessions = ViewerSessions::new();
+    streaming_delivery::spawn_sweeper(
+        sessions.clone(),
+        repo.clone(),
+        metrics.clone(),
+        streaming_delivery::sessions::inactivity_timeout(config.media.segment_duration_ms),
+        packagers.clone(),
+        shutdown.clone(),
+    );
 
     let rtmp = streaming_ingest::bind(config.rtmp_addr)
         .await
@@ -168,6 +180,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         http_base: Arc::from(shown.http_base()),
         hub: hub.clone(),
         store: Some(store.clone()),
+        sessions: sessions.clone(),
         readiness: streaming_api::Readiness::new(
             vec![("rtmp", rtmp_addr), ("http", http_addr)],
             config.transcode.ffmpeg.clone(),
@@ -180,6 +193,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         metrics: metrics.clone(),
         events: events.clone(),
         repo: repo.clone(),
+        sessions: sessions.clone(),
+        cdn_mode: config.delivery.cdn_mode,
     });
     let app = api
         .merge(delivery)
@@ -243,6 +258,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         store,
         transcoder,
         metrics,
+        sessions,
         config: shown,
         admin_token,
         shutdown,

@@ -479,6 +479,14 @@ async fn viewers_metrics_and_qualities(ts: BackendServer) {
         .await
         .unwrap();
     }
+    // Active viewers are the in-memory sessions (the repository has the
+    // history): two viewers came back with their session ids.
+    for _ in 0..2 {
+        let sid = ts.server.sessions.start(id, "hls", None);
+        ts.server
+            .sessions
+            .touch(sid, id, Some("source"), 1000, true);
+    }
     repo.set_quality_levels(
         id,
         &[QualityLevel {

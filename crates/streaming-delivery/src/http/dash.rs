@@ -1,7 +1,7 @@
 //! MPEG-DASH (ISO/IEC 23009-1, DASH-IF IOP live): a manifest over the very
 //! segments HLS serves. Dynamic while live, static once the stream ends.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -15,10 +15,12 @@ use super::DeliveryState;
 use super::hls::playable;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
 use crate::packaging::{AUDIO, SOURCE};
+use crate::sessions::{OpenedSession, etag_without_sid, sid_of, with_sid};
 
 pub async fn manifest(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let Some(id) = Uuid::parse_str(&stream_id).ok() else {
@@ -28,23 +30,26 @@ pub async fn manifest(
         return not_found("stream");
     };
     let snapshot = media.snapshot();
-    let Some(text) = mpd_text(&snapshot, id, &state) else {
+    let given = sid_of(query.as_deref());
+    let sid = given.unwrap_or_else(Uuid::new_v4);
+    let Some(text) = mpd_text(&snapshot, id, &state, Some(sid)) else {
         return not_found("manifest (the stream has no media yet)");
     };
+    let etag = etag_without_sid(&text, Some(sid));
     let cache = if snapshot.ended {
         CACHE_IMMUTABLE
     } else {
         CACHE_LIVE
     };
     let data = Bytes::from(text);
-    response::body(
-        &headers,
-        MPD,
-        cache,
-        snapshot.updated_ms,
-        response::etag_of(&data),
-        data,
-    )
+    let mut resp = response::body(&headers, MPD, cache, snapshot.updated_ms, etag, data);
+    // A new viewer (not a revalidation): open its session.
+    if given.is_none() && resp.status().is_success() {
+        let ua = crate::sessions::user_agent(&headers);
+        state.sessions.open(sid, id, "dash", ua);
+        resp.extensions_mut().insert(OpenedSession(sid));
+    }
+    resp
 }
 
 fn representation(
@@ -53,6 +58,7 @@ fn representation(
     r: &Rendition,
     listed: usize,
     reference: Option<&Rendition>,
+    sid: Option<Uuid>,
 ) -> Representation {
     let segs: Vec<_> = r.listed(listed).collect();
     // `$Number$` counts timeline entries, so a rendition missing segments (its
@@ -91,14 +97,23 @@ fn representation(
         audio_sampling_rate: r.info.sample_rate,
         channels: r.info.channels,
         timescale: r.info.timescale,
-        initialization: format!("{base}/{}", super::hls::init_uri(version)),
-        media: format!("{base}/segment-$Number$.m4s"),
+        initialization: with_sid(format!("{base}/{}", super::hls::init_uri(version)), sid),
+        media: with_sid(format!("{base}/segment-$Number$.m4s"), sid),
         start_number: segs.first().map(|s| s.number).unwrap_or(1),
         timeline,
     }
 }
 
-pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -> Option<String> {
+pub(crate) fn mpd_text(
+    st: &StreamMediaState,
+    id: Uuid,
+    state: &DeliveryState,
+    sid: Option<Uuid>,
+) -> Option<String> {
+    // In CDN mode segment URLs carry no `sid`; the MPD refresh URL
+    // (`Location`) still does, so DASH viewers are counted by their refreshes.
+    let location_sid = sid;
+    let sid = sid.filter(|_| !state.cdn_mode);
     let listed = state.media.playlist_segments.max(1);
     let mut sets = Vec::new();
     let mut max_seg = 0f64;
@@ -137,7 +152,7 @@ pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -
                         .renditions
                         .get(SOURCE)
                         .filter(|_| *name != SOURCE && *name != AUDIO);
-                    representation(id, name, r, listed, reference)
+                    representation(id, name, r, listed, reference, sid)
                 })
                 .collect(),
         });
@@ -159,6 +174,10 @@ pub(crate) fn mpd_text(st: &StreamMediaState, id: Uuid, state: &DeliveryState) -
         media_presentation_duration_secs: st.ended.then_some(window),
         utc_timing_url: Some("/time".into()),
         period_start_secs: 0.0,
+        // Refreshes keep the viewer's session.
+        location: location_sid
+            .filter(|_| !st.ended)
+            .map(|s| with_sid("manifest.mpd".into(), Some(s))),
         adaptation_sets: sets,
     }))
 }

@@ -1,6 +1,6 @@
 //! HLS (RFC 8216bis): master and media playlists over the stored CMAF segments.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, M3U8, not_found};
 use crate::packaging::{AUDIO, SOURCE};
+use crate::sessions::{OpenedSession, etag_without_sid, sid_of, with_sid};
 
 /// The packager numbers init segments from 1; the first is `init.mp4`.
 const FIRST_INIT: u32 = 1;
@@ -34,16 +35,19 @@ pub(crate) fn playable(r: &Rendition) -> bool {
 pub async fn master(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let Some(media) = Uuid::parse_str(&stream_id)
+    let Some((id, media)) = Uuid::parse_str(&stream_id)
         .ok()
-        .and_then(|id| state.store.get(id))
+        .and_then(|id| Some((id, state.store.get(id)?)))
     else {
         return not_found("stream");
     };
     let snapshot = media.snapshot();
-    let Some(text) = master_text(&snapshot) else {
+    let given = sid_of(query.as_deref());
+    let sid = given.unwrap_or_else(Uuid::new_v4);
+    let Some(text) = master_text(&snapshot, Some(sid)) else {
         return not_found("playlist (the stream has no media yet)");
     };
     let cache = if snapshot.ended {
@@ -51,15 +55,17 @@ pub async fn master(
     } else {
         CACHE_LIVE
     };
+    let etag = etag_without_sid(&text, Some(sid));
     let data = Bytes::from(text);
-    response::body(
-        &headers,
-        M3U8,
-        cache,
-        snapshot.updated_ms,
-        response::etag_of(&data),
-        data,
-    )
+    let mut resp = response::body(&headers, M3U8, cache, snapshot.updated_ms, etag, data);
+    // A new viewer (not a revalidation): open its session under the id
+    // written into the playlist.
+    if given.is_none() && resp.status().is_success() {
+        let ua = crate::sessions::user_agent(&headers);
+        state.sessions.open(sid, id, "hls", ua);
+        resp.extensions_mut().insert(OpenedSession(sid));
+    }
+    resp
 }
 
 /// Playable video renditions, best first (the source leads).
@@ -74,7 +80,7 @@ pub(crate) fn video_renditions(st: &StreamMediaState) -> Vec<(&str, &Rendition)>
     v
 }
 
-pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
+pub(crate) fn master_text(st: &StreamMediaState, sid: Option<Uuid>) -> Option<String> {
     let videos = video_renditions(st);
     let audio = st.renditions.get(AUDIO).filter(|r| playable(r));
     if videos.is_empty() && audio.is_none() {
@@ -91,7 +97,7 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
             codecs.push_str(&a.info.codec);
         }
         variants.push(Variant {
-            uri: format!("{name}/index.m3u8"),
+            uri: with_sid(format!("{name}/index.m3u8"), sid),
             bandwidth: peak + audio_peak,
             average_bandwidth: Some(avg + audio_avg),
             codecs,
@@ -105,7 +111,7 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
     {
         // Audio-only broadcast: the audio playlist is the only variant.
         variants.push(Variant {
-            uri: format!("{AUDIO}/index.m3u8"),
+            uri: with_sid(format!("{AUDIO}/index.m3u8"), sid),
             bandwidth: audio_peak,
             average_bandwidth: Some(audio_avg),
             codecs: a.info.codec.clone(),
@@ -118,7 +124,7 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
         (false, Some(a)) => vec![AudioRendition {
             group_id: "audio".into(),
             name: "Audio".into(),
-            uri: format!("{AUDIO}/index.m3u8"),
+            uri: with_sid(format!("{AUDIO}/index.m3u8"), sid),
             default: true,
             channels: a.info.channels,
             language: None,
@@ -136,6 +142,7 @@ pub(crate) fn master_text(st: &StreamMediaState) -> Option<String> {
 pub async fn rendition_file(
     State(state): State<DeliveryState>,
     Path((stream_id, rendition, file)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let Some(media) = Uuid::parse_str(&stream_id)
@@ -146,9 +153,11 @@ pub async fn rendition_file(
     };
     if file == "index.m3u8" {
         let snapshot = media.snapshot();
-        let Some(text) = media_text(&snapshot, &rendition, &state) else {
+        let sid = sid_of(query.as_deref());
+        let Some(text) = media_text(&snapshot, &rendition, &state, sid) else {
             return not_found("rendition");
         };
+        let etag = etag_without_sid(&text, sid);
         let cache = if snapshot.ended {
             CACHE_IMMUTABLE
         } else {
@@ -159,14 +168,7 @@ pub async fn rendition_file(
             .renditions
             .get(&rendition)
             .map_or(snapshot.updated_ms, |r| r.updated_ms);
-        return response::body(
-            &headers,
-            M3U8,
-            cache,
-            modified,
-            response::etag_of(&data),
-            data,
-        );
+        return response::body(&headers, M3U8, cache, modified, etag, data);
     }
     if let Some(version) = parse_init(&file) {
         let found = media.with(|st| {
@@ -230,7 +232,10 @@ pub(crate) fn media_text(
     st: &StreamMediaState,
     rendition: &str,
     state: &DeliveryState,
+    sid: Option<Uuid>,
 ) -> Option<String> {
+    // In CDN mode segment URLs stay per-stream, never per-viewer.
+    let sid = sid.filter(|_| !state.cdn_mode);
     let r = st.renditions.get(rendition).filter(|r| playable(r))?;
     let window = state.media.playlist_segments.max(1);
     // While live, every video playlist starts at the same number: the
@@ -282,8 +287,8 @@ pub(crate) fn media_text(
                 segments.push(MediaSegment {
                     number: n,
                     duration_secs,
-                    uri: format!("segment-{n}.m4s"),
-                    map_uri: init_uri(p.init_version),
+                    uri: with_sid(format!("segment-{n}.m4s"), sid),
+                    map_uri: with_sid(init_uri(p.init_version), sid),
                     discontinuity: false,
                     program_date_time_ms: None,
                     gap: true,
@@ -293,8 +298,8 @@ pub(crate) fn media_text(
         segments.push(MediaSegment {
             number: s.number,
             duration_secs: s.duration_secs(),
-            uri: format!("segment-{}.m4s", s.number),
-            map_uri: init_uri(s.init_version),
+            uri: with_sid(format!("segment-{}.m4s", s.number), sid),
+            map_uri: with_sid(init_uri(s.init_version), sid),
             discontinuity: s.discontinuity,
             program_date_time_ms: Some(s.program_date_time_ms),
             gap: false,

@@ -24,10 +24,12 @@ use streaming_core::config::MediaConfig;
 use streaming_core::events::EventBus;
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::DynRepository;
+use streaming_core::sessions::ViewerSessions;
 use streaming_core::store::SegmentStore;
 use tower_http::cors::{Any, CorsLayer};
 
 pub(crate) use axum::http as http_types;
+pub(crate) use response::etag_of;
 
 /// What the delivery handlers share.
 #[derive(Clone)]
@@ -39,6 +41,10 @@ pub struct DeliveryState {
     pub events: EventBus,
     /// Stream lookup (404 before upgrade) and current status.
     pub repo: DynRepository,
+    /// Viewer sessions (see [`crate::sessions`]).
+    pub sessions: ViewerSessions,
+    /// `delivery.cdn_mode`: no `sid` in init/segment URLs.
+    pub cdn_mode: bool,
 }
 
 /// The delivery routes, with CORS open for playback from any origin.
@@ -55,6 +61,7 @@ pub fn router(state: DeliveryState) -> Router {
             get(hls::rendition_file),
         )
         .route("/dash/{stream_id}/manifest.mpd", get(dash::manifest))
+        .route_layer(from_fn_with_state(state.clone(), crate::sessions::track))
         .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .route("/time", get(response::time))
         .layer(cors)

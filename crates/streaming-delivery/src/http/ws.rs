@@ -9,9 +9,11 @@
 //!   event: `{"type":"status","status":"ACTIVE"|"ENDED"|"ERROR","at":RFC 3339}`;
 //! - `qualities` when the transcoded ladder changes: `{"type":"qualities","qualities":[…]}`;
 //! - `metrics` every second: `{"type":"metrics","at","status","concurrent_viewers",
-//!   "ingest_kbps","qualities"}`; `ingest_kbps` is the bitrate of the newest
-//!   three segments of the source video and audio renditions (0 when not live).
-//!   Viewer counts are 0 until viewer sessions exist.
+//!   "quality_distribution":{"source":7,"audio":3},"ingest_kbps","qualities"}`;
+//!   `ingest_kbps` is the bitrate of the newest three segments of the source
+//!   video and audio renditions (0 when not live). Viewer figures come from the
+//!   viewer sessions ([`crate::sessions`]): the same number as
+//!   `streaming_concurrent_viewers` and the REST `concurrent_viewers`.
 //!
 //! An unknown stream is answered 404 before the upgrade. Every connection has
 //! its own task and a bounded outgoing queue filled with `try_send`: a client
@@ -19,6 +21,7 @@
 //! leaves a ping (every 15 s) unanswered until the next one is dropped, so a
 //! slow client never holds up the others.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::ws::{
@@ -75,6 +78,8 @@ pub enum WsMessage {
         at: String,
         status: &'static str,
         concurrent_viewers: u64,
+        /// Active viewers by current quality (rendition name).
+        quality_distribution: BTreeMap<String, u32>,
         ingest_kbps: u64,
         qualities: Vec<String>,
     },
@@ -204,13 +209,14 @@ async fn connection(
     };
 
     let (q, _) = media_view(&|st| (qualities(st), 0));
+    let viewers = state.sessions.count(id);
     let alive = queue(
         &tx,
         &WsMessage::Snapshot {
             stream_id: id,
             status: status_str(status),
-            viewers: 0,
-            concurrent_viewers: 0,
+            viewers,
+            concurrent_viewers: viewers,
             qualities: q,
         },
     );
@@ -266,7 +272,8 @@ async fn connection(
                 queue(&tx, &WsMessage::Metrics {
                     at: rfc3339(Utc::now()),
                     status: status_str(status),
-                    concurrent_viewers: 0,
+                    concurrent_viewers: state.sessions.count(id),
+                    quality_distribution: state.sessions.quality_distribution(id),
                     ingest_kbps: kbps,
                     qualities: q,
                 })
@@ -321,6 +328,7 @@ mod tests {
             at: String::new(),
             status: "ACTIVE",
             concurrent_viewers: 0,
+            quality_distribution: BTreeMap::from([("source".to_string(), 2)]),
             ingest_kbps: 12,
             qualities: vec!["source".into()],
         };
@@ -328,6 +336,7 @@ mod tests {
         assert_eq!(v["type"], "metrics");
         assert_eq!(v["concurrent_viewers"], 0);
         assert_eq!(v["qualities"][0], "source");
+        assert_eq!(v["quality_distribution"]["source"], 2);
     }
 
     fn rendition(kind: RenditionKind, sizes: &[usize]) -> Rendition {
