@@ -14,6 +14,7 @@
 //! A stream key is reusable, as with every hosted service: an ENDED stream goes
 //! ACTIVE again when its broadcaster publishes once more.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -104,7 +105,7 @@ impl StreamKey {
 }
 
 /// A viewer's playback session, kept by the delivery side (analytics fill it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ViewerSession {
     pub id: Uuid,
     pub stream_id: Uuid,
@@ -117,6 +118,16 @@ pub struct ViewerSession {
     pub last_seen_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
     pub bytes_sent: u64,
+    /// Quality changes seen (from requests or player beacons).
+    pub quality_switches: u32,
+    /// Time to first frame the player reported (beacon `startup`), in ms.
+    pub startup_ms: Option<u32>,
+    /// Stalls the player reported (beacon `stall_start`).
+    pub stalls: u32,
+    /// Total stall time, in ms (from `stall_start`/`stall_end` beacons).
+    pub stall_ms: u64,
+    /// Playback errors the player reported (beacon `error`).
+    pub errors: u32,
 }
 
 impl ViewerSession {
@@ -125,8 +136,9 @@ impl ViewerSession {
     }
 }
 
-/// One sample of a stream's health and audience, taken by the metrics collector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One 1-second sample of a stream's health and audience, taken by the
+/// metrics collector (`at` is a whole second, UTC).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct StreamMetrics {
     pub stream_id: Uuid,
     pub at: DateTime<Utc>,
@@ -135,6 +147,36 @@ pub struct StreamMetrics {
     pub egress_bitrate_kbps: u64,
     pub frames_dropped: u64,
     pub segments_produced: u64,
+    /// Active viewers by current quality (rendition name).
+    pub quality_distribution: BTreeMap<String, u32>,
+    /// Stall time / watch time of the beaconing viewers during this second (0..=1).
+    pub buffering_ratio: f64,
+    /// Stream errors (ingest, delivery, player-reported) during this second.
+    pub errors: u64,
+    /// The transcoder's speed (1.0 = real time), when one runs.
+    pub transcoder_speed: Option<f64>,
+}
+
+/// One minute of a stream's samples rolled up (`minute` is the start of the
+/// minute, UTC). Kept after raw 1-second samples expire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRollup {
+    pub stream_id: Uuid,
+    pub minute: DateTime<Utc>,
+    /// How many 1-second samples went into it.
+    pub samples: u32,
+    pub viewers_avg: f64,
+    pub viewers_min: u64,
+    pub viewers_max: u64,
+    pub ingest_kbps_avg: f64,
+    pub ingest_kbps_min: u64,
+    pub ingest_kbps_max: u64,
+    pub egress_kbps_avg: f64,
+    pub buffering_ratio_avg: f64,
+    pub errors: u64,
+    pub transcoder_speed_min: Option<f64>,
+    /// Average viewers per quality over the minute.
+    pub quality_distribution: BTreeMap<String, f64>,
 }
 
 /// One rung of a stream's ladder as offered to players.

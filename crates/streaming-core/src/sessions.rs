@@ -87,6 +87,7 @@ impl ViewerSessions {
                 last_seen_at: now,
                 ended_at: None,
                 bytes_sent: 0,
+                ..ViewerSession::default()
             },
             confirmed: false,
             last_seen: Instant::now(),
@@ -125,6 +126,7 @@ impl ViewerSessions {
                 last_seen_at: wall,
                 ended_at: None,
                 bytes_sent: 0,
+                ..ViewerSession::default()
             },
             confirmed: false,
             last_seen: now,

@@ -293,6 +293,7 @@ fn viewer(stream_id: Uuid, age_secs: i64) -> ViewerSession {
         last_seen_at: t,
         ended_at: None,
         bytes_sent: 0,
+        ..Default::default()
     }
 }
 
@@ -305,6 +306,7 @@ fn sample(stream_id: Uuid, at: chrono::DateTime<Utc>, viewers: u64) -> StreamMet
         egress_bitrate_kbps: 2500 * viewers,
         frames_dropped: 0,
         segments_produced: 7,
+        ..Default::default()
     }
 }
 

@@ -462,6 +462,7 @@ async fn viewers_metrics_and_qualities(ts: BackendServer) {
             last_seen_at: now,
             ended_at: (i == 0).then_some(now),
             bytes_sent: 1000 * i as u64,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -475,6 +476,7 @@ async fn viewers_metrics_and_qualities(ts: BackendServer) {
             egress_bitrate_kbps: 1500 * i as u64,
             frames_dropped: 0,
             segments_produced: i as u64,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -29,7 +29,8 @@ use uuid::Uuid;
 
 use crate::CoreError;
 use crate::model::{
-    Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus, ViewerSession,
+    MetricsRollup, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus,
+    ViewerSession,
 };
 
 pub use postgres::PostgresRepository;
@@ -128,6 +129,46 @@ pub trait StreamRepository: Send + Sync + 'static {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<StreamMetrics>, CoreError>;
+
+    /// Stores 1-second samples in one transaction (a sample at an existing
+    /// `(stream_id, at)` replaces it; samples of deleted streams are skipped).
+    async fn record_metrics_batch(&self, samples: &[StreamMetrics]) -> Result<(), CoreError> {
+        for s in samples {
+            self.record_metrics(s).await?;
+        }
+        Ok(())
+    }
+    /// Samples with `from <= at < to`, oldest first, at most `limit`.
+    async fn list_metrics_range(
+        &self,
+        stream_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StreamMetrics>, CoreError> {
+        let mut v = self.list_metrics(stream_id, Some(from), limit).await?;
+        v.retain(|m| m.at < to);
+        Ok(v)
+    }
+    /// Inserts or replaces 1-minute roll-ups (key `(stream_id, minute)`).
+    async fn upsert_rollups(&self, _rollups: &[MetricsRollup]) -> Result<(), CoreError> {
+        Ok(())
+    }
+    /// Roll-ups with `from <= minute < to`, oldest first, at most `limit`.
+    async fn list_rollups(
+        &self,
+        _stream_id: Uuid,
+        _from: DateTime<Utc>,
+        _to: DateTime<Utc>,
+        _limit: u32,
+    ) -> Result<Vec<MetricsRollup>, CoreError> {
+        Ok(Vec::new())
+    }
+    /// Deletes raw 1-second samples older than `before` (roll-ups stay);
+    /// returns how many went.
+    async fn prune_metrics(&self, _before: DateTime<Utc>) -> Result<u64, CoreError> {
+        Ok(0)
+    }
 
     /// Replaces the ladder a stream offers (in the given order).
     async fn set_quality_levels(

@@ -108,6 +108,7 @@ fn viewer_from_row(row: &PgRow) -> ViewerSession {
         last_seen_at: row.get("last_seen_at"),
         ended_at: row.get("ended_at"),
         bytes_sent: to_u64(row.get("bytes_sent")),
+        ..ViewerSession::default()
     }
 }
 
@@ -120,6 +121,7 @@ fn metrics_from_row(row: &PgRow) -> StreamMetrics {
         egress_bitrate_kbps: to_u64(row.get("egress_bitrate_kbps")),
         frames_dropped: to_u64(row.get("frames_dropped")),
         segments_produced: to_u64(row.get("segments_produced")),
+        ..StreamMetrics::default()
     }
 }
 

@@ -106,6 +106,7 @@ fn viewer_from_row(row: &SqliteRow) -> ViewerSession {
         last_seen_at: parse_ts(row.get("last_seen_at")).unwrap_or_default(),
         ended_at: parse_ts(row.get("ended_at")),
         bytes_sent: to_u64(row.get("bytes_sent")),
+        ..ViewerSession::default()
     }
 }
 
@@ -118,6 +119,7 @@ fn metrics_from_row(row: &SqliteRow) -> StreamMetrics {
         egress_bitrate_kbps: to_u64(row.get("egress_bitrate_kbps")),
         frames_dropped: to_u64(row.get("frames_dropped")),
         segments_produced: to_u64(row.get("segments_produced")),
+        ..StreamMetrics::default()
     }
 }
 
