@@ -76,6 +76,30 @@ pub enum BodyErrors {
     Unavailable(Problem),
 }
 
+/// Errors of the public beacon operation.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BeaconErrors {
+    /// The body is not JSON.
+    #[response(status = 400, content_type = "application/problem+json")]
+    InvalidBody(Problem),
+    /// No such stream.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The body is too large.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
+    /// An event is invalid, or the session belongs to another stream.
+    #[response(status = 422, content_type = "application/problem+json")]
+    InvalidInput(Problem),
+    /// The database is unavailable; retry later.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
 /// Errors of a public operation.
 #[derive(IntoResponses)]
 #[allow(dead_code)]

@@ -10,13 +10,16 @@
 //! - Swagger UI's files are compiled into the binary (`vendored`): the docs
 //!   work without any network.
 
-mod analytics;
+mod beacons;
 mod docs;
 mod extract;
 mod health;
+mod history;
+mod insights;
 mod keys;
 pub mod problem;
 mod streams;
+mod viewers;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -119,8 +122,10 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(streams::status))
         .routes(routes!(keys::list, keys::create))
         .routes(routes!(keys::revoke))
-        .routes(routes!(analytics::viewers))
-        .routes(routes!(analytics::metrics))
+        .routes(routes!(viewers::viewers))
+        .routes(routes!(history::metrics))
+        .routes(routes!(insights::analytics))
+        .routes(routes!(beacons::events))
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .split_for_parts()
@@ -138,6 +143,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1", any(docs::unknown_route))
         .route("/api/v1/{*rest}", any(docs::unknown_route))
         .method_not_allowed_fallback(docs::method_not_allowed)
+        .layer(axum::middleware::from_fn(beacons::cors))
         .with_state(state);
     api.merge(docs::router(doc))
 }

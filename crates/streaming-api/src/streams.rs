@@ -151,6 +151,7 @@ async fn detail(state: &ApiState, s: Stream) -> Result<StreamDetail, Problem> {
         ended_at: s.ended_at,
         live: state.hub.is_live(s.id),
         concurrent_viewers,
+        quality_distribution: state.sessions.quality_distribution(s.id),
         qualities,
         rtmp_url: urls.rtmp_url,
         hls_url: urls.hls_url,

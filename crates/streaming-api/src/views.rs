@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use streaming_core::model::{self, QualityLevel, StreamKey, StreamMetrics, ViewerSession};
+use streaming_core::model::{self, QualityLevel, StreamKey, ViewerSession};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -141,6 +141,8 @@ pub struct StreamDetail {
     pub live: bool,
     /// Viewer sessions that have not ended.
     pub concurrent_viewers: u64,
+    /// Those viewers by current quality (rendition name).
+    pub quality_distribution: std::collections::BTreeMap<String, u32>,
     /// The renditions offered (the stored ladder, else what is live now).
     pub qualities: Vec<Quality>,
     pub rtmp_url: String,
@@ -186,17 +188,6 @@ pub struct ViewerListQuery {
     /// Items per page [default: 20].
     #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u32>,
-}
-
-/// `?since=&limit=` of the metrics listing.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct MetricsQuery {
-    /// Only samples at or after this time (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
-    /// At most this many samples [default: 100].
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<u32>,
 }
 
 /// One rendition of the ladder.
@@ -292,6 +283,16 @@ pub struct Viewer {
     pub ended_at: Option<DateTime<Utc>>,
     pub bytes_sent: u64,
     pub active: bool,
+    /// Quality changes (requests or beacons).
+    pub quality_switches: u32,
+    /// Time to first frame the player reported, in ms.
+    pub startup_ms: Option<u32>,
+    /// Stalls the player reported.
+    pub stalls: u32,
+    /// Total stall time, in ms.
+    pub stall_ms: u64,
+    /// Playback errors the player reported.
+    pub errors: u32,
 }
 
 impl From<ViewerSession> for Viewer {
@@ -307,6 +308,11 @@ impl From<ViewerSession> for Viewer {
             last_seen_at: v.last_seen_at,
             ended_at: v.ended_at,
             bytes_sent: v.bytes_sent,
+            quality_switches: v.quality_switches,
+            startup_ms: v.startup_ms,
+            stalls: v.stalls,
+            stall_ms: v.stall_ms,
+            errors: v.errors,
         }
     }
 }
@@ -321,37 +327,6 @@ pub struct ViewerList {
     pub total: u64,
     /// Sessions that have not ended.
     pub concurrent_viewers: u64,
-}
-
-/// One metrics sample.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MetricsSample {
-    pub at: DateTime<Utc>,
-    pub concurrent_viewers: u64,
-    pub ingest_bitrate_kbps: u64,
-    pub egress_bitrate_kbps: u64,
-    pub frames_dropped: u64,
-    pub segments_produced: u64,
-}
-
-impl From<StreamMetrics> for MetricsSample {
-    fn from(m: StreamMetrics) -> Self {
-        Self {
-            at: m.at,
-            concurrent_viewers: m.concurrent_viewers,
-            ingest_bitrate_kbps: m.ingest_bitrate_kbps,
-            egress_bitrate_kbps: m.egress_bitrate_kbps,
-            frames_dropped: m.frames_dropped,
-            segments_produced: m.segments_produced,
-        }
-    }
-}
-
-/// A stream's metrics samples, oldest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MetricsList {
-    pub stream_id: Uuid,
-    pub items: Vec<MetricsSample>,
 }
 
 /// What the watch page polls (public, no secrets).

@@ -28,6 +28,26 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub transcode: TranscodeConfig,
     pub delivery: DeliveryConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The 1-second metrics collector and its history.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Seconds between batched writes of 1-second samples (and roll-ups).
+    pub flush_secs: u32,
+    /// Hours raw 1-second samples are kept; 1-minute roll-ups are kept for good.
+    pub raw_retention_hours: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            flush_secs: 5,
+            raw_retention_hours: 24,
+        }
+    }
 }
 
 /// How playback URLs are handed out.
@@ -132,6 +152,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             transcode: TranscodeConfig::default(),
             delivery: DeliveryConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

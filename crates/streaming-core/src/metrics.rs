@@ -18,7 +18,7 @@
 //! | `streaming_concurrent_viewers` | gauge | `stream_id` |
 //! | `streaming_buffering_ratio` | gauge (f64) | `stream_id` |
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -102,6 +102,17 @@ struct Inner {
     transcoder_speed: Family<StreamLabels, F64Gauge>,
     concurrent_viewers: Family<StreamLabels, Gauge>,
     buffering_ratio: Family<StreamLabels, F64Gauge>,
+}
+
+/// Running totals of one live stream (see [`Metrics::live_totals`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamTotals {
+    pub ingest_bytes: u64,
+    /// Body bytes served, every rendition and manifest together.
+    pub egress_bytes: u64,
+    pub errors: u64,
+    /// FFmpeg's latest speed, while a transcoder runs.
+    pub transcoder_speed: Option<f64>,
 }
 
 /// The process's metrics: cheap to clone, shared by every role.
@@ -357,6 +368,47 @@ impl Metrics {
         }
     }
 
+    /// The running totals of every live stream, in one pass over the series
+    /// (what the 1 s collector turns into rates).
+    pub fn live_totals(&self) -> HashMap<Uuid, StreamTotals> {
+        let live: Vec<Uuid> = lock(&self.inner.live).iter().copied().collect();
+        let mut out: HashMap<Uuid, StreamTotals> = HashMap::with_capacity(live.len());
+        for id in live {
+            let labels = stream(id);
+            let t = out.entry(id).or_default();
+            if let Some(c) = self.inner.ingest_bytes.get(&labels) {
+                t.ingest_bytes = c.get();
+            }
+            if let Some(g) = self.inner.transcoder_speed.get(&labels) {
+                t.transcoder_speed = Some(g.get());
+            }
+        }
+        let renditions: Vec<(Uuid, String)> =
+            lock(&self.inner.renditions).iter().cloned().collect();
+        for (id, rendition) in renditions {
+            let Some(t) = out.get_mut(&id) else { continue };
+            let labels = RenditionLabels {
+                stream_id: id.to_string(),
+                rendition,
+            };
+            if let Some(c) = self.inner.egress_bytes.get(&labels) {
+                t.egress_bytes += c.get();
+            }
+        }
+        let kinds: Vec<(Uuid, String)> = lock(&self.inner.error_kinds).iter().cloned().collect();
+        for (id, kind) in kinds {
+            let Some(t) = out.get_mut(&id) else { continue };
+            let labels = ErrorLabels {
+                stream_id: id.to_string(),
+                kind,
+            };
+            if let Some(c) = self.inner.stream_errors.get(&labels) {
+                t.errors += c.get();
+            }
+        }
+        out
+    }
+
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -414,6 +466,34 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn live_totals_sum_every_rendition_and_error_kind_of_live_streams() {
+        let m = Metrics::new();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        m.stream_started(a);
+        m.ingest_bytes(a, 1000);
+        m.egress_bytes(a, "source", 300);
+        m.egress_bytes(a, "480p", 200);
+        m.stream_error(a, "protocol");
+        m.stream_error(a, "http_5xx");
+        m.stream_error(a, "http_5xx");
+        m.transcoder_speed(a, 1.5);
+        m.ingest_bytes(b, 7); // not live: ignored
+        let t = m.live_totals();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[&a],
+            StreamTotals {
+                ingest_bytes: 1000,
+                egress_bytes: 500,
+                errors: 3,
+                transcoder_speed: Some(1.5)
+            }
+        );
+        m.remove_stream(a);
+        assert!(m.live_totals().is_empty());
     }
 
     #[test]

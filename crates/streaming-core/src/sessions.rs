@@ -25,11 +25,104 @@ const VIDEO_GRACE: Duration = Duration::from_secs(4);
 #[derive(Debug)]
 struct Entry {
     record: ViewerSession,
-    /// A rendition request confirmed the session; it counts as a viewer.
+    /// A rendition request or a beacon confirmed the session; it counts as a viewer.
     confirmed: bool,
     last_seen: Instant,
     last_video: Option<Instant>,
-    switches: u32,
+    /// The player sends beacons: its watch and stall time count towards the
+    /// stream's buffering ratio.
+    beaconing: bool,
+    /// A `stall_start` not yet ended.
+    stalled_since: Option<Instant>,
+}
+
+impl Entry {
+    fn new(record: ViewerSession, now: Instant) -> Self {
+        Self {
+            record,
+            confirmed: false,
+            last_seen: now,
+            last_video: None,
+            beaconing: false,
+            stalled_since: None,
+        }
+    }
+
+    /// Sets the current quality, counting a change as a switch.
+    fn set_quality(&mut self, q: &str) {
+        if self.record.quality.as_deref() == Some(q) {
+            return;
+        }
+        if self.record.quality.is_some() {
+            self.record.quality_switches = self.record.quality_switches.saturating_add(1);
+        }
+        self.record.quality = Some(q.to_string());
+    }
+
+    /// Ends a stall in progress at `now`, adding its length.
+    fn end_stall(&mut self, now: Instant) {
+        if let Some(since) = self.stalled_since.take() {
+            let ms = now.saturating_duration_since(since).as_millis();
+            self.record.stall_ms = self
+                .record
+                .stall_ms
+                .saturating_add(u64::try_from(ms).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// What a player reports about its playback (`POST /api/v1/sessions/{id}/events`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Beacon {
+    /// Still watching (optionally at this quality).
+    Heartbeat {
+        quality: Option<String>,
+    },
+    /// Time from the player's start to the first frame.
+    Startup {
+        startup_ms: u32,
+        quality: Option<String>,
+    },
+    StallStart,
+    /// A stall ended; `duration_ms` when the player measured it itself.
+    StallEnd {
+        duration_ms: Option<u64>,
+    },
+    QualityChange {
+        quality: String,
+    },
+    Error,
+}
+
+/// Why a beacon was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BeaconError {
+    #[error("the session belongs to another stream")]
+    OtherStream,
+}
+
+/// One stream's audience as a sweep saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Audience {
+    pub viewers: u64,
+    pub quality_distribution: BTreeMap<String, u32>,
+    /// Watch time of beaconing viewers since the previous sweep, in ms.
+    pub watch_ms: u64,
+    /// Of which stalled, in ms.
+    pub stall_ms: u64,
+    /// Errors players reported since the previous sweep.
+    pub player_errors: u64,
+}
+
+impl Audience {
+    /// Stall time / watch time since the previous sweep (0 without beacons).
+    pub fn buffering_ratio(&self) -> f64 {
+        if self.watch_ms == 0 {
+            0.0
+        } else {
+            (self.stall_ms as f64 / self.watch_ms as f64).min(1.0)
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +132,9 @@ struct Inner {
     outbox: Vec<ViewerSession>,
     /// Streams whose count was published last sweep (so a drop to 0 is published).
     published: HashMap<Uuid, u64>,
+    /// Player-reported errors per stream since the previous sweep.
+    player_errors: HashMap<Uuid, u64>,
+    last_sweep: Option<Instant>,
 }
 
 /// What one sweep found.
@@ -48,6 +144,9 @@ pub struct Sweep {
     pub persist: Vec<ViewerSession>,
     /// Active viewers per stream, for every stream that has or just had some.
     pub counts: HashMap<Uuid, u64>,
+    /// Every stream with viewers (or player errors) now: counts, qualities,
+    /// buffering since the previous sweep.
+    pub audiences: HashMap<Uuid, Audience>,
 }
 
 /// The in-memory registry of viewer sessions (cheap to clone).
@@ -75,25 +174,10 @@ impl ViewerSessions {
 
     /// Opens a session under an id the caller drew (and already handed out).
     pub fn open(&self, id: Uuid, stream_id: Uuid, protocol: &str, user_agent: Option<String>) {
-        let now = Utc::now();
-        let entry = Entry {
-            record: ViewerSession {
-                id,
-                stream_id,
-                protocol: protocol.to_string(),
-                quality: None,
-                user_agent,
-                started_at: now,
-                last_seen_at: now,
-                ended_at: None,
-                bytes_sent: 0,
-                ..ViewerSession::default()
-            },
-            confirmed: false,
-            last_seen: Instant::now(),
-            last_video: None,
-            switches: 0,
-        };
+        let entry = Entry::new(
+            new_record(id, stream_id, protocol, user_agent),
+            Instant::now(),
+        );
         self.lock().sessions.insert(id, entry);
     }
 
@@ -115,24 +199,10 @@ impl ViewerSessions {
         let wall = Utc::now();
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let entry = inner.sessions.entry(sid).or_insert_with(|| Entry {
-            record: ViewerSession {
-                id: sid,
-                stream_id,
-                protocol: "hls".into(),
-                quality: None,
-                user_agent: None,
-                started_at: wall,
-                last_seen_at: wall,
-                ended_at: None,
-                bytes_sent: 0,
-                ..ViewerSession::default()
-            },
-            confirmed: false,
-            last_seen: now,
-            last_video: None,
-            switches: 0,
-        });
+        let entry = inner
+            .sessions
+            .entry(sid)
+            .or_insert_with(|| Entry::new(new_record(sid, stream_id, "hls", None), now));
         if entry.record.stream_id != stream_id {
             // A session id belongs to one stream; a foreign one is ignored.
             return;
@@ -155,15 +225,80 @@ impl ViewerSessions {
             now.duration_since(t) < VIDEO_GRACE && entry.record.quality.as_deref() != Some(AUDIO)
         });
         if is_video || !video_recent {
-            if let Some(old) = entry.record.quality.as_deref()
-                && old != q
-            {
-                entry.switches += 1;
+            entry.set_quality(q);
+        }
+    }
+
+    /// A player beacon for session `sid` of `stream_id`. An id the registry
+    /// does not know starts a session (a player behind a CDN, whose requests
+    /// the origin never sees, is counted from its beacons alone); a beacon
+    /// confirms the session at once.
+    pub fn beacon(
+        &self,
+        sid: Uuid,
+        stream_id: Uuid,
+        beacon: Beacon,
+        user_agent: Option<String>,
+    ) -> Result<(), BeaconError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let entry = inner
+            .sessions
+            .entry(sid)
+            .or_insert_with(|| Entry::new(new_record(sid, stream_id, "beacon", user_agent), now));
+        if entry.record.stream_id != stream_id {
+            return Err(BeaconError::OtherStream);
+        }
+        entry.last_seen = now;
+        entry.record.last_seen_at = Utc::now();
+        entry.beaconing = true;
+        if !entry.confirmed {
+            entry.confirmed = true;
+            inner.outbox.push(entry.record.clone());
+        }
+        match beacon {
+            Beacon::Heartbeat { quality } => {
+                if let Some(q) = quality {
+                    entry.set_quality(&q);
+                }
             }
-            if entry.record.quality.as_deref() != Some(q) {
-                entry.record.quality = Some(q.to_string());
+            Beacon::Startup {
+                startup_ms,
+                quality,
+            } => {
+                entry.record.startup_ms = Some(startup_ms);
+                if let Some(q) = quality {
+                    entry.set_quality(&q);
+                }
+            }
+            Beacon::StallStart => {
+                if entry.stalled_since.is_none() {
+                    entry.stalled_since = Some(now);
+                    entry.record.stalls = entry.record.stalls.saturating_add(1);
+                }
+            }
+            Beacon::StallEnd { duration_ms } => match (entry.stalled_since, duration_ms) {
+                (Some(_), _) => entry.end_stall(now),
+                // The start was lost (or sent elsewhere): trust the player's figure.
+                (None, Some(ms)) => {
+                    entry.record.stalls = entry.record.stalls.max(1);
+                    entry.record.stall_ms = entry.record.stall_ms.saturating_add(ms);
+                }
+                (None, None) => {}
+            },
+            Beacon::QualityChange { quality } => entry.set_quality(&quality),
+            Beacon::Error => {
+                entry.record.errors = entry.record.errors.saturating_add(1);
+                *inner.player_errors.entry(stream_id).or_insert(0) += 1;
             }
         }
+        Ok(())
+    }
+
+    /// The stream a session belongs to, if it is known.
+    pub fn stream_of(&self, sid: Uuid) -> Option<Uuid> {
+        self.lock().sessions.get(&sid).map(|e| e.record.stream_id)
     }
 
     /// Active (counted) viewers of a stream.
@@ -202,34 +337,64 @@ impl ViewerSessions {
         v
     }
 
-    /// Quality switches of an active session (not persisted).
+    /// Quality switches of an active session.
     pub fn switches(&self, sid: Uuid) -> Option<u32> {
-        self.lock().sessions.get(&sid).map(|e| e.switches)
+        self.lock()
+            .sessions
+            .get(&sid)
+            .map(|e| e.record.quality_switches)
     }
 
-    /// Ends sessions not seen for `timeout`, and reports what to persist and
-    /// the viewer count of every stream that has (or just lost) viewers.
+    /// An active session's record as it stands.
+    pub fn get(&self, sid: Uuid) -> Option<ViewerSession> {
+        self.lock().sessions.get(&sid).map(|e| e.record.clone())
+    }
+
+    /// Ends sessions not seen for `timeout`, and reports what to persist, the
+    /// viewer count of every stream that has (or just lost) viewers, and each
+    /// stream's audience (qualities, buffering since the previous sweep).
     pub fn sweep(&self, now: Instant, timeout: Duration) -> Sweep {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let mut persist = std::mem::take(&mut inner.outbox);
         let wall: DateTime<Utc> = Utc::now();
+        let since = inner.last_sweep.replace(now).unwrap_or(now);
+        let tick_ms = |from: Instant| {
+            u64::try_from(now.saturating_duration_since(from.max(since)).as_millis())
+                .unwrap_or(u64::MAX)
+        };
+        let mut audiences: HashMap<Uuid, Audience> = HashMap::new();
         inner.sessions.retain(|_, e| {
-            if now.saturating_duration_since(e.last_seen) < timeout {
-                return true;
+            if now.saturating_duration_since(e.last_seen) >= timeout {
+                if e.confirmed {
+                    e.end_stall(e.last_seen.max(e.stalled_since.unwrap_or(e.last_seen)));
+                    let mut r = e.record.clone();
+                    // The viewer left when last seen; the timeout is not watch time.
+                    r.ended_at = Some(r.last_seen_at.min(wall));
+                    persist.push(r);
+                }
+                return false;
             }
             if e.confirmed {
-                let mut r = e.record.clone();
-                // The viewer left when last seen; the timeout is not watch time.
-                r.ended_at = Some(r.last_seen_at.min(wall));
-                persist.push(r);
+                let a = audiences.entry(e.record.stream_id).or_default();
+                a.viewers += 1;
+                if let Some(q) = &e.record.quality {
+                    *a.quality_distribution.entry(q.clone()).or_insert(0) += 1;
+                }
+                if e.beaconing {
+                    a.watch_ms += tick_ms(since);
+                    if let Some(s) = e.stalled_since {
+                        a.stall_ms += tick_ms(s);
+                    }
+                }
             }
-            false
+            true
         });
-        let mut counts: HashMap<Uuid, u64> = HashMap::new();
-        for e in inner.sessions.values().filter(|e| e.confirmed) {
-            *counts.entry(e.record.stream_id).or_insert(0) += 1;
+        for (id, n) in inner.player_errors.drain() {
+            audiences.entry(id).or_default().player_errors += n;
         }
+        let mut counts: HashMap<Uuid, u64> =
+            audiences.iter().map(|(k, a)| (*k, a.viewers)).collect();
         for id in inner.published.keys() {
             counts.entry(*id).or_insert(0);
         }
@@ -238,7 +403,29 @@ impl ViewerSessions {
             .filter(|(_, n)| **n > 0)
             .map(|(k, v)| (*k, *v))
             .collect();
-        Sweep { persist, counts }
+        Sweep {
+            persist,
+            counts,
+            audiences,
+        }
+    }
+}
+
+fn new_record(
+    id: Uuid,
+    stream_id: Uuid,
+    protocol: &str,
+    user_agent: Option<String>,
+) -> ViewerSession {
+    let now = Utc::now();
+    ViewerSession {
+        id,
+        stream_id,
+        protocol: protocol.to_string(),
+        user_agent,
+        started_at: now,
+        last_seen_at: now,
+        ..ViewerSession::default()
     }
 }
 
@@ -278,6 +465,65 @@ mod tests {
         assert!(reg.switches(idle).is_none());
         // Once reported at 0, the stream drops out of the counts.
         assert!(reg.sweep(later, Duration::from_secs(60)).counts.is_empty());
+    }
+
+    #[test]
+    fn beacon_only_viewers_count_and_their_stalls_make_the_buffering_ratio() {
+        let reg = ViewerSessions::new();
+        let stream = Uuid::new_v4();
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(6);
+        reg.sweep(t0, timeout);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let hb = |q: &str| Beacon::Heartbeat {
+            quality: Some(q.into()),
+        };
+        reg.beacon(a, stream, hb("480p"), None).unwrap();
+        reg.beacon(b, stream, hb("720p"), Some("ua".into()))
+            .unwrap();
+        assert_eq!(reg.count(stream), 2, "beacons alone make viewers");
+        assert_eq!(
+            reg.beacon(a, Uuid::new_v4(), Beacon::Error, None),
+            Err(BeaconError::OtherStream)
+        );
+        reg.beacon(a, stream, Beacon::StallStart, None).unwrap();
+        reg.beacon(
+            b,
+            stream,
+            Beacon::QualityChange {
+                quality: "480p".into(),
+            },
+            None,
+        )
+        .unwrap();
+        reg.beacon(b, stream, Beacon::Error, None).unwrap();
+        let s = reg.sweep(t0 + Duration::from_secs(1), timeout);
+        let aud = &s.audiences[&stream];
+        assert_eq!(aud.viewers, 2);
+        assert_eq!(aud.quality_distribution["480p"], 2);
+        assert_eq!(aud.player_errors, 1);
+        assert_eq!(s.persist.len(), 2, "both confirmed sessions are saved");
+        // Stall began after t0 (it started "now", just before the sweep):
+        // its share is at most the tick, and watch time is 2 × 1 s.
+        assert_eq!(aud.watch_ms, 2000);
+        assert!(aud.stall_ms <= 1000);
+        // A full stalled second: a's whole tick, b's none → ratio 0.5.
+        let s = reg.sweep(t0 + Duration::from_secs(2), timeout);
+        let aud = &s.audiences[&stream];
+        assert_eq!((aud.watch_ms, aud.stall_ms), (2000, 1000));
+        assert!((aud.buffering_ratio() - 0.5).abs() < 1e-9);
+        assert_eq!(aud.player_errors, 0, "errors are reported once");
+        reg.beacon(a, stream, Beacon::StallEnd { duration_ms: None }, None)
+            .unwrap();
+        assert_eq!(reg.get(a).unwrap().stalls, 1);
+        let s = reg.sweep(t0 + Duration::from_secs(3), timeout);
+        assert_eq!(s.audiences[&stream].stall_ms, 0, "the stall ended");
+        assert_eq!(reg.get(b).unwrap().quality_switches, 1);
+        assert_eq!(reg.get(b).unwrap().errors, 1);
+        // Without heartbeats they end after the timeout and are persisted.
+        let s = reg.sweep(Instant::now() + timeout, timeout);
+        assert_eq!(s.persist.len(), 2);
+        assert_eq!(s.counts[&stream], 0);
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! (ISO/IEC 23009-1), plus the watch page.
 
 pub mod assets;
+pub mod collector;
 pub mod http;
+pub mod live;
 pub mod packaging;
 pub mod sessions;
 
+pub use collector::task::{CollectorDeps, spawn_collector};
 pub use http::{DeliveryState, router};
+pub use live::LiveFeed;
 pub use packaging::spawn_packagers;
-pub use sessions::spawn_sweeper;

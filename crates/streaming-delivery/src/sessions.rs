@@ -7,22 +7,18 @@
 //! into its init/segment URIs too, unless `delivery.cdn_mode` is set (then
 //! segment URLs stay the same for everyone so a CDN caches them once). Every
 //! answered request carrying `sid` refreshes the session: quality (the
-//! rendition in the path), bytes sent, last seen. The sweeper ends sessions
-//! idle for 3 × the target segment duration, persists them through the
-//! repository and publishes the per-stream count to Prometheus.
+//! rendition in the path), bytes sent, last seen. The collector's 1 s tick
+//! ([`crate::collector::task`]) ends sessions idle for 3 × the target segment
+//! duration, persists them and publishes the per-stream counts. Players also
+//! report through beacons (`POST /api/v1/sessions/{id}/events`, in
+//! `streaming-api`), which alone keep a session counted (CDN mode).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use streaming_core::hub::CancellationToken;
-use streaming_core::metrics::Metrics;
-use streaming_core::repo::DynRepository;
-use streaming_core::sessions::ViewerSessions;
-use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::http::DeliveryState;
@@ -119,59 +115,6 @@ pub async fn track(State(state): State<DeliveryState>, req: Request, next: Next)
         .sessions
         .touch(sid, stream_id, rendition.as_deref(), bytes, returning);
     resp
-}
-
-/// Starts the 1 s sweeper: ends idle sessions, persists confirmed and ended
-/// ones (in a spawned task, errors logged) and publishes the per-stream
-/// viewer count to `metrics`. When `shutdown` fires it ends every session,
-/// saves them and stops.
-pub fn spawn_sweeper(
-    sessions: ViewerSessions,
-    repo: DynRepository,
-    metrics: Metrics,
-    timeout: Duration,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-) {
-    let spawner = tasks.clone();
-    tasks.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            let stopping = tokio::select! {
-                _ = shutdown.cancelled() => true,
-                _ = tick.tick() => false,
-            };
-            if stopping {
-                // Every session ends with the server; save them before exiting.
-                let sweep = sessions.sweep(Instant::now() + timeout, timeout);
-                for s in sweep.persist {
-                    if let Err(e) = repo.upsert_viewer_session(&s).await {
-                        warn!(session = %s.id, error = %e, "saving a viewer session failed");
-                    }
-                }
-                break;
-            }
-            let sweep = sessions.sweep(Instant::now(), timeout);
-            for (id, n) in &sweep.counts {
-                metrics.set_concurrent_viewers(*id, i64::try_from(*n).unwrap_or(i64::MAX));
-            }
-            if sweep.persist.is_empty() {
-                continue;
-            }
-            let repo = repo.clone();
-            spawner.spawn(async move {
-                for s in sweep.persist {
-                    match repo.upsert_viewer_session(&s).await {
-                        Ok(()) => debug!(session = %s.id, stream_id = %s.stream_id,
-                            ended = s.ended_at.is_some(), bytes = s.bytes_sent, "viewer session saved"),
-                        Err(e) => warn!(session = %s.id, stream_id = %s.stream_id, error = %e,
-                            "saving a viewer session failed"),
-                    }
-                }
-            });
-        }
-    });
 }
 
 #[cfg(test)]

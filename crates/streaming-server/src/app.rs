@@ -19,7 +19,7 @@ use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
 use streaming_core::sessions::ViewerSessions;
 use streaming_core::store::SegmentStore;
-use streaming_delivery::DeliveryState;
+use streaming_delivery::{CollectorDeps, DeliveryState, LiveFeed};
 use streaming_ingest::IngestContext;
 use streaming_transcode::Transcoder;
 use tokio::task::JoinHandle;
@@ -152,11 +152,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     transcoder.set_metrics(metrics.clone());
     transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
     let sessions = ViewerSessions::new();
-    streaming_delivery::spawn_sweeper(
-        sessions.clone(),
-        repo.clone(),
-        metrics.clone(),
-        streaming_delivery::sessions::inactivity_timeout(config.media.segment_duration_ms),
+    let feed = LiveFeed::new();
+    streaming_delivery::spawn_collector(
+        CollectorDeps {
+            sessions: sessions.clone(),
+            repo: repo.clone(),
+            metrics: metrics.clone(),
+            store: store.clone(),
+            feed: feed.clone(),
+            inactivity: streaming_delivery::sessions::inactivity_timeout(
+                config.media.segment_duration_ms,
+            ),
+            config: config.metrics.clone(),
+        },
         packagers.clone(),
         shutdown.clone(),
     );
@@ -195,6 +203,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         repo: repo.clone(),
         sessions: sessions.clone(),
         cdn_mode: config.delivery.cdn_mode,
+        feed,
     });
     let app = api
         .merge(delivery)

@@ -177,6 +177,7 @@ async fn streams_crud_and_paging(ts: BackendServer) {
         format!("/api/v1/streams/{id}/keys"),
         format!("/api/v1/streams/{id}/viewers"),
         format!("/api/v1/metrics/{id}"),
+        format!("/api/v1/analytics/{id}"),
     ] {
         assert_problem(
             &send_json(ts.admin(Method::GET, &path)).await,
@@ -318,6 +319,7 @@ async fn auth_and_problem_documents(ts: BackendServer) {
         ),
         (Method::GET, format!("/api/v1/streams/{id}/viewers")),
         (Method::GET, format!("/api/v1/metrics/{id}")),
+        (Method::GET, format!("/api/v1/analytics/{id}")),
     ];
     for (method, path) in &admin_ops {
         for auth in [
@@ -386,11 +388,18 @@ async fn auth_and_problem_documents(ts: BackendServer) {
         let got = send_json(ts.admin(Method::GET, &format!("/api/v1/streams?{q}"))).await;
         assert_problem(&got, 400, "invalid-query");
     }
-    let got = send_json(ts.admin(Method::GET, &format!("/api/v1/metrics/{id}?limit=0"))).await;
-    assert_problem(&got, 400, "invalid-query");
+    for q in [
+        "step=2s",
+        "from=yesterday",
+        "from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z&step=1s",
+    ] {
+        let got = send_json(ts.admin(Method::GET, &format!("/api/v1/metrics/{id}?{q}"))).await;
+        assert_problem(&got, 400, "invalid-query");
+    }
     let got = send_json(ts.admin(
         Method::GET,
-        &format!("/api/v1/metrics/{id}?since=yesterday"),
+        &format!("/api/v1/analytics/{id}?from=tomorrow"),
     ))
     .await;
     assert_problem(&got, 400, "invalid-query");
@@ -446,7 +455,8 @@ async fn viewers_metrics_and_qualities(ts: BackendServer) {
     let (status, _, metrics) =
         send_json(ts.admin(Method::GET, &format!("/api/v1/metrics/{id}"))).await;
     assert_eq!(status, 200);
-    assert_eq!(metrics, json!({ "stream_id": id, "items": [] }));
+    assert_eq!(metrics["points"], json!([]));
+    assert_eq!(metrics["step"], "1s", "10 min by default, at 1 s");
 
     // Filled through the repository, they show up.
     let repo = &ts.server.repo;
@@ -530,27 +540,37 @@ async fn viewers_metrics_and_qualities(ts: BackendServer) {
             .iter()
             .all(|v| v["active"] == true)
     );
-    let (_, _, metrics) =
-        send_json(ts.admin(Method::GET, &format!("/api/v1/metrics/{id}?limit=2"))).await;
-    let samples = metrics["items"].as_array().unwrap();
-    assert_eq!(samples.len(), 2);
+    let ts_of = |secs: i64| {
+        (now - chrono::Duration::seconds(secs)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    };
+    let (status, _, metrics) = send_json(
+        ts.admin(Method::GET, &format!("/api/v1/metrics/{id}"))
+            .query(&[("from", ts_of(60)), ("step", "1s".into())]),
+    )
+    .await;
+    assert_eq!(status, 200, "{metrics}");
+    let samples = metrics["points"].as_array().unwrap();
+    assert_eq!(samples.len(), 3);
     assert_eq!(
         (
-            samples[0]["concurrent_viewers"].as_u64(),
-            samples[1]["concurrent_viewers"].as_u64()
+            samples[0]["concurrent_viewers"].as_f64(),
+            samples[1]["concurrent_viewers"].as_f64()
         ),
-        (Some(0), Some(1)),
+        (Some(0.0), Some(1.0)),
         "oldest first"
     );
-    let since =
-        (now - chrono::Duration::seconds(15)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let (status, _, recent) = send_json(
         ts.admin(Method::GET, &format!("/api/v1/metrics/{id}"))
-            .query(&[("since", since)]),
+            .query(&[("from", ts_of(15))]),
     )
     .await;
     assert_eq!(status, 200, "{recent}");
-    assert_eq!(recent["items"].as_array().unwrap().len(), 1);
+    assert_eq!(recent["points"].as_array().unwrap().len(), 1);
+    let (status, _, health) =
+        send_json(ts.admin(Method::GET, &format!("/api/v1/analytics/{id}"))).await;
+    assert_eq!(status, 200, "{health}");
+    assert!(health["health_score"].is_u64(), "{health}");
+    assert_eq!(health["summary"]["samples"], 3);
     let (_, _, detail) = send_json(ts.admin(Method::GET, &format!("/api/v1/streams/{id}"))).await;
     assert_eq!(detail["concurrent_viewers"], 2);
     assert_eq!(
@@ -611,6 +631,8 @@ async fn health_ready_openapi_and_docs(ts: BackendServer) {
         ("/api/v1/streams/{id}/keys/{key_id}", &["delete"][..]),
         ("/api/v1/streams/{id}/viewers", &["get"][..]),
         ("/api/v1/metrics/{stream_id}", &["get"][..]),
+        ("/api/v1/analytics/{stream_id}", &["get"][..]),
+        ("/api/v1/sessions/{session_id}/events", &["post"][..]),
         ("/health", &["get"][..]),
         ("/ready", &["get"][..]),
     ] {

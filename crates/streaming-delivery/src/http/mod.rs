@@ -14,7 +14,7 @@ mod hls;
 mod metrics;
 mod response;
 mod watch;
-mod ws;
+pub(crate) mod ws;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
@@ -45,6 +45,8 @@ pub struct DeliveryState {
     pub sessions: ViewerSessions,
     /// `delivery.cdn_mode`: no `sid` in init/segment URLs.
     pub cdn_mode: bool,
+    /// The shared 1 s `metrics` messages of the WebSocket channel.
+    pub feed: crate::live::LiveFeed,
 }
 
 /// The delivery routes, with CORS open for playback from any origin.

@@ -8,12 +8,15 @@
 //! - `status` within 1 s of the stream's `StreamStarted` / `StreamEnded`
 //!   event: `{"type":"status","status":"ACTIVE"|"ENDED"|"ERROR","at":RFC 3339}`;
 //! - `qualities` when the transcoded ladder changes: `{"type":"qualities","qualities":[…]}`;
-//! - `metrics` every second: `{"type":"metrics","at","status","concurrent_viewers",
-//!   "quality_distribution":{"source":7,"audio":3},"ingest_kbps","qualities"}`;
-//!   `ingest_kbps` is the bitrate of the newest three segments of the source
-//!   video and audio renditions (0 when not live). Viewer figures come from the
-//!   viewer sessions ([`crate::sessions`]): the same number as
-//!   `streaming_concurrent_viewers` and the REST `concurrent_viewers`.
+//! - `metrics` every second: `{"type":"metrics","at","tick_ms","status",
+//!   "concurrent_viewers","quality_distribution":{"source":7,"audio":3},
+//!   "ingest_kbps","egress_kbps","buffering_ratio","errors","transcoder_speed",
+//!   "qualities"}` — the 1-second sample of the [`crate::collector`], made
+//!   once per stream and shared by every client ([`crate::live::LiveFeed`]);
+//!   `at` is the sample's whole second, the same instant as the point stored
+//!   for `GET /api/v1/metrics/{id}`, and `tick_ms` the Unix ms the tick ran.
+//!   Viewer figures are those of `streaming_concurrent_viewers` and the REST
+//!   `concurrent_viewers`.
 //!
 //! An unknown stream is answered 404 before the upgrade. Every connection has
 //! its own task and a bounded outgoing queue filled with `try_send`: a client
@@ -25,7 +28,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::ws::{
-    Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+    Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -33,28 +36,24 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use streaming_core::events::Event;
-use streaming_core::model::StreamStatus;
+use streaming_core::model::{StreamMetrics, StreamStatus};
 use streaming_core::store::StreamMediaState;
 use tokio::sync::{broadcast, mpsc};
-use tokio::time::{Instant, MissedTickBehavior, interval, interval_at};
+use tokio::time::{MissedTickBehavior, interval};
 use tracing::debug;
 use uuid::Uuid;
 
 use super::DeliveryState;
 use super::hls::video_renditions;
 use super::response::not_found;
-use crate::packaging::{AUDIO, SOURCE};
+use crate::packaging::SOURCE;
 
-/// Interval of `metrics` messages.
-const METRICS_EVERY: Duration = Duration::from_secs(1);
 /// Interval of pings; a ping still unanswered at the next one drops the client.
 const PING_EVERY: Duration = Duration::from_secs(15);
 /// Longest a single socket write may take before the client is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Outgoing messages queued per client before it counts as slow.
 const QUEUE: usize = 16;
-/// Segments per rendition that `ingest_kbps` is measured over.
-const INGEST_WINDOW: usize = 3;
 
 /// A message to the client.
 #[derive(Debug, Serialize)]
@@ -75,14 +74,46 @@ pub enum WsMessage {
         qualities: Vec<String>,
     },
     Metrics {
+        /// The sample's second (RFC 3339, UTC).
         at: String,
+        /// When the collector's tick ran (Unix ms).
+        tick_ms: i64,
         status: &'static str,
         concurrent_viewers: u64,
         /// Active viewers by current quality (rendition name).
         quality_distribution: BTreeMap<String, u32>,
         ingest_kbps: u64,
+        egress_kbps: u64,
+        /// Stall time / watch time of beaconing players during the second.
+        buffering_ratio: f64,
+        /// Errors during the second.
+        errors: u64,
+        transcoder_speed: Option<f64>,
         qualities: Vec<String>,
     },
+}
+
+/// The `metrics` message of one sample, serialised (once per stream and tick).
+pub(crate) fn metrics_text(
+    s: &StreamMetrics,
+    status: StreamStatus,
+    qualities: Vec<String>,
+    tick_ms: i64,
+) -> Utf8Bytes {
+    let m = WsMessage::Metrics {
+        at: rfc3339(s.at),
+        tick_ms,
+        status: status_str(status),
+        concurrent_viewers: s.concurrent_viewers,
+        quality_distribution: s.quality_distribution.clone(),
+        ingest_kbps: s.ingest_bitrate_kbps,
+        egress_kbps: s.egress_bitrate_kbps,
+        buffering_ratio: s.buffering_ratio,
+        errors: s.errors,
+        transcoder_speed: s.transcoder_speed,
+        qualities,
+    };
+    serde_json::to_string(&m).unwrap_or_default().into()
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {
@@ -120,34 +151,11 @@ pub async fn stream_ws(
 }
 
 /// Video renditions of the stream in the store, best first.
-fn qualities(st: &StreamMediaState) -> Vec<String> {
+pub(crate) fn qualities_of(st: &StreamMediaState) -> Vec<String> {
     video_renditions(st)
         .into_iter()
         .map(|(n, _)| n.to_string())
         .collect()
-}
-
-/// Bitrate of the newest segments of the source video and audio, in kbit/s.
-fn ingest_kbps(st: &StreamMediaState) -> u64 {
-    if st.ended {
-        return 0;
-    }
-    // Video and audio run in parallel: their rates add.
-    let mut kbps = 0f64;
-    for name in [SOURCE, AUDIO] {
-        let Some(r) = st.renditions.get(name) else {
-            continue;
-        };
-        let (mut b, mut s) = (0u64, 0f64);
-        for seg in r.segments.iter().rev().take(INGEST_WINDOW) {
-            b += seg.data.len() as u64;
-            s += seg.duration_secs();
-        }
-        if s > 0.0 {
-            kbps += b as f64 * 8.0 / s / 1000.0;
-        }
-    }
-    kbps.round() as u64
 }
 
 fn status_str(s: StreamStatus) -> &'static str {
@@ -186,19 +194,9 @@ async fn connection(
     });
 
     let mut status = initial;
-    let media_view = |f: &dyn Fn(&StreamMediaState) -> (Vec<String>, u64)| {
-        state
-            .store
-            .get(id)
-            .map(|m| m.with(|st| f(st)))
-            .unwrap_or_default()
-    };
-    let queue = |tx: &mpsc::Sender<Message>, m: &WsMessage| -> bool {
-        let text = match serde_json::to_string(m) {
-            Ok(t) => t,
-            Err(_) => return true,
-        };
-        match tx.try_send(Message::Text(text.into())) {
+    let mut feed = state.feed.subscribe(id, status);
+    let send_text = |tx: &mpsc::Sender<Message>, text: Utf8Bytes| -> bool {
+        match tx.try_send(Message::Text(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 debug!(%id, "ws: client queue full; dropping slow client");
@@ -207,8 +205,18 @@ async fn connection(
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     };
+    let queue = |tx: &mpsc::Sender<Message>, m: &WsMessage| -> bool {
+        match serde_json::to_string(m) {
+            Ok(t) => send_text(tx, t.into()),
+            Err(_) => true,
+        }
+    };
 
-    let (q, _) = media_view(&|st| (qualities(st), 0));
+    let q = state
+        .store
+        .get(id)
+        .map(|m| m.with(qualities_of))
+        .unwrap_or_default();
     let viewers = state.sessions.count(id);
     let alive = queue(
         &tx,
@@ -225,8 +233,6 @@ async fn connection(
         return;
     }
 
-    let mut metrics = interval_at(Instant::now() + METRICS_EVERY, METRICS_EVERY);
-    metrics.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut pings = interval(PING_EVERY);
     pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
     pings.tick().await; // the first tick is immediate
@@ -238,6 +244,7 @@ async fn connection(
             ev = events.recv() => match ev {
                 Ok(Event::StreamStarted { stream_id, at }) if stream_id == id => {
                     status = StreamStatus::Active;
+                    state.feed.set_status(id, status);
                     queue(&tx, &WsMessage::Status { status: "ACTIVE", at: rfc3339(at) })
                 }
                 Ok(Event::StreamEnded { stream_id, at, .. }) if stream_id == id => {
@@ -246,6 +253,7 @@ async fn connection(
                         Ok(Some(s)) if s.status == StreamStatus::Error => StreamStatus::Error,
                         _ => StreamStatus::Ended,
                     };
+                    state.feed.set_status(id, status);
                     queue(&tx, &WsMessage::Status { status: status_str(status), at: rfc3339(at) })
                 }
                 Ok(Event::QualityLevelsChanged { stream_id, new, .. }) if stream_id == id => {
@@ -267,17 +275,12 @@ async fn connection(
                 }
                 Err(broadcast::error::RecvError::Closed) => false,
             },
-            _ = metrics.tick() => {
-                let (q, kbps) = media_view(&|st| (qualities(st), ingest_kbps(st)));
-                queue(&tx, &WsMessage::Metrics {
-                    at: rfc3339(Utc::now()),
-                    status: status_str(status),
-                    concurrent_viewers: state.sessions.count(id),
-                    quality_distribution: state.sessions.quality_distribution(id),
-                    ingest_kbps: kbps,
-                    qualities: q,
-                })
-            }
+            m = feed.recv() => match m {
+                Ok(text) => send_text(&tx, text),
+                // Behind: the next message is the newest anyway.
+                Err(broadcast::error::RecvError::Lagged(_)) => true,
+                Err(broadcast::error::RecvError::Closed) => false,
+            },
             _ = pings.tick() => {
                 if awaiting_pong {
                     debug!(%id, "ws: ping unanswered; dropping client");
@@ -313,7 +316,6 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use streaming_core::store::{Rendition, RenditionInfo, RenditionKind, StoredSegment};
 
     #[test]
     fn messages_are_tagged_json() {
@@ -324,80 +326,23 @@ mod tests {
         let v: serde_json::Value = serde_json::to_value(&m).unwrap();
         assert_eq!(v["type"], "status");
         assert_eq!(v["status"], "ENDED");
-        let m = WsMessage::Metrics {
-            at: String::new(),
-            status: "ACTIVE",
-            concurrent_viewers: 0,
+        let sample = StreamMetrics {
+            at: chrono::DateTime::from_timestamp(1_800_000_001, 0).unwrap(),
             quality_distribution: BTreeMap::from([("source".to_string(), 2)]),
-            ingest_kbps: 12,
-            qualities: vec!["source".into()],
+            ingest_bitrate_kbps: 12,
+            transcoder_speed: Some(1.5),
+            ..StreamMetrics::default()
         };
-        let v = serde_json::to_value(&m).unwrap();
+        let text = metrics_text(&sample, StreamStatus::Active, vec!["source".into()], 7);
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
+        assert_eq!(v["at"], "2027-01-15T08:00:01.000Z");
+        assert_eq!(v["tick_ms"], 7);
+        assert_eq!(v["ingest_kbps"], 12);
+        assert_eq!(v["transcoder_speed"], 1.5);
+        assert_eq!(v["status"], "ACTIVE");
         assert_eq!(v["type"], "metrics");
         assert_eq!(v["concurrent_viewers"], 0);
         assert_eq!(v["qualities"][0], "source");
         assert_eq!(v["quality_distribution"]["source"], 2);
-    }
-
-    fn rendition(kind: RenditionKind, sizes: &[usize]) -> Rendition {
-        Rendition {
-            info: RenditionInfo {
-                kind,
-                codec: String::new(),
-                timescale: 1000,
-                width: None,
-                height: None,
-                frame_rate: None,
-                sample_rate: None,
-                channels: None,
-            },
-            inits: Default::default(),
-            segments: sizes
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| StoredSegment {
-                    number: i as u64,
-                    start: i as u64 * 2000,
-                    duration: 2000,
-                    timescale: 1000,
-                    data: vec![0u8; n].into(),
-                    discontinuity: false,
-                    init_version: 1,
-                    program_date_time_ms: 0,
-                })
-                .collect(),
-            updated_ms: 0,
-        }
-    }
-
-    #[test]
-    fn ingest_kbps_adds_source_video_and_audio_over_the_newest_three() {
-        let mut st = StreamMediaState {
-            renditions: Default::default(),
-            ended: false,
-            availability_start_ms: 0,
-            updated_ms: 0,
-            discontinuity_sequence: Default::default(),
-        };
-        assert_eq!(ingest_kbps(&st), 0);
-        // Oldest segment is outside the window: 3 × 250 kB over 6 s = 1000 kbit/s.
-        st.renditions.insert(
-            SOURCE.into(),
-            rendition(
-                RenditionKind::Video,
-                &[1_000_000, 250_000, 250_000, 250_000],
-            ),
-        );
-        // 32 kB per 2 s = 128 kbit/s.
-        st.renditions
-            .insert(AUDIO.into(), rendition(RenditionKind::Audio, &[32_000; 5]));
-        // Transcoded rungs do not count.
-        st.renditions.insert(
-            "480p".into(),
-            rendition(RenditionKind::Video, &[999_999; 3]),
-        );
-        assert_eq!(ingest_kbps(&st), 1128);
-        st.ended = true;
-        assert_eq!(ingest_kbps(&st), 0);
     }
 }

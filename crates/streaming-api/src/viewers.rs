@@ -1,4 +1,4 @@
-//! Viewer sessions and metrics of a stream. Active sessions and
+//! Viewer sessions of a stream. Active sessions and
 //! `concurrent_viewers` come from the in-memory registry
 //! ([`ViewerSessions`](streaming_core::sessions::ViewerSessions)); ended ones
 //! from the repository.
@@ -9,9 +9,9 @@ use axum::extract::State;
 use crate::ApiState;
 use crate::docs::AdminErrors;
 use crate::extract::{Admin, ApiPath, ApiQuery, parse_id};
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::Problem;
 use crate::streams::page_request;
-use crate::views::{MetricsList, MetricsQuery, ViewerList, ViewerListQuery};
+use crate::views::{ViewerList, ViewerListQuery};
 
 /// A stream's viewer sessions, newest first, one page at a time.
 #[utoipa::path(
@@ -60,34 +60,5 @@ pub async fn viewers(
         per_page: got.per_page,
         total: got.total,
         concurrent_viewers,
-    }))
-}
-
-/// A stream's metrics samples, oldest first.
-#[utoipa::path(
-    get, path = "/api/v1/metrics/{stream_id}", tag = "analytics",
-    security(("bearer" = [])),
-    params(("stream_id" = Uuid, Path, description = "Stream id"), MetricsQuery),
-    responses((status = 200, description = "Metrics samples", body = MetricsList), AdminErrors)
-)]
-pub async fn metrics(
-    State(state): State<ApiState>,
-    _: Admin,
-    ApiPath(id): ApiPath<String>,
-    ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> Result<Json<MetricsList>, Problem> {
-    let stream_id = parse_id(&id, "stream")?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::new(
-            ProblemKind::InvalidQuery,
-            "limit must be 1 to 1000",
-        ));
-    }
-    state.stream(stream_id).await?;
-    let items = state.repo.list_metrics(stream_id, q.since, limit).await?;
-    Ok(Json(MetricsList {
-        stream_id,
-        items: items.into_iter().map(Into::into).collect(),
     }))
 }
