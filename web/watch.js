@@ -11,7 +11,12 @@
 // are retried with exponential back-off while the stream is ACTIVE (or its
 // status is unknown or ERROR).
 //
-// Tests read `window.__player` = { hls, video, engine, status, errors }.
+// Beacons: the page draws its own session id, loads the master playlist
+// with `?sid=<id>` and POSTs player events to /api/v1/sessions/{sid}/events
+// (startup, stall_start/stall_end, quality_change, error, and a heartbeat
+// every 2 s while playing or paused-but-visible). Beacon failures are ignored.
+//
+// Tests read `window.__player` = { hls, video, engine, status, errors, sessionId }.
 (function () {
   "use strict";
 
@@ -20,11 +25,14 @@
   var RETRY_MAX_MS = 16000;
   // No progress for this long while the stream is ACTIVE counts as stalled.
   var STALL_MS = 12000;
+  var HEARTBEAT_MS = 2000;
 
   var streamId = document.body.dataset.streamId || "";
   var enc = encodeURIComponent(streamId);
-  var sourceUrl = "/hls/" + enc + "/master.m3u8";
+  var sessionId = newSessionId();
+  var sourceUrl = "/hls/" + enc + "/master.m3u8?sid=" + sessionId;
   var statusUrl = "/api/v1/streams/" + enc + "/status";
+  var beaconUrl = "/api/v1/sessions/" + sessionId + "/events";
 
   var video = document.getElementById("video");
   var statusEl = document.getElementById("status");
@@ -45,6 +53,10 @@
   var mediaRecoveries = 0;
   var userPaused = false;
   var errors = [];
+  var quality = null; // current rendition name (hls.js), e.g. "720p"
+  var startupSent = false;
+  var hasPlayed = false;
+  var stallStartedAt = 0; // 0 = not stalled
 
   video.muted = true;
 
@@ -60,11 +72,79 @@
       return status;
     },
     errors: errors,
+    sessionId: sessionId,
     reload: function () {
       load();
     },
   };
   window.__player = player;
+
+  // ---- beacons ---------------------------------------------------------
+
+  function newSessionId() {
+    var c = window.crypto;
+    if (c && typeof c.randomUUID === "function") return c.randomUUID();
+    // Plain-http pages (not a secure context) have no randomUUID.
+    var b = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(b);
+    else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4
+    b[8] = (b[8] & 0x3f) | 0x80; // variant 10
+    var h = Array.prototype.map
+      .call(b, function (x) {
+        return (x + 0x100).toString(16).slice(1);
+      })
+      .join("");
+    return [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20)].join("-");
+  }
+
+  function beaconBody(type, extra) {
+    var ev = { type: type, stream_id: streamId };
+    if (quality) ev.quality = quality;
+    for (var k in extra) ev[k] = extra[k];
+    return JSON.stringify(ev);
+  }
+
+  function beacon(type, extra) {
+    try {
+      fetch(beaconUrl, {
+        method: "POST",
+        keepalive: true,
+        headers: { "Content-Type": "application/json" },
+        body: beaconBody(type, extra),
+      }).catch(function () {});
+    } catch (_e) {
+      // Beacons must never break playback.
+    }
+  }
+
+  // The rendition name of an hls.js level: the `{name}` in
+  // /hls/{id}/{name}/index.m3u8 when present (exact), else "source" for
+  // level 0 and "{height}p" for the others.
+  function levelName(level, index) {
+    var url = level && (level.uri || level.url);
+    if (Array.isArray(url)) url = url[0]; // older hls.js: a list of URLs
+    var m = typeof url === "string" && url.match(/\/hls\/[^/]+\/([^/?#]+)\/index\.m3u8/);
+    if (m) return decodeURIComponent(m[1]);
+    if (index === 0) return "source";
+    return level && level.height ? level.height + "p" : null;
+  }
+
+  setInterval(function () {
+    var playing = !video.paused && !video.ended;
+    var pausedVisible = video.paused && hasPlayed && document.visibilityState === "visible";
+    if (loadedAt && (playing || pausedVisible)) beacon("heartbeat", {});
+  }, HEARTBEAT_MS);
+
+  window.addEventListener("pagehide", function () {
+    try {
+      if (!navigator.sendBeacon || !hasPlayed) return;
+      var body = beaconBody("heartbeat", {});
+      navigator.sendBeacon(beaconUrl, new Blob([body], { type: "application/json" }));
+    } catch (_e) {
+      // ignored
+    }
+  });
 
   function chooseEngine() {
     var forced = new URLSearchParams(window.location.search).get("engine");
@@ -167,6 +247,11 @@
       hls.on(Hls.Events.LEVEL_SWITCHED, function (_e, data) {
         var level = hls && hls.levels[data.level];
         qualityEl.textContent = level && level.height ? level.height + "p" : "";
+        var name = levelName(level, data.level);
+        if (name && name !== quality) {
+          quality = name;
+          beacon("quality_change", {});
+        }
       });
       hls.on(Hls.Events.FRAG_BUFFERED, function () {
         retryDelay = RETRY_MIN_MS;
@@ -182,6 +267,7 @@
     if (!data.fatal) return;
     var Hls = window.Hls;
     noteError("hls.js fatal " + data.type + ": " + data.details);
+    beacon("error", { message: ("hls.js fatal " + data.type + ": " + data.details).slice(0, 500) });
     if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 2 && hls) {
       mediaRecoveries += 1;
       hls.recoverMediaError();
@@ -231,7 +317,19 @@
       lastProgressAt = Date.now();
     }
   });
+  function endStall() {
+    if (!stallStartedAt) return;
+    beacon("stall_end", { duration_ms: Date.now() - stallStartedAt });
+    stallStartedAt = 0;
+  }
+
   video.addEventListener("playing", function () {
+    if (!startupSent && loadedAt) {
+      startupSent = true;
+      beacon("startup", { startup_ms: Date.now() - loadedAt });
+    }
+    hasPlayed = true;
+    endStall();
     userPaused = false;
     retryDelay = RETRY_MIN_MS;
     updateOverlay();
@@ -241,8 +339,17 @@
     userPaused = !video.ended && video.readyState >= 2 && !video.seeking;
     updateOverlay();
   });
-  video.addEventListener("waiting", updateOverlay);
-  video.addEventListener("canplay", updateOverlay);
+  video.addEventListener("waiting", function () {
+    if (hasPlayed && !stallStartedAt) {
+      stallStartedAt = Date.now();
+      beacon("stall_start", {});
+    }
+    updateOverlay();
+  });
+  video.addEventListener("canplay", function () {
+    endStall();
+    updateOverlay();
+  });
   video.addEventListener("ended", function () {
     updateOverlay();
   });

@@ -1,14 +1,17 @@
-//! `streaming-load`: simulated HLS viewers and RTMP publishers against a
-//! streaming-server on this machine (loopback targets only, bounded in time).
+//! `streaming-load`: simulated HLS viewers (or beacon-only CDN viewers), RTMP
+//! publishers and WebSocket clients against a streaming-server on this
+//! machine (loopback targets only, bounded in time).
 //!
 //! Prints one JSON summary object on stdout and a short table on stderr.
 //! Exit status: 0 after a run (errors are in the summary), 2 when the
 //! arguments or the target are refused.
 
+mod beacon;
 mod publish;
 mod stats;
 mod target;
 mod viewers;
+mod ws;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +32,7 @@ const GRACE: Duration = Duration::from_secs(15);
 #[command(
     name = "streaming-load",
     version,
-    about = "Load tool for streaming-server: simulated HLS viewers and RTMP publishers (loopback targets only)"
+    about = "Load tool for streaming-server: simulated HLS viewers, RTMP publishers and WebSocket clients (loopback targets only)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,13 +58,37 @@ enum Cmd {
         /// How often a switcher moves to the next variant.
         #[arg(long, value_parser = parse_duration, default_value = "5s")]
         switch_every: Duration,
-        /// Send `{"type":"heartbeat"}` beacons to /api/v1/sessions/{id}/events.
+        /// Send player beacons to /api/v1/sessions/{sid}/events: `startup` after
+        /// the first segment, `quality_change` on switches, `heartbeat` every 2 s.
         #[arg(long)]
         beacons: bool,
+        /// Fetch nothing: each viewer draws its own session id and only sends
+        /// `startup` and then a `heartbeat` every 2 s (viewers behind a CDN).
+        #[arg(long, conflicts_with_all = ["beacons", "switchers", "lowest"])]
+        beacon_only: bool,
+        /// The rendition named in --beacon-only beacons.
+        #[arg(long, default_value = "source", requires = "beacon_only")]
+        quality: String,
         /// Every viewer starts on the lowest-bandwidth variant (default: round-robin).
         #[arg(long)]
         lowest: bool,
         /// Spread the viewers' starts over this long.
+        #[arg(long, value_parser = parse_duration_or_zero, default_value = "0s")]
+        ramp: Duration,
+    },
+    /// WebSocket clients of /ws/stream/{id}: reads every message and measures
+    /// the delay of each `metrics` message behind the server's tick.
+    Ws {
+        /// ws://127.0.0.1:8080/ws/stream/{id}
+        #[arg(long)]
+        url: String,
+        /// Number of concurrent clients.
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// How long to run (e.g. 30s, 5m; at most 1h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
+        /// Spread the clients' connects over this long.
         #[arg(long, value_parser = parse_duration_or_zero, default_value = "0s")]
         ramp: Duration,
     },
@@ -114,6 +141,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             switchers,
             switch_every,
             beacons,
+            beacon_only,
+            quality,
             lowest,
             ramp,
         } => {
@@ -127,6 +156,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             if viewers == 0 {
                 return Err("--viewers must be at least 1".into());
             }
+            let stream_id = beacon::stream_id_from(&master);
+            if (beacons || beacon_only) && stream_id.is_none() {
+                return Err(format!(
+                    "--url `{url}`: beacons need the stream id from a /hls/{{id}}/master.m3u8 URL"
+                ));
+            }
             let deadline = Instant::now() + duration;
             let opts = viewers::ViewerOpts {
                 master,
@@ -134,11 +169,51 @@ async fn run(cli: Cli) -> Result<(), String> {
                 switchers,
                 switch_every,
                 beacons,
+                beacon_only,
+                quality,
+                stream_id,
                 lowest,
                 ramp: ramp.min(duration),
                 deadline,
             };
             let (j, s) = bounded(duration, viewers::run(opts)).await??;
+            (j, s, duration)
+        }
+        Cmd::Ws {
+            url,
+            clients,
+            duration,
+            ramp,
+        } => {
+            let target = Url::parse(&url).map_err(|e| format!("invalid --url `{url}`: {e}"))?;
+            if target.scheme() != "ws" {
+                return Err(format!("--url `{url}`: only ws:// is supported"));
+            }
+            check_loopback_url(&target)?;
+            let host = target.host_str().unwrap_or_default();
+            let addrs =
+                resolve_loopback(host, target.port_or_known_default().unwrap_or(80)).await?;
+            if clients == 0 {
+                return Err("--clients must be at least 1".into());
+            }
+            let nofile = ws::raise_nofile_limit();
+            if let Some(n) = nofile
+                && (clients as u64).saturating_add(64) > n
+            {
+                eprintln!(
+                    "streaming-load: warning: {clients} clients but only {n} file descriptors \
+                     (raise the hard limit: ulimit -n)"
+                );
+            }
+            let deadline = Instant::now() + duration;
+            let opts = ws::WsOpts {
+                url: target,
+                addrs,
+                clients,
+                ramp: ramp.min(duration),
+                deadline,
+            };
+            let (j, s) = bounded(duration, ws::run(opts, nofile)).await?;
             (j, s, duration)
         }
         Cmd::Publish {
@@ -186,10 +261,30 @@ async fn run(cli: Cli) -> Result<(), String> {
             p["count"], p["frames_sent"], p["bytes_sent"]
         );
     }
+    if let Some(c) = summary.get("clients") {
+        let d = &summary["metrics_delay_ms"];
+        eprintln!(
+            "ws clients: {} connected, {} connect failures, {} ended early; metrics messages: {}; \
+             delay ms p50 {} p90 {} p99 {} max {}",
+            c["connected"],
+            c["connect_failures"],
+            c["ended_early"],
+            summary["metrics_messages"],
+            d["p50"],
+            d["p90"],
+            d["p99"],
+            d["max"]
+        );
+    }
     if let Some(v) = summary.get("viewers") {
         eprintln!(
-            "viewers: {}  switches: {}  segments/viewer min {} max {}",
-            v["count"], v["switches"], v["min_segments"], v["max_segments"]
+            "viewers: {}  switches: {}  segments/viewer min {} max {}  beacons sent {} failed {}",
+            v["count"],
+            v["switches"],
+            v["min_segments"],
+            v["max_segments"],
+            v["beacons_sent"],
+            v["beacons_failed"]
         );
     }
     Ok(())

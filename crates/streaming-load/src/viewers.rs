@@ -1,6 +1,8 @@
 //! Simulated HLS viewers: master → variant → media playlist polled about once
 //! per target duration → init + every new segment once, optional quality
-//! switches and heartbeat beacons.
+//! switches and player beacons (`startup`, `heartbeat`, `quality_change`).
+//! In beacon-only mode a viewer fetches nothing and only sends beacons under
+//! its own session id, like a player whose media comes from a CDN.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use reqwest::Url;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::beacon;
 use crate::stats::Stats;
 use crate::target::check_loopback_url;
 
@@ -21,6 +24,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Segments behind the live edge a viewer starts with (like a player).
 const START_SEGMENTS: usize = 3;
+/// Heartbeats at least this often (the server ends a session after 3 × the
+/// target duration, 6 s by default, without traffic).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct ViewerOpts {
@@ -29,6 +35,12 @@ pub struct ViewerOpts {
     pub switchers: usize,
     pub switch_every: Duration,
     pub beacons: bool,
+    /// Only beacons, no fetches (simulated CDN viewers).
+    pub beacon_only: bool,
+    /// The rendition named in beacon-only heartbeats.
+    pub quality: String,
+    /// From the master URL path `/hls/{id}/master.m3u8`; required for beacons.
+    pub stream_id: Option<String>,
     pub lowest: bool,
     pub ramp: Duration,
     pub deadline: Instant,
@@ -42,6 +54,27 @@ pub struct ViewerResult {
     pub skipped_segments: u64,
     pub ended_by_endlist: bool,
     pub beacons_sent: u64,
+    pub beacons_failed: u64,
+}
+
+impl ViewerResult {
+    /// POSTs one beacon and counts it (a request cut by the end of the run
+    /// is neither sent nor failed).
+    async fn beacon(&mut self, http: &Http, url: &Url, body: &Value) {
+        if Instant::now() >= http.deadline {
+            return;
+        }
+        let aborted = self.stats.aborted_at_deadline;
+        if http
+            .request(&mut self.stats, "beacon", url, Some(body))
+            .await
+            .is_some()
+        {
+            self.beacons_sent += 1;
+        } else if self.stats.aborted_at_deadline == aborted {
+            self.beacons_failed += 1;
+        }
+    }
 }
 
 /// An HTTP client bound to loopback targets and to the end of the run.
@@ -57,7 +90,7 @@ impl Http {
             // to the (loopback-checked) address it names.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(4)
+            .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         Ok(Self { client, deadline })
@@ -174,13 +207,49 @@ pub fn variants_of(master_url: &Url, body: &[u8]) -> Result<(Vec<Url>, usize), S
     }
 }
 
+/// A simulated CDN viewer: its own session id, `startup` then a `heartbeat`
+/// every 2 s until the end of the run; nothing fetched from the origin.
+pub async fn run_beacon_only(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> ViewerResult {
+    let mut r = ViewerResult::default();
+    let deadline = opts.deadline;
+    ramp_delay(idx, &opts).await;
+    let session = uuid::Uuid::new_v4().to_string();
+    let (Some(url), Some(stream_id)) = (
+        beacon::events_url(&opts.master, &session),
+        opts.stream_id.as_deref(),
+    ) else {
+        r.stats.error("beacon_url".into());
+        return r;
+    };
+    let quality = Some(opts.quality.as_str());
+    // No media is fetched, so there is no startup time to measure.
+    r.beacon(&http, &url, &beacon::startup(stream_id, 0, quality))
+        .await;
+    let mut next = Instant::now() + HEARTBEAT_EVERY;
+    while next < deadline {
+        tokio::time::sleep_until(next).await;
+        next += HEARTBEAT_EVERY;
+        r.beacon(&http, &url, &beacon::heartbeat(stream_id, quality))
+            .await;
+        // A slow answer does not bunch heartbeats up afterwards.
+        next = next.max(Instant::now());
+    }
+    r
+}
+
+/// Spreads the viewers' starts over `--ramp`.
+async fn ramp_delay(idx: usize, opts: &ViewerOpts) {
+    if opts.viewers > 0 && !opts.ramp.is_zero() {
+        let delay = opts.ramp.mul_f64(idx as f64 / opts.viewers as f64);
+        sleep_bounded(delay, opts.deadline).await;
+    }
+}
+
 pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> ViewerResult {
     let mut r = ViewerResult::default();
     let deadline = opts.deadline;
-    if opts.viewers > 0 && !opts.ramp.is_zero() {
-        let delay = opts.ramp.mul_f64(idx as f64 / opts.viewers as f64);
-        sleep_bounded(delay, deadline).await;
-    }
+    ramp_delay(idx, &opts).await;
+    let started = Instant::now();
 
     // 1. Master playlist (retried until it parses or the run ends).
     let (variants, lowest) = loop {
@@ -196,6 +265,11 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
         sleep_bounded(RETRY_AFTER, deadline).await;
     };
     let n = variants.len();
+    let names: Vec<String> = variants
+        .iter()
+        .enumerate()
+        .map(|(i, u)| beacon::quality_from(u).unwrap_or_else(|| format!("variant{i}")))
+        .collect();
     let mut current = if opts.lowest { lowest } else { idx % n };
     let switcher = idx < opts.switchers && n > 1;
     let mut next_switch = Instant::now() + opts.switch_every;
@@ -204,12 +278,13 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
     let session = variants
         .iter()
         .find_map(session_from)
-        .unwrap_or_else(|| format!("load-{}-{idx}", std::process::id()));
-    let beacon_url = opts
-        .master
-        .join(&format!("/api/v1/sessions/{session}/events"))
-        .ok();
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let beacon_url = match (&opts.stream_id, opts.beacons) {
+        (Some(id), true) => beacon::events_url(&opts.master, &session).map(|u| (u, id.as_str())),
+        _ => None,
+    };
     let mut next_beacon = Instant::now();
+    let mut startup_sent = false;
 
     // 2. Poll the media playlist; fetch init + every new segment once.
     while Instant::now() < deadline {
@@ -218,6 +293,10 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
             current = (current + 1) % n;
             r.switches += 1;
             next_switch += opts.switch_every;
+            if let Some((b, id)) = &beacon_url {
+                r.beacon(&http, b, &beacon::quality_change(id, &names[current]))
+                    .await;
+            }
         }
         let url = &variants[current];
         let Some(body) = http.get(&mut r.stats, "playlist", url).await else {
@@ -268,6 +347,12 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
                 Ok(u) => {
                     if http.get(&mut r.stats, "segment", &u).await.is_some() {
                         r.segments += 1;
+                        if !startup_sent && let Some((b, id)) = &beacon_url {
+                            startup_sent = true;
+                            let ms = started.elapsed().as_millis() as u64;
+                            let body = beacon::startup(id, ms, Some(&names[current]));
+                            r.beacon(&http, b, &body).await;
+                        }
                     }
                 }
                 Err(_) => r.stats.error("segment_bad_uri".into()),
@@ -281,19 +366,12 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
             next_seq = Some(first_seq + count);
         }
 
-        if opts.beacons
-            && Instant::now() >= next_beacon
-            && let Some(b) = &beacon_url
+        if Instant::now() >= next_beacon
+            && let Some((b, id)) = &beacon_url
         {
-            let body = json!({"type": "heartbeat"});
-            if http
-                .request(&mut r.stats, "beacon", b, Some(&body))
-                .await
-                .is_some()
-            {
-                r.beacons_sent += 1;
-            }
-            next_beacon = Instant::now() + target;
+            let body = beacon::heartbeat(id, Some(&names[current]));
+            r.beacon(&http, b, &body).await;
+            next_beacon = Instant::now() + target.min(HEARTBEAT_EVERY);
         }
 
         if pl.end_list && next_seq.unwrap_or(0) >= first_seq + count {
@@ -317,11 +395,17 @@ pub async fn run(opts: ViewerOpts) -> Result<(Value, Stats), String> {
     let opts = Arc::new(opts);
     let started = Instant::now();
     let tasks: Vec<_> = (0..opts.viewers)
-        .map(|i| tokio::spawn(run_viewer(i, http.clone(), opts.clone())))
+        .map(|i| {
+            if opts.beacon_only {
+                tokio::spawn(run_beacon_only(i, http.clone(), opts.clone()))
+            } else {
+                tokio::spawn(run_viewer(i, http.clone(), opts.clone()))
+            }
+        })
         .collect();
     let mut stats = Stats::default();
     let mut segments = Vec::with_capacity(tasks.len());
-    let (mut switches, mut skipped, mut ended, mut beacons) = (0, 0, 0, 0);
+    let (mut switches, mut skipped, mut ended, mut beacons, mut failed) = (0, 0, 0, 0, 0);
     for t in tasks {
         match t.await {
             Ok(r) => {
@@ -331,6 +415,7 @@ pub async fn run(opts: ViewerOpts) -> Result<(Value, Stats), String> {
                 skipped += r.skipped_segments;
                 ended += u64::from(r.ended_by_endlist);
                 beacons += r.beacons_sent;
+                failed += r.beacons_failed;
             }
             Err(e) => {
                 stats.error(format!(
@@ -342,7 +427,11 @@ pub async fn run(opts: ViewerOpts) -> Result<(Value, Stats), String> {
         }
     }
     let mut j = stats.to_json();
-    j["mode"] = json!("viewers");
+    j["mode"] = json!(if opts.beacon_only {
+        "beacon_only"
+    } else {
+        "viewers"
+    });
     j["target"] = json!(opts.master.as_str());
     j["elapsed_s"] = json!((started.elapsed().as_secs_f64() * 100.0).round() / 100.0);
     j["viewers"] = json!({
@@ -355,7 +444,11 @@ pub async fn run(opts: ViewerOpts) -> Result<(Value, Stats), String> {
         "skipped_segments": skipped,
         "ended_by_endlist": ended,
         "beacons_sent": beacons,
+        "beacons_failed": failed,
     });
+    if opts.beacon_only {
+        j["viewers"]["quality"] = json!(opts.quality);
+    }
     Ok((j, stats))
 }
 
