@@ -8,7 +8,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use streaming_core::CoreError;
 use streaming_core::model::{
-    PageRequest, QualityLevel, StreamMetrics, StreamStatus, ViewerSession,
+    MetricsRollup, PageRequest, QualityLevel, StreamMetrics, StreamStatus, ViewerSession,
+    to_db_precision,
 };
 use streaming_core::repo::scratch::ScratchDatabase;
 use streaming_core::repo::{self, DynRepository, KeyCheck, StreamRepository};
@@ -410,6 +411,212 @@ async fn viewers_metrics_and_qualities(repo: DynRepository) {
     ));
 }
 
+/// A sample with every field set (`speed` None or Some), odd floats included.
+fn full_sample(stream_id: Uuid, at: chrono::DateTime<Utc>, n: u64) -> StreamMetrics {
+    let mut m = sample(stream_id, at, n);
+    m.frames_dropped = n * 3;
+    m.quality_distribution = [("source".to_string(), n as u32), ("720p".into(), 7)]
+        .into_iter()
+        .collect();
+    m.buffering_ratio = 1.0 / (n as f64 + 3.0);
+    m.errors = n % 4;
+    m.transcoder_speed = (!n.is_multiple_of(2)).then_some(0.1 + 0.2 * n as f64);
+    m
+}
+
+fn rollup(stream_id: Uuid, minute: chrono::DateTime<Utc>, n: u32) -> MetricsRollup {
+    MetricsRollup {
+        stream_id,
+        minute: to_db_precision(minute),
+        samples: 60,
+        viewers_avg: 7.0 / 3.0 + f64::from(n),
+        viewers_min: 1,
+        viewers_max: 9 + u64::from(n),
+        ingest_kbps_avg: 2_499.999_999_999_9,
+        ingest_kbps_min: 2000,
+        ingest_kbps_max: u64::from(u32::MAX) + 5,
+        egress_kbps_avg: 1e-300,
+        buffering_ratio_avg: 0.1 + 0.2,
+        errors: u64::from(n),
+        transcoder_speed_min: n.is_multiple_of(2).then_some(0.987_654_321),
+        quality_distribution: [
+            ("source".to_string(), 2.0 / 3.0),
+            ("480p".into(), 1e17 / 3.0),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+async fn metrics_batches_and_ranges(repo: DynRepository) {
+    let id = repo.create_stream("m").await.unwrap().stream.id;
+    let other = repo.create_stream("other").await.unwrap().stream.id;
+    let t0 = to_db_precision(Utc::now() - Duration::hours(1));
+    let s = |i: i64| t0 + Duration::seconds(i);
+
+    // Round trip, exactly: 1000 samples in one batch.
+    let batch: Vec<StreamMetrics> = (0..1000).map(|i| full_sample(id, s(i), i as u64)).collect();
+    repo.record_metrics_batch(&batch).await.unwrap();
+    repo.record_metrics_batch(&[]).await.unwrap();
+    let got = repo.list_metrics(id, None, 2000).await.unwrap();
+    assert_eq!(got, batch, "every field reads back exactly");
+    assert!(got.iter().any(|m| m.transcoder_speed.is_none()));
+    assert!(got.iter().any(|m| m.transcoder_speed.is_some()));
+
+    // Same (stream, at): replaced, every field; last of a batch wins.
+    let mut again = full_sample(id, s(5), 77);
+    again.transcoder_speed = None;
+    again.quality_distribution.clear();
+    let mut last = again.clone();
+    last.concurrent_viewers = 78;
+    repo.record_metrics_batch(&[again, last.clone()])
+        .await
+        .unwrap();
+    let mut single = full_sample(id, s(6), 99);
+    single.transcoder_speed = Some(1.25);
+    repo.record_metrics(&single).await.unwrap();
+    let got = repo.list_metrics_range(id, s(5), s(7), 10).await.unwrap();
+    assert_eq!(got, vec![last.clone(), single.clone()]);
+
+    // Half-open ranges, oldest first, limited; other streams not included.
+    repo.record_metrics_batch(&[full_sample(other, s(10), 1)])
+        .await
+        .unwrap();
+    let got = repo
+        .list_metrics_range(id, s(10), s(20), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.at).collect::<Vec<_>>(),
+        (10..20).map(s).collect::<Vec<_>>()
+    );
+    let got = repo.list_metrics_range(id, s(10), s(20), 3).await.unwrap();
+    assert_eq!(got, batch[10..13].to_vec());
+    assert!(
+        repo.list_metrics_range(id, s(10), s(10), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let sub = |t: chrono::DateTime<Utc>| t + Duration::nanoseconds(500);
+    let got = repo
+        .list_metrics_range(id, sub(s(10)), sub(s(12)), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.at).collect::<Vec<_>>(),
+        vec![s(11), s(12)],
+        "sub-microsecond bounds compare exactly"
+    );
+
+    // Samples of a deleted stream are skipped; the rest of the batch lands.
+    let gone = repo.create_stream("gone").await.unwrap().stream.id;
+    repo.delete_stream(gone).await.unwrap();
+    let mixed = vec![
+        full_sample(gone, s(2000), 1),
+        full_sample(id, s(2000), 2),
+        full_sample(Uuid::new_v4(), s(2001), 3),
+        full_sample(id, s(2001), 3),
+    ];
+    repo.record_metrics_batch(&mixed).await.unwrap();
+    assert_eq!(
+        repo.list_metrics_range(id, s(2000), s(2002), 10)
+            .await
+            .unwrap(),
+        vec![mixed[1].clone(), mixed[3].clone()]
+    );
+    assert!(repo.list_metrics(gone, None, 10).await.unwrap().is_empty());
+
+    // Roll-ups: insert, replace every field, half-open listing.
+    let m = |i: i64| t0 + Duration::minutes(i);
+    let ups: Vec<MetricsRollup> = (0..5).map(|i| rollup(id, m(i), i as u32)).collect();
+    repo.upsert_rollups(&ups).await.unwrap();
+    repo.upsert_rollups(&[]).await.unwrap();
+    assert_eq!(repo.list_rollups(id, m(0), m(5), 100).await.unwrap(), ups);
+    let mut replaced = rollup(id, m(2), 41);
+    replaced.transcoder_speed_min = None;
+    replaced.quality_distribution.clear();
+    replaced.samples = 12;
+    repo.upsert_rollups(&[
+        rollup(id, m(2), 40),
+        replaced.clone(),
+        rollup(gone, m(2), 1),
+        rollup(other, m(2), 3),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        repo.list_rollups(id, m(1), m(3), 100).await.unwrap(),
+        vec![ups[1].clone(), replaced.clone()]
+    );
+    assert_eq!(
+        repo.list_rollups(id, m(0), m(5), 2).await.unwrap(),
+        ups[..2].to_vec()
+    );
+    assert_eq!(
+        repo.list_rollups(other, m(0), m(5), 10).await.unwrap(),
+        vec![rollup(other, m(2), 3)]
+    );
+    assert!(
+        repo.list_rollups(gone, m(0), m(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Prune: raw rows with at < before go, of every stream; roll-ups stay.
+    let n = repo.prune_metrics(s(500)).await.unwrap();
+    assert_eq!(n, 500 + 1, "500 of `id`, 1 of `other`");
+    let left = repo.list_metrics(id, None, 5000).await.unwrap();
+    assert_eq!(left.len(), 502);
+    assert_eq!(left[0].at, s(500), "`before` itself stays");
+    assert!(repo.list_metrics(other, None, 10).await.unwrap().is_empty());
+    assert_eq!(repo.prune_metrics(s(500)).await.unwrap(), 0);
+    assert_eq!(
+        repo.list_rollups(id, m(0), m(5), 100).await.unwrap().len(),
+        5
+    );
+
+    // Deleting the stream takes its roll-ups along.
+    repo.delete_stream(other).await.unwrap();
+    assert!(
+        repo.list_rollups(other, m(0), m(5), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn viewer_session_beacon_fields(repo: DynRepository) {
+    let id = repo.create_stream("v").await.unwrap().stream.id;
+    let mut s = viewer(id, 5);
+    s.quality_switches = 3;
+    s.startup_ms = Some(1234);
+    s.stalls = 2;
+    s.stall_ms = u64::from(u32::MAX) + 17;
+    s.errors = 1;
+    repo.upsert_viewer_session(&s).await.unwrap();
+    let got = repo
+        .page_viewer_sessions(id, false, page(1, 10))
+        .await
+        .unwrap();
+    assert_eq!(got.items, vec![s.clone()]);
+
+    // An update replaces them, back to none as well.
+    s.quality_switches = u32::MAX;
+    s.startup_ms = None;
+    s.stalls = 0;
+    s.stall_ms = 0;
+    s.errors = 9;
+    s.ended_at = Some(streaming_core::model::now());
+    repo.upsert_viewer_session(&s).await.unwrap();
+    let got = repo
+        .page_viewer_sessions(id, false, page(1, 10))
+        .await
+        .unwrap();
+    assert_eq!(got.items, vec![s]);
+}
+
 /// 20 tasks race to activate one stream, spread over `repos`: exactly one
 /// wins, every other gets the typed conflict, none a database error.
 async fn race_to_activate(repos: &[DynRepository]) {
@@ -486,6 +693,8 @@ both_backends!(
     keys_check_rotate_and_revoke,
     state_machine,
     viewers_metrics_and_qualities,
+    metrics_batches_and_ranges,
+    viewer_session_beacon_fields,
     race_one_pool,
 );
 

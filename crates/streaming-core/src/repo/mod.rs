@@ -21,6 +21,8 @@ mod postgres;
 pub mod scratch;
 mod sqlite;
 
+use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -131,13 +133,11 @@ pub trait StreamRepository: Send + Sync + 'static {
     ) -> Result<Vec<StreamMetrics>, CoreError>;
 
     /// Stores 1-second samples in one transaction (a sample at an existing
-    /// `(stream_id, at)` replaces it; samples of deleted streams are skipped).
-    async fn record_metrics_batch(&self, samples: &[StreamMetrics]) -> Result<(), CoreError> {
-        for s in samples {
-            self.record_metrics(s).await?;
-        }
-        Ok(())
-    }
+    /// `(stream_id, at)` replaces it, every field included; of several samples
+    /// with one key in the batch the last wins). Samples of streams that do
+    /// not exist (any more) are skipped silently: a stream deleted while its
+    /// samples were buffered never fails the batch of the others.
+    async fn record_metrics_batch(&self, samples: &[StreamMetrics]) -> Result<(), CoreError>;
     /// Samples with `from <= at < to`, oldest first, at most `limit`.
     async fn list_metrics_range(
         &self,
@@ -145,30 +145,23 @@ pub trait StreamRepository: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<StreamMetrics>, CoreError> {
-        let mut v = self.list_metrics(stream_id, Some(from), limit).await?;
-        v.retain(|m| m.at < to);
-        Ok(v)
-    }
-    /// Inserts or replaces 1-minute roll-ups (key `(stream_id, minute)`).
-    async fn upsert_rollups(&self, _rollups: &[MetricsRollup]) -> Result<(), CoreError> {
-        Ok(())
-    }
+    ) -> Result<Vec<StreamMetrics>, CoreError>;
+    /// Inserts or replaces 1-minute roll-ups (key `(stream_id, minute)`, every
+    /// field replaced), in one transaction; roll-ups of streams that do not
+    /// exist are skipped silently, like samples in
+    /// [`StreamRepository::record_metrics_batch`].
+    async fn upsert_rollups(&self, rollups: &[MetricsRollup]) -> Result<(), CoreError>;
     /// Roll-ups with `from <= minute < to`, oldest first, at most `limit`.
     async fn list_rollups(
         &self,
-        _stream_id: Uuid,
-        _from: DateTime<Utc>,
-        _to: DateTime<Utc>,
-        _limit: u32,
-    ) -> Result<Vec<MetricsRollup>, CoreError> {
-        Ok(Vec::new())
-    }
-    /// Deletes raw 1-second samples older than `before` (roll-ups stay);
-    /// returns how many went.
-    async fn prune_metrics(&self, _before: DateTime<Utc>) -> Result<u64, CoreError> {
-        Ok(0)
-    }
+        stream_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<MetricsRollup>, CoreError>;
+    /// Deletes raw 1-second samples with `at < before`, of every stream
+    /// (roll-ups stay); returns how many went.
+    async fn prune_metrics(&self, before: DateTime<Utc>) -> Result<u64, CoreError>;
 
     /// Replaces the ladder a stream offers (in the given order).
     async fn set_quality_levels(
@@ -240,4 +233,73 @@ pub(crate) fn to_u64(v: i64) -> u64 {
 /// Reads an optional 32-bit column (stored as a 64-bit integer) back.
 pub(crate) fn to_u32(v: Option<i64>) -> Option<u32> {
     v.and_then(|v| u32::try_from(v).ok())
+}
+
+/// Reads a 32-bit count (stored as a 64-bit integer) back, saturating.
+pub(crate) fn to_count(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// A float as stored: SQLite keeps no NaN (it becomes NULL), so both backends
+/// store non-finite values as 0.
+pub(crate) fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
+}
+
+/// An optional float as stored: non-finite values are stored as NULL.
+pub(crate) fn finite_opt(v: Option<f64>) -> Option<f64> {
+    v.filter(|v| v.is_finite())
+}
+
+/// The JSON text of a sample's viewers-by-quality map (`{"720p":3,…}`).
+pub(crate) fn distribution_json(d: &BTreeMap<String, u32>) -> String {
+    serde_json::to_string(d).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads a sample's viewers-by-quality map back (unreadable text reads as
+/// empty: a metrics row is never lost over its distribution).
+pub(crate) fn parse_distribution(json: &str) -> BTreeMap<String, u32> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// The JSON text of a roll-up's average-viewers-by-quality map (non-finite
+/// averages stored as 0, JSON has no NaN).
+pub(crate) fn rollup_distribution_json(d: &BTreeMap<String, f64>) -> String {
+    let d: BTreeMap<&str, f64> = d.iter().map(|(k, v)| (k.as_str(), finite(*v))).collect();
+    serde_json::to_string(&d).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads a roll-up's map back. The numbers are parsed by the standard
+/// library from their raw JSON text (correctly rounded), so every `f64`
+/// reads back bit for bit as written.
+pub(crate) fn parse_rollup_distribution(json: &str) -> BTreeMap<String, f64> {
+    let raw: BTreeMap<String, Box<serde_json::value::RawValue>> =
+        serde_json::from_str(json).unwrap_or_default();
+    raw.into_iter()
+        .filter_map(|(k, v)| v.get().trim().parse::<f64>().ok().map(|v| (k, v)))
+        .collect()
+}
+
+/// The items of a batch that are stored: the last one of each key, in batch
+/// order. (One PostgreSQL `INSERT … ON CONFLICT DO UPDATE` may not touch a row
+/// twice; a sequential upsert keeps the last, and so does this.)
+pub(crate) fn last_per_key<T, K: Eq + Hash>(items: &[T], key: impl Fn(&T) -> K) -> Vec<&T> {
+    let mut seen = HashSet::with_capacity(items.len());
+    let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(key(i))).collect();
+    out.reverse();
+    out
+}
+
+/// A range bound in stored precision: rounded *up* to the microsecond, so that
+/// `at >= bound` and `at < bound` select exactly the stored instants that
+/// compare so with the exact `t`.
+pub(crate) fn db_bound(t: DateTime<Utc>) -> DateTime<Utc> {
+    let stored = crate::model::to_db_precision(t);
+    if stored < t {
+        stored
+            .checked_add_signed(chrono::Duration::microseconds(1))
+            .unwrap_or(stored)
+    } else {
+        stored
+    }
 }

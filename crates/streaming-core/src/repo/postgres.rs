@@ -24,14 +24,15 @@ use uuid::Uuid;
 
 use super::sqlite::transition_times;
 use super::{
-    CreatedStream, KeyCheck, StreamRepository, fk_as_not_found, normalize_name, to_i64, to_u32,
-    to_u64,
+    CreatedStream, KeyCheck, StreamRepository, db_bound, distribution_json, finite, finite_opt,
+    fk_as_not_found, last_per_key, normalize_name, parse_distribution, parse_rollup_distribution,
+    rollup_distribution_json, to_count, to_i64, to_u32, to_u64,
 };
 use crate::CoreError;
 use crate::keys;
 use crate::model::{
-    self, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus,
-    ViewerSession,
+    self, MetricsRollup, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics,
+    StreamStatus, ViewerSession,
 };
 
 #[derive(Clone)]
@@ -108,7 +109,11 @@ fn viewer_from_row(row: &PgRow) -> ViewerSession {
         last_seen_at: row.get("last_seen_at"),
         ended_at: row.get("ended_at"),
         bytes_sent: to_u64(row.get("bytes_sent")),
-        ..ViewerSession::default()
+        quality_switches: to_count(row.get("quality_switches")),
+        startup_ms: to_u32(row.get("startup_ms")),
+        stalls: to_count(row.get("stalls")),
+        stall_ms: to_u64(row.get("stall_ms")),
+        errors: to_count(row.get("errors")),
     }
 }
 
@@ -121,9 +126,93 @@ fn metrics_from_row(row: &PgRow) -> StreamMetrics {
         egress_bitrate_kbps: to_u64(row.get("egress_bitrate_kbps")),
         frames_dropped: to_u64(row.get("frames_dropped")),
         segments_produced: to_u64(row.get("segments_produced")),
-        ..StreamMetrics::default()
+        quality_distribution: parse_distribution(row.get("quality_distribution")),
+        buffering_ratio: row.get("buffering_ratio"),
+        errors: to_u64(row.get("errors")),
+        transcoder_speed: row.get("transcoder_speed"),
     }
 }
+
+fn rollup_from_row(row: &PgRow) -> MetricsRollup {
+    MetricsRollup {
+        stream_id: row.get("stream_id"),
+        minute: row.get("minute"),
+        samples: to_count(row.get("samples")),
+        viewers_avg: row.get("viewers_avg"),
+        viewers_min: to_u64(row.get("viewers_min")),
+        viewers_max: to_u64(row.get("viewers_max")),
+        ingest_kbps_avg: row.get("ingest_kbps_avg"),
+        ingest_kbps_min: to_u64(row.get("ingest_kbps_min")),
+        ingest_kbps_max: to_u64(row.get("ingest_kbps_max")),
+        egress_kbps_avg: row.get("egress_kbps_avg"),
+        buffering_ratio_avg: row.get("buffering_ratio_avg"),
+        errors: to_u64(row.get("errors")),
+        transcoder_speed_min: row.get("transcoder_speed_min"),
+        quality_distribution: parse_rollup_distribution(row.get("quality_distribution")),
+    }
+}
+
+/// Replaces every field of the sample already at `(stream_id, at)`.
+macro_rules! metrics_on_conflict {
+    () => {
+        " ON CONFLICT (stream_id, at) DO UPDATE SET concurrent_viewers = excluded.concurrent_viewers, \
+         ingest_bitrate_kbps = excluded.ingest_bitrate_kbps, \
+         egress_bitrate_kbps = excluded.egress_bitrate_kbps, \
+         frames_dropped = excluded.frames_dropped, segments_produced = excluded.segments_produced, \
+         quality_distribution = excluded.quality_distribution, \
+         buffering_ratio = excluded.buffering_ratio, errors = excluded.errors, \
+         transcoder_speed = excluded.transcoder_speed"
+    };
+}
+
+/// One sample, failing on a missing stream (the FK).
+const INSERT_SAMPLE: &str = concat!(
+    "INSERT INTO stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
+     egress_bitrate_kbps, frames_dropped, segments_produced, quality_distribution, \
+     buffering_ratio, errors, transcoder_speed) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    metrics_on_conflict!()
+);
+
+/// A whole batch in one statement: one array per column, unnested into
+/// rows; rows of streams that are gone are left out by the `WHERE`.
+const INSERT_SAMPLES_IF_STREAM: &str = concat!(
+    "INSERT INTO stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
+     egress_bitrate_kbps, frames_dropped, segments_produced, quality_distribution, \
+     buffering_ratio, errors, transcoder_speed) \
+     SELECT u.* FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int8[], $4::int8[], $5::int8[], \
+     $6::int8[], $7::int8[], $8::text[], $9::float8[], $10::int8[], $11::float8[]) \
+     AS u (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, egress_bitrate_kbps, \
+     frames_dropped, segments_produced, quality_distribution, buffering_ratio, errors, \
+     transcoder_speed) \
+     WHERE EXISTS (SELECT 1 FROM streams s WHERE s.id = u.stream_id)",
+    metrics_on_conflict!()
+);
+
+/// Roll-ups in one statement, like [`INSERT_SAMPLES_IF_STREAM`]; every field
+/// replaced when the minute is already there.
+const UPSERT_ROLLUPS_IF_STREAM: &str = "INSERT INTO stream_metrics_1m (stream_id, minute, \
+     samples, viewers_avg, viewers_min, viewers_max, ingest_kbps_avg, ingest_kbps_min, \
+     ingest_kbps_max, egress_kbps_avg, buffering_ratio_avg, errors, transcoder_speed_min, \
+     quality_distribution) \
+     SELECT u.* FROM UNNEST($1::uuid[], $2::timestamptz[], $3::int8[], $4::float8[], $5::int8[], \
+     $6::int8[], $7::float8[], $8::int8[], $9::int8[], $10::float8[], $11::float8[], $12::int8[], \
+     $13::float8[], $14::text[]) \
+     AS u (stream_id, minute, samples, viewers_avg, viewers_min, viewers_max, ingest_kbps_avg, \
+     ingest_kbps_min, ingest_kbps_max, egress_kbps_avg, buffering_ratio_avg, errors, \
+     transcoder_speed_min, quality_distribution) \
+     WHERE EXISTS (SELECT 1 FROM streams s WHERE s.id = u.stream_id) \
+     ON CONFLICT (stream_id, minute) DO UPDATE SET samples = excluded.samples, \
+     viewers_avg = excluded.viewers_avg, viewers_min = excluded.viewers_min, \
+     viewers_max = excluded.viewers_max, ingest_kbps_avg = excluded.ingest_kbps_avg, \
+     ingest_kbps_min = excluded.ingest_kbps_min, ingest_kbps_max = excluded.ingest_kbps_max, \
+     egress_kbps_avg = excluded.egress_kbps_avg, buffering_ratio_avg = excluded.buffering_ratio_avg, \
+     errors = excluded.errors, transcoder_speed_min = excluded.transcoder_speed_min, \
+     quality_distribution = excluded.quality_distribution";
+
+/// Rows per statement of a batch (a bound on one message's size; all chunks
+/// go in one transaction).
+const CHUNK: usize = 5000;
 
 fn quality_from_row(row: &PgRow) -> QualityLevel {
     QualityLevel {
@@ -368,11 +457,14 @@ impl StreamRepository for PostgresRepository {
     async fn upsert_viewer_session(&self, s: &ViewerSession) -> Result<(), CoreError> {
         sqlx::query(
             "INSERT INTO viewer_sessions \
-             (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent, \
+             quality_switches, startup_ms, stalls, stall_ms, errors) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, quality = excluded.quality, \
              user_agent = excluded.user_agent, last_seen_at = excluded.last_seen_at, \
-             ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent",
+             ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent, \
+             quality_switches = excluded.quality_switches, startup_ms = excluded.startup_ms, \
+             stalls = excluded.stalls, stall_ms = excluded.stall_ms, errors = excluded.errors",
         )
         .bind(s.id)
         .bind(s.stream_id)
@@ -383,6 +475,11 @@ impl StreamRepository for PostgresRepository {
         .bind(model::to_db_precision(s.last_seen_at))
         .bind(s.ended_at.map(model::to_db_precision))
         .bind(to_i64(s.bytes_sent))
+        .bind(i64::from(s.quality_switches))
+        .bind(s.startup_ms.map(i64::from))
+        .bind(i64::from(s.stalls))
+        .bind(to_i64(s.stall_ms))
+        .bind(i64::from(s.errors))
         .execute(&self.pool)
         .await
         .map_err(fk_as_not_found(s.stream_id, "upsert viewer session"))?;
@@ -434,23 +531,21 @@ impl StreamRepository for PostgresRepository {
     }
 
     async fn record_metrics(&self, m: &StreamMetrics) -> Result<(), CoreError> {
-        sqlx::query(
-            "INSERT INTO stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
-             egress_bitrate_kbps, frames_dropped, segments_produced) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (stream_id, at) DO UPDATE SET concurrent_viewers = excluded.concurrent_viewers, \
-             ingest_bitrate_kbps = excluded.ingest_bitrate_kbps, egress_bitrate_kbps = excluded.egress_bitrate_kbps, \
-             frames_dropped = excluded.frames_dropped, segments_produced = excluded.segments_produced",
-        )
-        .bind(m.stream_id)
-        .bind(model::to_db_precision(m.at))
-        .bind(to_i64(m.concurrent_viewers))
-        .bind(to_i64(m.ingest_bitrate_kbps))
-        .bind(to_i64(m.egress_bitrate_kbps))
-        .bind(to_i64(m.frames_dropped))
-        .bind(to_i64(m.segments_produced))
-        .execute(&self.pool)
-        .await
-        .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
+        sqlx::query(INSERT_SAMPLE)
+            .bind(m.stream_id)
+            .bind(model::to_db_precision(m.at))
+            .bind(to_i64(m.concurrent_viewers))
+            .bind(to_i64(m.ingest_bitrate_kbps))
+            .bind(to_i64(m.egress_bitrate_kbps))
+            .bind(to_i64(m.frames_dropped))
+            .bind(to_i64(m.segments_produced))
+            .bind(distribution_json(&m.quality_distribution))
+            .bind(finite(m.buffering_ratio))
+            .bind(to_i64(m.errors))
+            .bind(finite_opt(m.transcoder_speed))
+            .execute(&self.pool)
+            .await
+            .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
         Ok(())
     }
 
@@ -471,6 +566,142 @@ impl StreamRepository for PostgresRepository {
         .await
         .map_err(CoreError::db("list metrics"))?;
         Ok(rows.iter().map(metrics_from_row).collect())
+    }
+
+    async fn record_metrics_batch(&self, samples: &[StreamMetrics]) -> Result<(), CoreError> {
+        // One row per key: a statement may not upsert one row twice.
+        let samples = last_per_key(samples, |m| (m.stream_id, model::to_db_precision(m.at)));
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        for chunk in samples.chunks(CHUNK) {
+            sqlx::query(INSERT_SAMPLES_IF_STREAM)
+                .bind(chunk.iter().map(|m| m.stream_id).collect::<Vec<_>>())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|m| model::to_db_precision(m.at))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(column(chunk, |m| to_i64(m.concurrent_viewers)))
+                .bind(column(chunk, |m| to_i64(m.ingest_bitrate_kbps)))
+                .bind(column(chunk, |m| to_i64(m.egress_bitrate_kbps)))
+                .bind(column(chunk, |m| to_i64(m.frames_dropped)))
+                .bind(column(chunk, |m| to_i64(m.segments_produced)))
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|m| distribution_json(&m.quality_distribution))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|m| finite(m.buffering_ratio))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(column(chunk, |m| to_i64(m.errors)))
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|m| finite_opt(m.transcoder_speed))
+                        .collect::<Vec<_>>(),
+                )
+                .execute(&mut *tx)
+                .await
+                .map_err(CoreError::db("record metrics batch"))?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn list_metrics_range(
+        &self,
+        stream_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StreamMetrics>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stream_metrics WHERE stream_id = $1 AND at >= $2 AND at < $3 \
+             ORDER BY at LIMIT $4",
+        )
+        .bind(stream_id)
+        .bind(db_bound(from))
+        .bind(db_bound(to))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list metrics range"))?;
+        Ok(rows.iter().map(metrics_from_row).collect())
+    }
+
+    async fn upsert_rollups(&self, rollups: &[MetricsRollup]) -> Result<(), CoreError> {
+        let rollups = last_per_key(rollups, |r| (r.stream_id, model::to_db_precision(r.minute)));
+        if rollups.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        for chunk in rollups.chunks(CHUNK) {
+            sqlx::query(UPSERT_ROLLUPS_IF_STREAM)
+                .bind(chunk.iter().map(|r| r.stream_id).collect::<Vec<_>>())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|r| model::to_db_precision(r.minute))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(column(chunk, |r| i64::from(r.samples)))
+                .bind(column(chunk, |r| finite(r.viewers_avg)))
+                .bind(column(chunk, |r| to_i64(r.viewers_min)))
+                .bind(column(chunk, |r| to_i64(r.viewers_max)))
+                .bind(column(chunk, |r| finite(r.ingest_kbps_avg)))
+                .bind(column(chunk, |r| to_i64(r.ingest_kbps_min)))
+                .bind(column(chunk, |r| to_i64(r.ingest_kbps_max)))
+                .bind(column(chunk, |r| finite(r.egress_kbps_avg)))
+                .bind(column(chunk, |r| finite(r.buffering_ratio_avg)))
+                .bind(column(chunk, |r| to_i64(r.errors)))
+                .bind(column(chunk, |r| finite_opt(r.transcoder_speed_min)))
+                .bind(column(chunk, |r| {
+                    rollup_distribution_json(&r.quality_distribution)
+                }))
+                .execute(&mut *tx)
+                .await
+                .map_err(CoreError::db("upsert rollups"))?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn list_rollups(
+        &self,
+        stream_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<MetricsRollup>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stream_metrics_1m WHERE stream_id = $1 AND minute >= $2 \
+             AND minute < $3 ORDER BY minute LIMIT $4",
+        )
+        .bind(stream_id)
+        .bind(db_bound(from))
+        .bind(db_bound(to))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list rollups"))?;
+        Ok(rows.iter().map(rollup_from_row).collect())
+    }
+
+    async fn prune_metrics(&self, before: DateTime<Utc>) -> Result<u64, CoreError> {
+        let done = sqlx::query("DELETE FROM stream_metrics WHERE at < $1")
+            .bind(db_bound(before))
+            .execute(&self.pool)
+            .await
+            .map_err(CoreError::db("prune metrics"))?;
+        Ok(done.rows_affected())
     }
 
     async fn set_quality_levels(
@@ -538,6 +769,11 @@ impl StreamRepository for PostgresRepository {
             .map_err(CoreError::db("ping"))?;
         Ok(())
     }
+}
+
+/// One column of a batch, as the array bound for `UNNEST`.
+fn column<T, V>(items: &[&T], f: impl Fn(&T) -> V) -> Vec<V> {
+    items.iter().map(|i| f(i)).collect()
 }
 
 async fn insert_key(

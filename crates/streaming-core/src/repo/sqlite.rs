@@ -15,14 +15,15 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use super::{
-    CreatedStream, KeyCheck, StreamRepository, fk_as_not_found, normalize_name, to_i64, to_u32,
-    to_u64,
+    CreatedStream, KeyCheck, StreamRepository, db_bound, distribution_json, finite, finite_opt,
+    fk_as_not_found, normalize_name, parse_distribution, parse_rollup_distribution,
+    rollup_distribution_json, to_count, to_i64, to_u32, to_u64,
 };
 use crate::CoreError;
 use crate::keys;
 use crate::model::{
-    self, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics, StreamStatus,
-    ViewerSession,
+    self, MetricsRollup, Page, PageRequest, QualityLevel, Stream, StreamKey, StreamMetrics,
+    StreamStatus, ViewerSession,
 };
 
 #[derive(Clone)]
@@ -106,7 +107,11 @@ fn viewer_from_row(row: &SqliteRow) -> ViewerSession {
         last_seen_at: parse_ts(row.get("last_seen_at")).unwrap_or_default(),
         ended_at: parse_ts(row.get("ended_at")),
         bytes_sent: to_u64(row.get("bytes_sent")),
-        ..ViewerSession::default()
+        quality_switches: to_count(row.get("quality_switches")),
+        startup_ms: to_u32(row.get("startup_ms")),
+        stalls: to_count(row.get("stalls")),
+        stall_ms: to_u64(row.get("stall_ms")),
+        errors: to_count(row.get("errors")),
     }
 }
 
@@ -119,8 +124,108 @@ fn metrics_from_row(row: &SqliteRow) -> StreamMetrics {
         egress_bitrate_kbps: to_u64(row.get("egress_bitrate_kbps")),
         frames_dropped: to_u64(row.get("frames_dropped")),
         segments_produced: to_u64(row.get("segments_produced")),
-        ..StreamMetrics::default()
+        quality_distribution: parse_distribution(row.get("quality_distribution")),
+        buffering_ratio: row.get("buffering_ratio"),
+        errors: to_u64(row.get("errors")),
+        transcoder_speed: row.get("transcoder_speed"),
     }
+}
+
+fn rollup_from_row(row: &SqliteRow) -> MetricsRollup {
+    MetricsRollup {
+        stream_id: parse_uuid(row.get::<&str, _>("stream_id")),
+        minute: parse_ts(row.get("minute")).unwrap_or_default(),
+        samples: to_count(row.get("samples")),
+        viewers_avg: row.get("viewers_avg"),
+        viewers_min: to_u64(row.get("viewers_min")),
+        viewers_max: to_u64(row.get("viewers_max")),
+        ingest_kbps_avg: row.get("ingest_kbps_avg"),
+        ingest_kbps_min: to_u64(row.get("ingest_kbps_min")),
+        ingest_kbps_max: to_u64(row.get("ingest_kbps_max")),
+        egress_kbps_avg: row.get("egress_kbps_avg"),
+        buffering_ratio_avg: row.get("buffering_ratio_avg"),
+        errors: to_u64(row.get("errors")),
+        transcoder_speed_min: row.get("transcoder_speed_min"),
+        quality_distribution: parse_rollup_distribution(row.get("quality_distribution")),
+    }
+}
+
+/// The columns of a sample, bound as `?1`…`?11` by [`upsert_sample`].
+macro_rules! metrics_columns {
+    () => {
+        "stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
+         egress_bitrate_kbps, frames_dropped, segments_produced, quality_distribution, \
+         buffering_ratio, errors, transcoder_speed)"
+    };
+}
+
+/// Replaces every field of the sample already at `(stream_id, at)`.
+macro_rules! metrics_on_conflict {
+    () => {
+        " ON CONFLICT (stream_id, at) DO UPDATE SET concurrent_viewers = excluded.concurrent_viewers, \
+         ingest_bitrate_kbps = excluded.ingest_bitrate_kbps, \
+         egress_bitrate_kbps = excluded.egress_bitrate_kbps, \
+         frames_dropped = excluded.frames_dropped, segments_produced = excluded.segments_produced, \
+         quality_distribution = excluded.quality_distribution, \
+         buffering_ratio = excluded.buffering_ratio, errors = excluded.errors, \
+         transcoder_speed = excluded.transcoder_speed"
+    };
+}
+
+/// One sample, failing on a missing stream (the FK).
+const INSERT_SAMPLE: &str = concat!(
+    "INSERT INTO ",
+    metrics_columns!(),
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    metrics_on_conflict!()
+);
+
+/// One sample of a batch: inserts nothing when the stream is gone. (The
+/// `WHERE` also keeps SQLite from reading `ON CONFLICT` as a join clause.)
+const INSERT_SAMPLE_IF_STREAM: &str = concat!(
+    "INSERT INTO ",
+    metrics_columns!(),
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+     WHERE EXISTS (SELECT 1 FROM streams WHERE id = ?1)",
+    metrics_on_conflict!()
+);
+
+/// One roll-up; nothing when the stream is gone, every field replaced when
+/// the minute is already there.
+const UPSERT_ROLLUP: &str = "INSERT INTO stream_metrics_1m (stream_id, minute, samples, \
+     viewers_avg, viewers_min, viewers_max, ingest_kbps_avg, ingest_kbps_min, ingest_kbps_max, \
+     egress_kbps_avg, buffering_ratio_avg, errors, transcoder_speed_min, quality_distribution) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
+     WHERE EXISTS (SELECT 1 FROM streams WHERE id = ?1) \
+     ON CONFLICT (stream_id, minute) DO UPDATE SET samples = excluded.samples, \
+     viewers_avg = excluded.viewers_avg, viewers_min = excluded.viewers_min, \
+     viewers_max = excluded.viewers_max, ingest_kbps_avg = excluded.ingest_kbps_avg, \
+     ingest_kbps_min = excluded.ingest_kbps_min, ingest_kbps_max = excluded.ingest_kbps_max, \
+     egress_kbps_avg = excluded.egress_kbps_avg, buffering_ratio_avg = excluded.buffering_ratio_avg, \
+     errors = excluded.errors, transcoder_speed_min = excluded.transcoder_speed_min, \
+     quality_distribution = excluded.quality_distribution";
+
+/// Runs `sql` (one of the sample inserts) for `m`; returns the rows written.
+async fn upsert_sample<'e, E: sqlx::SqliteExecutor<'e>>(
+    ex: E,
+    sql: &'static str,
+    m: &StreamMetrics,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(sql)
+        .bind(m.stream_id.to_string())
+        .bind(ts(model::to_db_precision(m.at)))
+        .bind(to_i64(m.concurrent_viewers))
+        .bind(to_i64(m.ingest_bitrate_kbps))
+        .bind(to_i64(m.egress_bitrate_kbps))
+        .bind(to_i64(m.frames_dropped))
+        .bind(to_i64(m.segments_produced))
+        .bind(distribution_json(&m.quality_distribution))
+        .bind(finite(m.buffering_ratio))
+        .bind(to_i64(m.errors))
+        .bind(finite_opt(m.transcoder_speed))
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 fn quality_from_row(row: &SqliteRow) -> QualityLevel {
@@ -369,11 +474,14 @@ impl StreamRepository for SqliteRepository {
     async fn upsert_viewer_session(&self, s: &ViewerSession) -> Result<(), CoreError> {
         sqlx::query(
             "INSERT INTO viewer_sessions \
-             (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent, \
+             quality_switches, startup_ms, stalls, stall_ms, errors) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, quality = excluded.quality, \
              user_agent = excluded.user_agent, last_seen_at = excluded.last_seen_at, \
-             ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent",
+             ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent, \
+             quality_switches = excluded.quality_switches, startup_ms = excluded.startup_ms, \
+             stalls = excluded.stalls, stall_ms = excluded.stall_ms, errors = excluded.errors",
         )
         .bind(s.id.to_string())
         .bind(s.stream_id.to_string())
@@ -384,6 +492,11 @@ impl StreamRepository for SqliteRepository {
         .bind(ts(s.last_seen_at))
         .bind(s.ended_at.map(ts))
         .bind(to_i64(s.bytes_sent))
+        .bind(i64::from(s.quality_switches))
+        .bind(s.startup_ms.map(i64::from))
+        .bind(i64::from(s.stalls))
+        .bind(to_i64(s.stall_ms))
+        .bind(i64::from(s.errors))
         .execute(&self.pool)
         .await
         .map_err(fk_as_not_found(s.stream_id, "upsert viewer session"))?;
@@ -435,23 +548,9 @@ impl StreamRepository for SqliteRepository {
     }
 
     async fn record_metrics(&self, m: &StreamMetrics) -> Result<(), CoreError> {
-        sqlx::query(
-            "INSERT INTO stream_metrics (stream_id, at, concurrent_viewers, ingest_bitrate_kbps, \
-             egress_bitrate_kbps, frames_dropped, segments_produced) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (stream_id, at) DO UPDATE SET concurrent_viewers = excluded.concurrent_viewers, \
-             ingest_bitrate_kbps = excluded.ingest_bitrate_kbps, egress_bitrate_kbps = excluded.egress_bitrate_kbps, \
-             frames_dropped = excluded.frames_dropped, segments_produced = excluded.segments_produced",
-        )
-        .bind(m.stream_id.to_string())
-        .bind(ts(model::to_db_precision(m.at)))
-        .bind(to_i64(m.concurrent_viewers))
-        .bind(to_i64(m.ingest_bitrate_kbps))
-        .bind(to_i64(m.egress_bitrate_kbps))
-        .bind(to_i64(m.frames_dropped))
-        .bind(to_i64(m.segments_produced))
-        .execute(&self.pool)
-        .await
-        .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
+        upsert_sample(&self.pool, INSERT_SAMPLE, m)
+            .await
+            .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
         Ok(())
     }
 
@@ -472,6 +571,110 @@ impl StreamRepository for SqliteRepository {
         .await
         .map_err(CoreError::db("list metrics"))?;
         Ok(rows.iter().map(metrics_from_row).collect())
+    }
+
+    async fn record_metrics_batch(&self, samples: &[StreamMetrics]) -> Result<(), CoreError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        // One transaction, one statement (prepared once, cached by the
+        // connection) executed per sample: a 1000-sample batch is one fsync.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(CoreError::db("begin immediate"))?;
+        for m in samples {
+            upsert_sample(&mut *tx, INSERT_SAMPLE_IF_STREAM, m)
+                .await
+                .map_err(CoreError::db("record metrics batch"))?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn list_metrics_range(
+        &self,
+        stream_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<StreamMetrics>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stream_metrics WHERE stream_id = ? AND at >= ? AND at < ? \
+             ORDER BY at LIMIT ?",
+        )
+        .bind(stream_id.to_string())
+        .bind(ts(db_bound(from)))
+        .bind(ts(db_bound(to)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list metrics range"))?;
+        Ok(rows.iter().map(metrics_from_row).collect())
+    }
+
+    async fn upsert_rollups(&self, rollups: &[MetricsRollup]) -> Result<(), CoreError> {
+        if rollups.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(CoreError::db("begin immediate"))?;
+        for r in rollups {
+            sqlx::query(UPSERT_ROLLUP)
+                .bind(r.stream_id.to_string())
+                .bind(ts(model::to_db_precision(r.minute)))
+                .bind(i64::from(r.samples))
+                .bind(finite(r.viewers_avg))
+                .bind(to_i64(r.viewers_min))
+                .bind(to_i64(r.viewers_max))
+                .bind(finite(r.ingest_kbps_avg))
+                .bind(to_i64(r.ingest_kbps_min))
+                .bind(to_i64(r.ingest_kbps_max))
+                .bind(finite(r.egress_kbps_avg))
+                .bind(finite(r.buffering_ratio_avg))
+                .bind(to_i64(r.errors))
+                .bind(finite_opt(r.transcoder_speed_min))
+                .bind(rollup_distribution_json(&r.quality_distribution))
+                .execute(&mut *tx)
+                .await
+                .map_err(CoreError::db("upsert rollup"))?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn list_rollups(
+        &self,
+        stream_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<MetricsRollup>, CoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM stream_metrics_1m WHERE stream_id = ? AND minute >= ? AND minute < ? \
+             ORDER BY minute LIMIT ?",
+        )
+        .bind(stream_id.to_string())
+        .bind(ts(db_bound(from)))
+        .bind(ts(db_bound(to)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(CoreError::db("list rollups"))?;
+        Ok(rows.iter().map(rollup_from_row).collect())
+    }
+
+    async fn prune_metrics(&self, before: DateTime<Utc>) -> Result<u64, CoreError> {
+        let done = sqlx::query("DELETE FROM stream_metrics WHERE at < ?")
+            .bind(ts(db_bound(before)))
+            .execute(&self.pool)
+            .await
+            .map_err(CoreError::db("prune metrics"))?;
+        Ok(done.rows_affected())
     }
 
     async fn set_quality_levels(
