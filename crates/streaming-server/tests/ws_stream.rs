@@ -1,4 +1,4 @@
-//! Acceptance of `GET /ws/stream/{stream_id}`: three WebSocket clients connected
+//! Acceptance of `GET /ws/stream/{stream_id}`: twenty WebSocket clients connected
 //! before an FFmpeg publish get a PENDING snapshot, ACTIVE, per-second metrics
 //! with a non-zero ingest bitrate, and ENDED within 2 s of the encoder stopping;
 //! an unknown stream is 404 before the upgrade.
@@ -79,7 +79,7 @@ async fn websocket_follows_a_broadcast() {
 
     let url = format!("{ws_base}/{id}");
     let mut clients = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..20 {
         clients.push(client(&url).await);
     }
     for (log, _) in &clients {
@@ -143,14 +143,26 @@ async fn websocket_follows_a_broadcast() {
         );
         for (_, m) in &live {
             assert_eq!(m["concurrent_viewers"], 0, "{m}");
-            assert!(m["at"].is_string(), "{m}");
-            assert_eq!(m["qualities"][0], "source", "{m}");
+            let at = m["at"].as_str().expect("at");
+            let at = chrono::DateTime::parse_from_rfc3339(at).expect("at is RFC 3339");
+            assert_eq!(at.timestamp_subsec_millis(), 0, "a whole second: {m}");
+            let tick = m["tick_ms"].as_i64().expect("tick_ms");
+            assert!((0..1000).contains(&(tick - at.timestamp_millis())), "{m}");
+            assert!(m["egress_kbps"].is_u64(), "{m}");
+            assert!(m["buffering_ratio"].is_number(), "{m}");
+            // Empty until the first segment is out; then the source leads.
+            let q = m["qualities"].as_array().expect("qualities");
+            assert!(q.is_empty() || q[0] == "source", "{m}");
             let kbps = m["ingest_kbps"].as_u64().unwrap();
             assert!(
                 (200..5000).contains(&kbps),
                 "ingest_kbps {kbps} implausible for 1000k video + 128k audio"
             );
         }
+        assert!(
+            live.iter().any(|(_, m)| m["qualities"][0] == "source"),
+            "client {i}: no metrics message lists the source rendition"
+        );
         eprintln!(
             "client {i}: ENDED {after:?} after / {before:?} before FFmpeg's exit was seen; {} live metrics, kbps {:?}",
             live.len(),
