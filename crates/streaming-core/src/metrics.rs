@@ -17,6 +17,7 @@
 //! | `streaming_transcoder_speed` | gauge (f64) | `stream_id` |
 //! | `streaming_concurrent_viewers` | gauge | `stream_id` |
 //! | `streaming_buffering_ratio` | gauge (f64) | `stream_id` |
+//! | `streaming_viewers_by_quality` | gauge | `stream_id`, `rendition` |
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -102,6 +103,9 @@ struct Inner {
     transcoder_speed: Family<StreamLabels, F64Gauge>,
     concurrent_viewers: Family<StreamLabels, Gauge>,
     buffering_ratio: Family<StreamLabels, F64Gauge>,
+    viewers_by_quality: Family<RenditionLabels, Gauge>,
+    /// Qualities with a `viewers_by_quality` series, per stream.
+    qualities: Mutex<HashMap<Uuid, Vec<String>>>,
 }
 
 /// Running totals of one live stream (see [`Metrics::live_totals`]).
@@ -157,6 +161,12 @@ impl Metrics {
         let transcoder_speed = Family::<StreamLabels, F64Gauge>::default();
         let concurrent_viewers = Family::<StreamLabels, Gauge>::default();
         let buffering_ratio = Family::<StreamLabels, F64Gauge>::default();
+        let viewers_by_quality = Family::<RenditionLabels, Gauge>::default();
+        registry.register(
+            "streaming_viewers_by_quality",
+            "Viewers watching a stream now, by the rendition they play",
+            viewers_by_quality.clone(),
+        );
         registry.register(
             "streaming_active_streams",
             "Streams live now (publishing media)",
@@ -213,6 +223,8 @@ impl Metrics {
                 registry,
                 live: Mutex::default(),
                 renditions: Mutex::default(),
+                viewers_by_quality,
+                qualities: Mutex::default(),
                 error_kinds: Mutex::default(),
                 active_streams,
                 ingest_bytes,
@@ -257,6 +269,12 @@ impl Metrics {
         self.inner.transcoder_speed.remove(&labels);
         self.inner.concurrent_viewers.remove(&labels);
         self.inner.buffering_ratio.remove(&labels);
+        for rendition in lock(&self.inner.qualities).remove(&id).unwrap_or_default() {
+            self.inner.viewers_by_quality.remove(&RenditionLabels {
+                stream_id: labels.stream_id.clone(),
+                rendition,
+            });
+        }
         let take = |set: &Mutex<HashSet<(Uuid, String)>>| {
             let mut set = lock(set);
             let mine: Vec<String> = set
@@ -358,6 +376,35 @@ impl Metrics {
         }
     }
 
+    /// Viewers of a live stream by quality; qualities no longer watched go to
+    /// 0 and stay listed until the stream ends (bounded by its ladder).
+    pub fn set_quality_distribution(
+        &self,
+        id: Uuid,
+        distribution: &std::collections::BTreeMap<String, u32>,
+    ) {
+        if !self.is_live(id) {
+            return;
+        }
+        let mut known = lock(&self.inner.qualities);
+        let list = known.entry(id).or_default();
+        for q in distribution.keys() {
+            if !list.contains(q) && list.len() < 32 {
+                list.push(q.clone());
+            }
+        }
+        for q in list.iter() {
+            let n = distribution.get(q).copied().unwrap_or(0);
+            self.inner
+                .viewers_by_quality
+                .get_or_create(&RenditionLabels {
+                    stream_id: id.to_string(),
+                    rendition: q.clone(),
+                })
+                .set(i64::from(n));
+        }
+    }
+
     /// Stall time / watch time of a live stream (filled from player beacons).
     pub fn set_buffering_ratio(&self, id: Uuid, ratio: f64) {
         if self.is_live(id) {
@@ -438,6 +485,24 @@ mod tests {
         );
         // prometheus-client leaves out families without series: give each one.
         let id = Uuid::new_v4();
+        m.stream_started(id);
+        m.egress_bytes(id, "source", 1);
+        m.stream_error(id, "protocol");
+        m.transcoder_speed(id, 1.0);
+        m.set_quality_distribution(id, &[("480p".to_string(), 2)].into());
+        let text = m.encode();
+        assert!(
+            text.contains(&format!(
+                "streaming_viewers_by_quality{{stream_id=\"{id}\",rendition=\"480p\"}} 2"
+            )),
+            "{text}"
+        );
+        m.set_quality_distribution(id, &Default::default());
+        assert!(m.encode().contains(&format!(
+            "streaming_viewers_by_quality{{stream_id=\"{id}\",rendition=\"480p\"}} 0"
+        )));
+        m.remove_stream(id);
+        assert!(!m.encode().contains("streaming_viewers_by_quality{"));
         m.stream_started(id);
         m.egress_bytes(id, "source", 1);
         m.stream_error(id, "protocol");

@@ -201,6 +201,8 @@ fn tick(
     for s in &samples {
         deps.metrics
             .set_buffering_ratio(s.stream_id, s.buffering_ratio);
+        deps.metrics
+            .set_quality_distribution(s.stream_id, &s.quality_distribution);
     }
     let by_id: HashMap<Uuid, &StreamMetrics> = samples.iter().map(|s| (s.stream_id, s)).collect();
     for (id, status) in deps.feed.watched() {
