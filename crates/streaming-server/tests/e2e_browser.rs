@@ -1,5 +1,6 @@
 //! Acceptance: headless Chromium (playwright-core) plays the watch page with
-//! hls.js and a test page with dash.js; frames decode and currentTime advances.
+//! hls.js and a test page with dash.js; frames decode and currentTime advances;
+//! the watch page's beacons and requests make one counted session.
 
 mod common;
 
@@ -59,6 +60,24 @@ async fn hlsjs_and_dashjs_play_in_chromium() {
     let (ok, out, err) = play(&ts.url(&format!("/watch/{id}"))).await;
     assert!(ok, "hls.js watch page did not play: {out} {err}");
     assert!(out.contains("\"ok\":true"), "{out}");
+    // The page's beacons and its playlist/segment requests made one session
+    // (its own `sid` on the master URL), with the startup time it measured.
+    let viewers: serde_json::Value = reqwest::Client::new()
+        .get(ts.url(&format!("/api/v1/streams/{id}/viewers?active=true")))
+        .bearer_auth(&ts.server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = viewers["items"].as_array().expect("items");
+    assert_eq!(sessions.len(), 1, "one watch page, one session: {viewers}");
+    let s = &sessions[0];
+    assert!(s["startup_ms"].as_u64().is_some_and(|ms| ms < 30_000), "{s}");
+    assert!(s["bytes_sent"].as_u64() > Some(100_000), "segments charged to it: {s}");
+    assert_eq!(s["quality"], "source", "{s}");
+    assert!(s["user_agent"].as_str().is_some_and(|ua| ua.contains("Chrome")), "{s}");
 
     let (ok, out, err) = play(&ts.url(&format!("/watch/{id}/dash"))).await;
     assert!(ok, "dash.js page did not play: {out} {err}");

@@ -44,7 +44,9 @@ pub async fn manifest(
     let data = Bytes::from(text);
     let mut resp = response::body(&headers, MPD, cache, snapshot.updated_ms, etag, data);
     // A new viewer (not a revalidation): open its session.
-    if given.is_none() && resp.status().is_success() {
+    // A player may draw its own id (`?sid=`, so that its beacons and its
+    // requests meet in one session): an id not known yet opens one too.
+    if resp.status().is_success() && (given.is_none() || state.sessions.get(sid).is_none()) {
         let ua = crate::sessions::user_agent(&headers);
         state.sessions.open(sid, id, "dash", ua);
         resp.extensions_mut().insert(OpenedSession(sid));

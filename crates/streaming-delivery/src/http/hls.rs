@@ -60,7 +60,9 @@ pub async fn master(
     let mut resp = response::body(&headers, M3U8, cache, snapshot.updated_ms, etag, data);
     // A new viewer (not a revalidation): open its session under the id
     // written into the playlist.
-    if given.is_none() && resp.status().is_success() {
+    // A player may draw its own id (`?sid=`, so that its beacons and its
+    // requests meet in one session): an id not known yet opens one too.
+    if resp.status().is_success() && (given.is_none() || state.sessions.get(sid).is_none()) {
         let ua = crate::sessions::user_agent(&headers);
         state.sessions.open(sid, id, "hls", ua);
         resp.extensions_mut().insert(OpenedSession(sid));
