@@ -1,5 +1,6 @@
 //! The OpenAPI document (`/api/openapi.json`), Swagger UI (`/api/docs`,
-//! files compiled in, no network), the reusable error responses of the
+//! files compiled in, no network), the AsyncAPI 3.0 document of the WebSocket
+//! channel (`/api/asyncapi.json`), the reusable error responses of the
 //! operations, and the problem answers for unknown routes and methods.
 
 use axum::Router;
@@ -129,8 +130,17 @@ pub async fn method_not_allowed() -> Problem {
 pub fn router(doc: utoipa::openapi::OpenApi) -> Router {
     // No online validator badge: the page must not reach out to the internet.
     let config = Config::new(["/api/openapi.json"]).validator_url("none");
-    SwaggerUi::new("/api/docs")
+    let swagger: Router = SwaggerUi::new("/api/docs")
         .url("/api/openapi.json", doc)
         .config(config)
-        .into()
+        .into();
+    swagger.route(
+        "/api/asyncapi.json",
+        axum::routing::get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                crate::ASYNCAPI,
+            )
+        }),
+    )
 }

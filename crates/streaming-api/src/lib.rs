@@ -38,6 +38,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use health::FfmpegProbe;
+
+/// The AsyncAPI 3.0 document of `/ws/stream/{stream_id}` (served at
+/// `/api/asyncapi.json`); `tests/ws_stream.rs` checks live messages against it.
+pub const ASYNCAPI: &str = include_str!("../asyncapi.json");
 pub use problem::{Problem, ProblemKind};
 pub use views::StreamUrls;
 
@@ -96,7 +100,9 @@ impl Readiness {
         title = "streaming-server API",
         description = "Control plane of the live streaming server: streams, stream keys, viewers, \
                        metrics, health. Errors are RFC 9457 problem documents \
-                       (`application/problem+json`) whose `type` is stable.",
+                       (`application/problem+json`) whose `type` is stable. The real-time \
+                       WebSocket channel `/ws/stream/{stream_id}` is described by the AsyncAPI \
+                       document at `/api/asyncapi.json`.",
         license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
     ),
     modifiers(&BearerAuth),

@@ -79,3 +79,24 @@ fn operations_declare_auth_and_errors() {
     }
     assert_eq!(count, 15, "operations in the document");
 }
+
+#[test]
+fn asyncapi_document_is_3_0_and_every_ref_resolves() {
+    let doc: Value = serde_json::from_str(streaming_api::ASYNCAPI).expect("asyncapi.json is JSON");
+    assert_eq!(doc["asyncapi"], "3.0.0");
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() >= 12);
+    for r in all {
+        let pointer = r.strip_prefix('#').expect("local $ref");
+        assert!(doc.pointer(pointer).is_some(), "unresolvable $ref {r}");
+    }
+    let messages = doc["channels"]["stream"]["messages"].as_object().unwrap();
+    let names: Vec<&str> = messages.keys().map(String::as_str).collect();
+    assert_eq!(names, ["metrics", "qualities", "snapshot", "status"]);
+    for name in names {
+        let schema = &doc["components"]["schemas"][name];
+        assert_eq!(schema["properties"]["type"]["const"], name);
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+    }
+}

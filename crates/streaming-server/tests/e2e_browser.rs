@@ -74,10 +74,21 @@ async fn hlsjs_and_dashjs_play_in_chromium() {
     let sessions = viewers["items"].as_array().expect("items");
     assert_eq!(sessions.len(), 1, "one watch page, one session: {viewers}");
     let s = &sessions[0];
-    assert!(s["startup_ms"].as_u64().is_some_and(|ms| ms < 30_000), "{s}");
-    assert!(s["bytes_sent"].as_u64() > Some(100_000), "segments charged to it: {s}");
+    assert!(
+        s["startup_ms"].as_u64().is_some_and(|ms| ms < 30_000),
+        "{s}"
+    );
+    assert!(
+        s["bytes_sent"].as_u64() > Some(100_000),
+        "segments charged to it: {s}"
+    );
     assert_eq!(s["quality"], "source", "{s}");
-    assert!(s["user_agent"].as_str().is_some_and(|ua| ua.contains("Chrome")), "{s}");
+    assert!(
+        s["user_agent"]
+            .as_str()
+            .is_some_and(|ua| ua.contains("Chrome")),
+        "{s}"
+    );
 
     let (ok, out, err) = play(&ts.url(&format!("/watch/{id}/dash"))).await;
     assert!(ok, "dash.js page did not play: {out} {err}");

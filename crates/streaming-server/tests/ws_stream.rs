@@ -16,6 +16,57 @@ use uuid::Uuid;
 
 type Log = Arc<Mutex<Vec<(Instant, Value)>>>;
 
+/// Checks a message against its schema in the AsyncAPI document: required
+/// fields present, no undocumented field, JSON types and enums as declared.
+fn conforms(doc: &Value, m: &Value) -> Result<(), String> {
+    let ty = m["type"].as_str().ok_or("no type")?;
+    let schema = &doc["components"]["schemas"][ty];
+    let props = schema["properties"]
+        .as_object()
+        .ok_or(format!("undocumented message type {ty}"))?;
+    let obj = m.as_object().ok_or("not an object")?;
+    for r in schema["required"].as_array().into_iter().flatten() {
+        let r = r.as_str().unwrap();
+        if !obj.contains_key(r) {
+            return Err(format!("{ty}: missing {r}"));
+        }
+    }
+    for (k, v) in obj {
+        let p = props
+            .get(k)
+            .ok_or(format!("{ty}: undocumented field {k}"))?;
+        let types: Vec<&str> = match &p["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let ok_type = types.is_empty()
+            || types.iter().any(|t| match *t {
+                "integer" => v.is_i64() || v.is_u64(),
+                "number" => v.is_number(),
+                "string" => v.is_string(),
+                "array" => v.is_array(),
+                "object" => v.is_object(),
+                "null" => v.is_null(),
+                _ => false,
+            });
+        if !ok_type {
+            return Err(format!("{ty}.{k} = {v} is not {types:?}"));
+        }
+        if let Some(options) = p["enum"].as_array()
+            && !options.contains(v)
+        {
+            return Err(format!("{ty}.{k} = {v} not in {options:?}"));
+        }
+        if let Some(c) = p.get("const")
+            && c != v
+        {
+            return Err(format!("{ty}.{k} = {v}, documented {c}"));
+        }
+    }
+    Ok(())
+}
+
 /// Connects and records every text message (as JSON) with its arrival time.
 async fn client(url: &str) -> (Log, tokio::task::JoinHandle<()>) {
     let (mut ws, resp) = tokio_tungstenite::connect_async(url)
@@ -171,6 +222,21 @@ async fn websocket_follows_a_broadcast() {
                 .collect::<Vec<_>>()
         );
     }
+    // Every message received matches the published AsyncAPI document.
+    let doc: Value = serde_json::from_str(
+        &ts.get_text("/api/asyncapi.json")
+            .await
+            .expect("/api/asyncapi.json"),
+    )
+    .expect("AsyncAPI JSON");
+    let mut seen = std::collections::BTreeSet::new();
+    for (log, _) in &clients {
+        for (_, m) in log.lock().unwrap().iter() {
+            conforms(&doc, m).unwrap_or_else(|e| panic!("{e}: {m}"));
+            seen.insert(m["type"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(seen.len() >= 3, "message types seen: {seen:?}");
     for (_, task) in clients {
         task.abort();
     }
