@@ -23,52 +23,69 @@ use crate::docs::BeaconErrors;
 use crate::extract::{ApiJson, ApiPath, parse_id};
 use crate::problem::{Problem, ProblemKind};
 
-/// Most events in one body.
-pub const MAX_EVENTS: usize = 50;
 /// Longest quality name accepted.
 const MAX_QUALITY: usize = 64;
 /// Longest error message kept.
 const MAX_MESSAGE: usize = 500;
 
-/// What happened in the player.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BeaconType {
-    /// Still watching (send at least every 2 s).
-    Heartbeat,
-    /// First frame shown; `startup_ms` is required.
-    Startup,
-    /// Playback stalled (buffer ran dry).
-    StallStart,
-    /// Playback resumed; `duration_ms` optional.
-    StallEnd,
-    /// The player switched rendition; `quality` is required.
-    QualityChange,
-    /// A playback error; `message` optional.
-    Error,
-}
+/// A rendition name as a player reports it (`source`, `720p`, …).
+type Quality = String;
 
-/// One player event.
+/// One player event; `type` names it, `stream_id` is the stream watched.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct BeaconEvent {
-    #[serde(rename = "type")]
-    pub kind: BeaconType,
-    /// The stream watched.
-    pub stream_id: Uuid,
-    /// The rendition playing (`source`, `720p`, …).
-    #[schema(max_length = 64)]
-    pub quality: Option<String>,
-    /// Time from the player's start to the first frame.
-    #[schema(maximum = 600000)]
-    pub startup_ms: Option<u32>,
-    /// Length of the stall that ended.
-    pub duration_ms: Option<u64>,
-    /// What went wrong (errors).
-    #[schema(max_length = 500)]
-    pub message: Option<String>,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BeaconEvent {
+    /// Still watching (send at least every 2 s).
+    Heartbeat {
+        stream_id: Uuid,
+        #[schema(min_length = 1, max_length = 64)]
+        quality: Option<Quality>,
+    },
+    /// First frame shown, `startup_ms` after the player started.
+    Startup {
+        stream_id: Uuid,
+        /// Milliseconds (JSON numbers such as `850` or `850.0`).
+        #[schema(value_type = u32, maximum = 600000)]
+        startup_ms: f64,
+        #[schema(min_length = 1, max_length = 64)]
+        quality: Option<Quality>,
+    },
+    /// Playback stalled (the buffer ran dry).
+    StallStart { stream_id: Uuid },
+    /// Playback resumed; `duration_ms` when the player measured the stall.
+    StallEnd {
+        stream_id: Uuid,
+        #[schema(value_type = Option<u64>)]
+        duration_ms: Option<f64>,
+    },
+    /// The player switched rendition.
+    QualityChange {
+        stream_id: Uuid,
+        #[schema(min_length = 1, max_length = 64)]
+        quality: Quality,
+    },
+    /// A playback error.
+    Error {
+        stream_id: Uuid,
+        #[schema(max_length = 500)]
+        message: Option<String>,
+    },
 }
 
-/// One event, or up to 50 in an array.
+impl BeaconEvent {
+    pub fn stream_id(&self) -> Uuid {
+        match self {
+            BeaconEvent::Heartbeat { stream_id, .. }
+            | BeaconEvent::Startup { stream_id, .. }
+            | BeaconEvent::StallStart { stream_id }
+            | BeaconEvent::StallEnd { stream_id, .. }
+            | BeaconEvent::QualityChange { stream_id, .. }
+            | BeaconEvent::Error { stream_id, .. } => *stream_id,
+        }
+    }
+}
+
+/// One event, or several in an array (the body is at most 2 MiB).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum BeaconBody {
@@ -76,38 +93,58 @@ pub enum BeaconBody {
     Many(Vec<BeaconEvent>),
 }
 
-fn invalid(detail: impl Into<String>) -> Problem {
-    Problem::new(ProblemKind::InvalidInput, detail)
+/// A reported quality, cleaned: control characters dropped, at most
+/// [`MAX_QUALITY`] characters; nothing left is no quality.
+fn clean_quality(q: Option<&str>) -> Option<String> {
+    let q: String = q?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_QUALITY)
+        .collect();
+    let q = q.trim();
+    (!q.is_empty()).then(|| q.to_string())
 }
 
-/// Checks an event and turns it into the registry's [`Beacon`].
-fn to_beacon(e: &BeaconEvent) -> Result<Beacon, Problem> {
-    let quality = match &e.quality {
-        Some(q) if q.is_empty() || q.len() > MAX_QUALITY || q.chars().any(char::is_control) => {
-            return Err(invalid(format!(
-                "quality must be 1 to {MAX_QUALITY} printable characters"
-            )));
-        }
-        q => q.clone(),
-    };
-    Ok(match e.kind {
-        BeaconType::Heartbeat => Beacon::Heartbeat { quality },
-        BeaconType::Startup => Beacon::Startup {
-            startup_ms: e
-                .startup_ms
-                .filter(|ms| *ms <= 600_000)
-                .ok_or_else(|| invalid("a startup event needs startup_ms (0 to 600000)"))?,
+/// A reported duration as whole milliseconds (negative or NaN: 0).
+fn millis(v: f64) -> u64 {
+    if v.is_finite() && v > 0.0 {
+        v.min(u64::MAX as f64) as u64
+    } else {
+        0
+    }
+}
+
+/// The registry's [`Beacon`] of an event (`None`: nothing to record but presence).
+fn to_beacon(e: &BeaconEvent) -> Beacon {
+    match e {
+        BeaconEvent::Heartbeat { quality, .. } => Beacon::Heartbeat {
+            quality: clean_quality(quality.as_deref()),
+        },
+        BeaconEvent::Startup {
+            startup_ms,
             quality,
+            ..
+        } => Beacon::Startup {
+            startup_ms: millis(*startup_ms).min(600_000) as u32,
+            quality: clean_quality(quality.as_deref()),
         },
-        BeaconType::StallStart => Beacon::StallStart,
-        BeaconType::StallEnd => Beacon::StallEnd {
-            duration_ms: e.duration_ms.map(|d| d.min(3_600_000)),
+        BeaconEvent::StallStart { .. } => Beacon::StallStart,
+        BeaconEvent::StallEnd { duration_ms, .. } => Beacon::StallEnd {
+            duration_ms: duration_ms.map(|d| millis(d).min(3_600_000)),
         },
-        BeaconType::QualityChange => Beacon::QualityChange {
-            quality: quality.ok_or_else(|| invalid("a quality_change event needs quality"))?,
+        BeaconEvent::QualityChange { quality, .. } => match clean_quality(Some(quality)) {
+            Some(quality) => Beacon::QualityChange { quality },
+            None => Beacon::Heartbeat { quality: None },
         },
-        BeaconType::Error => Beacon::Error,
-    })
+        BeaconEvent::Error { .. } => Beacon::Error,
+    }
+}
+
+fn other_stream() -> Problem {
+    Problem::new(
+        ProblemKind::Conflict,
+        "the session belongs to another stream",
+    )
 }
 
 /// Records player events for a viewer session.
@@ -128,45 +165,37 @@ pub async fn events(
         BeaconBody::One(e) => vec![e],
         BeaconBody::Many(v) => v,
     };
-    if list.is_empty() || list.len() > MAX_EVENTS {
-        return Err(invalid(format!("send 1 to {MAX_EVENTS} events")));
-    }
-    let stream_id = list[0].stream_id;
-    if list.iter().any(|e| e.stream_id != stream_id) {
-        return Err(invalid("all events of one body must name the same stream"));
-    }
-    let beacons = list.iter().map(to_beacon).collect::<Result<Vec<_>, _>>()?;
-    match state.sessions.stream_of(sid) {
-        Some(s) if s == stream_id => {}
-        Some(_) => return Err(invalid("the session belongs to another stream")),
-        None => {
-            // A new session: the stream must exist.
-            state.stream(stream_id).await?;
-        }
-    }
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.chars().take(256).collect::<String>());
-    for (event, beacon) in list.iter().zip(beacons) {
-        if let Beacon::Error = beacon {
-            let message: String = event
-                .message
+    for event in &list {
+        let stream_id = event.stream_id();
+        match state.sessions.stream_of(sid) {
+            Some(s) if s == stream_id => {}
+            Some(_) => return Err(other_stream()),
+            // A new session: the stream must exist.
+            None => drop(state.stream(stream_id).await?),
+        }
+        if let BeaconEvent::Error { message, .. } = event {
+            let message: String = message
                 .as_deref()
                 .unwrap_or("")
                 .chars()
+                .filter(|c| !c.is_control())
                 .take(MAX_MESSAGE)
                 .collect();
             info!(%stream_id, session = %sid, %message, "player reported an error");
         }
-        match state.sessions.beacon(sid, stream_id, beacon, ua.clone()) {
+        match state
+            .sessions
+            .beacon(sid, stream_id, to_beacon(event), ua.clone())
+        {
             Ok(()) => {}
-            Err(BeaconError::OtherStream) => {
-                return Err(invalid("the session belongs to another stream"));
-            }
+            Err(BeaconError::OtherStream) => return Err(other_stream()),
         }
     }
-    debug!(%stream_id, session = %sid, events = list.len(), "beacons recorded");
+    debug!(session = %sid, events = list.len(), "beacons recorded");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,33 +240,60 @@ mod tests {
     }
 
     #[test]
-    fn events_parse_and_are_checked() {
+    fn events_parse_by_type_and_are_cleaned() {
         let sid = Uuid::nil();
         let e = event(&format!(
             r#"{{"type":"startup","stream_id":"{sid}","startup_ms":850,"quality":"720p"}}"#
         ));
+        assert_eq!(e.stream_id(), sid);
         assert_eq!(
-            to_beacon(&e).unwrap(),
+            to_beacon(&e),
             Beacon::Startup {
                 startup_ms: 850,
                 quality: Some("720p".into())
             }
         );
-        let e = event(&format!(
-            r#"{{"type":"quality_change","stream_id":"{sid}"}}"#
-        ));
-        assert!(to_beacon(&e).is_err(), "quality_change needs a quality");
-        let e = event(&format!(r#"{{"type":"startup","stream_id":"{sid}"}}"#));
-        assert!(to_beacon(&e).is_err(), "startup needs startup_ms");
+        assert!(
+            serde_json::from_str::<BeaconEvent>(&format!(
+                r#"{{"type":"quality_change","stream_id":"{sid}"}}"#
+            ))
+            .is_err(),
+            "quality_change needs a quality"
+        );
+        assert!(
+            serde_json::from_str::<BeaconEvent>(&format!(
+                r#"{{"type":"startup","stream_id":"{sid}"}}"#
+            ))
+            .is_err(),
+            "startup needs startup_ms"
+        );
         let e = event(&format!(
             r#"{{"type":"heartbeat","stream_id":"{sid}","quality":"a\u0007"}}"#
         ));
-        assert!(to_beacon(&e).is_err(), "control characters are refused");
+        assert_eq!(
+            to_beacon(&e),
+            Beacon::Heartbeat {
+                quality: Some("a".into())
+            }
+        );
+        let e = event(&format!(
+            r#"{{"type":"quality_change","stream_id":"{sid}","quality":""}}"#
+        ));
+        assert_eq!(to_beacon(&e), Beacon::Heartbeat { quality: None });
         let many: BeaconBody = serde_json::from_str(&format!(
             r#"[{{"type":"stall_start","stream_id":"{sid}"}},{{"type":"stall_end","stream_id":"{sid}","duration_ms":300}}]"#
         ))
         .unwrap();
         assert!(matches!(many, BeaconBody::Many(v) if v.len() == 2));
         assert!(serde_json::from_str::<BeaconBody>(r#"{"type":"nope"}"#).is_err());
+        let e = event(&format!(
+            r#"{{"type":"stall_end","stream_id":"{sid}","duration_ms":2406.0}}"#
+        ));
+        assert_eq!(
+            to_beacon(&e),
+            Beacon::StallEnd {
+                duration_ms: Some(2406)
+            }
+        );
     }
 }

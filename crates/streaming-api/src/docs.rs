@@ -93,7 +93,10 @@ pub enum BeaconErrors {
     /// The body is not `application/json`.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// An event is invalid, or the session belongs to another stream.
+    /// The session belongs to another stream.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// Well-formed JSON that is not an event (unknown `type`, missing field).
     #[response(status = 422, content_type = "application/problem+json")]
     InvalidInput(Problem),
     /// The database is unavailable; retry later.

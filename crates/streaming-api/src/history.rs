@@ -8,7 +8,10 @@
 //! viewers per quality), extremes (`viewers_min/max`), sums (`errors`), the
 //! slowest transcoder speed, and how many 1-second samples went into it.
 //! The newest few seconds reach the database in batches
-//! (`metrics.flush_secs`, 5 s by default).
+//! (`metrics.flush_secs`, 5 s by default). Any range may be asked for: an
+//! answer holds at most [`MAX_POINTS`] intervals, and when the range is longer
+//! `next_from` says where the next page starts. An empty or reversed range
+//! has no points.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +26,7 @@ use uuid::Uuid;
 use crate::ApiState;
 use crate::docs::AdminErrors;
 use crate::extract::{Admin, ApiPath, ApiQuery, parse_id};
-use crate::problem::{Problem, ProblemKind};
+use crate::problem::Problem;
 
 /// Most points one answer holds.
 pub const MAX_POINTS: i64 = 10_000;
@@ -103,6 +106,8 @@ pub struct MetricsHistory {
     pub step: Step,
     /// Oldest first; intervals without samples are absent.
     pub points: Vec<MetricsPoint>,
+    /// The range was longer than one answer holds: ask again from here.
+    pub next_from: Option<DateTime<Utc>>,
 }
 
 fn round3(v: f64) -> f64 {
@@ -206,69 +211,61 @@ pub fn bucket(samples: &[StreamMetrics], secs: i64) -> Vec<MetricsPoint> {
     out
 }
 
-/// The range a query names, checked: `from < to`, at most [`MAX_POINTS`] points.
+/// The range a query names (defaults: `to` = now, `from` = `to` − `default_span`).
 pub fn range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     default_span: Duration,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), Problem> {
+) -> (DateTime<Utc>, DateTime<Utc>) {
     let to = to.unwrap_or_else(Utc::now);
-    let from = from.unwrap_or(to - default_span);
-    if from >= to {
-        return Err(Problem::new(
-            ProblemKind::InvalidQuery,
-            "from must be before to",
-        ));
-    }
-    Ok((from, to))
+    (from.unwrap_or(to - default_span), to)
 }
 
-/// Loads the points of a range at a step.
+/// Loads the points of `[from, to)` at a step, at most [`MAX_POINTS`]
+/// intervals from `from`; returns them and where the next page starts.
 pub async fn load(
     state: &ApiState,
     stream_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     step: Step,
-) -> Result<Vec<MetricsPoint>, Problem> {
-    let span = (to - from).num_seconds().max(1);
-    if span / step.seconds() > MAX_POINTS {
-        return Err(Problem::new(
-            ProblemKind::InvalidQuery,
-            format!(
-                "{span} s at step {} would be more than {MAX_POINTS} points; use a larger step or a shorter range",
-                step.seconds()
-            ),
-        ));
+) -> Result<(Vec<MetricsPoint>, Option<DateTime<Utc>>), Problem> {
+    if from >= to {
+        return Ok((Vec::new(), None));
     }
-    Ok(match step {
+    // Buckets are aligned: widen `from` to the bucket it falls in.
+    let from = from
+        .duration_trunc(Duration::seconds(step.seconds()))
+        .unwrap_or(from);
+    let page_end = from
+        .checked_add_signed(Duration::seconds(step.seconds() * MAX_POINTS))
+        .unwrap_or(to);
+    let (end, next) = if page_end < to {
+        (page_end, Some(page_end))
+    } else {
+        (to, None)
+    };
+    let limit = u32::try_from(MAX_POINTS * step.seconds()).unwrap_or(u32::MAX);
+    let points = match step {
         Step::OneSecond | Step::TenSeconds => {
-            // Buckets are aligned: widen `from` to the bucket it falls in.
-            let from = from
-                .duration_trunc(Duration::seconds(step.seconds()))
-                .unwrap_or(from);
-            let limit = u32::try_from(span + step.seconds()).unwrap_or(u32::MAX);
             let raw = state
                 .repo
-                .list_metrics_range(stream_id, from, to, limit)
+                .list_metrics_range(stream_id, from, end, limit)
                 .await?;
             match step {
                 Step::OneSecond => raw.iter().map(MetricsPoint::from).collect(),
                 _ => bucket(&raw, step.seconds()),
             }
         }
-        Step::OneMinute => {
-            let from = from.duration_trunc(Duration::minutes(1)).unwrap_or(from);
-            let limit = u32::try_from(span / 60 + 2).unwrap_or(u32::MAX);
-            state
-                .repo
-                .list_rollups(stream_id, from, to, limit)
-                .await?
-                .into_iter()
-                .map(Into::into)
-                .collect()
-        }
-    })
+        Step::OneMinute => state
+            .repo
+            .list_rollups(stream_id, from, end, limit)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    };
+    Ok((points, next))
 }
 
 /// A stream's metrics over a time range, at 1 s, 10 s or 1 min resolution.
@@ -285,18 +282,19 @@ pub async fn metrics(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<MetricsHistory>, Problem> {
     let stream_id = parse_id(&id, "stream")?;
-    let (from, to) = range(q.from, q.to, Duration::minutes(10))?;
+    let (from, to) = range(q.from, q.to, Duration::minutes(10));
     let step = q
         .step
         .unwrap_or_else(|| Step::auto((to - from).num_seconds()));
     state.stream(stream_id).await?;
-    let points = load(&state, stream_id, from, to, step).await?;
+    let (points, next_from) = load(&state, stream_id, from, to, step).await?;
     Ok(Json(MetricsHistory {
         stream_id,
         from,
         to,
         step,
         points,
+        next_from,
     }))
 }
 
@@ -338,8 +336,7 @@ mod tests {
         assert_eq!(Step::auto(60), Step::OneSecond);
         assert_eq!(Step::auto(3600), Step::TenSeconds);
         assert_eq!(Step::auto(86_400), Step::OneMinute);
-        assert!(range(None, None, Duration::minutes(1)).is_ok());
-        let t = Utc::now();
-        assert!(range(Some(t), Some(t), Duration::minutes(1)).is_err());
+        let (from, to) = range(None, None, Duration::minutes(1));
+        assert_eq!(to - from, Duration::minutes(1));
     }
 }

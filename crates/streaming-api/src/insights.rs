@@ -28,7 +28,7 @@ use crate::extract::{Admin, ApiPath, ApiQuery, parse_id};
 use crate::history::{MetricsPoint, Step, load, range};
 use crate::problem::Problem;
 
-/// `?from=&to=`.
+/// `?from=&to=` (an empty or reversed range has no samples).
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
@@ -335,15 +335,19 @@ pub async fn analytics(
     ApiQuery(q): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<Analytics>, Problem> {
     let stream_id = parse_id(&id, "stream")?;
-    let (from, to) = range(q.from, q.to, Duration::hours(1))?;
+    let (from, to) = range(q.from, q.to, Duration::hours(1));
     state.stream(stream_id).await?;
-    // Seconds for up to 3 h (raw samples), minutes beyond.
-    let step = if (to - from).num_seconds() <= 3 * 3600 {
+    // Seconds for up to 2 h (raw samples), minutes beyond; a range longer
+    // than one page (~7 days of minutes) is analysed from its end.
+    let span = (to - from).num_seconds();
+    let step = if span <= 7200 {
         Step::OneSecond
     } else {
         Step::OneMinute
     };
-    let points = load(&state, stream_id, from, to, step).await?;
+    let max_span = Duration::seconds(step.seconds() * crate::history::MAX_POINTS);
+    let from = from.max(to - max_span);
+    let (points, _) = load(&state, stream_id, from, to, step).await?;
     let (factors, recommendations) = analyse(&points, segment_secs(&state, stream_id));
     let health_score = score(&factors);
     let grade = match health_score {

@@ -30,6 +30,8 @@ pub enum ProblemKind {
     MethodNotAllowed,
     /// 409: the stream's state machine forbids the change.
     InvalidTransition,
+    /// 409: the request conflicts with existing state (e.g. a session id of another stream).
+    Conflict,
     /// 413: the body is too large.
     PayloadTooLarge,
     /// 415: the body must be `application/json`.
@@ -43,13 +45,14 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 11] = [
+    pub const ALL: [ProblemKind; 12] = [
         ProblemKind::InvalidBody,
         ProblemKind::InvalidQuery,
         ProblemKind::Unauthorized,
         ProblemKind::NotFound,
         ProblemKind::MethodNotAllowed,
         ProblemKind::InvalidTransition,
+        ProblemKind::Conflict,
         ProblemKind::PayloadTooLarge,
         ProblemKind::UnsupportedMediaType,
         ProblemKind::InvalidInput,
@@ -66,6 +69,7 @@ impl ProblemKind {
             ProblemKind::NotFound => "not-found",
             ProblemKind::MethodNotAllowed => "method-not-allowed",
             ProblemKind::InvalidTransition => "invalid-transition",
+            ProblemKind::Conflict => "conflict",
             ProblemKind::PayloadTooLarge => "payload-too-large",
             ProblemKind::UnsupportedMediaType => "unsupported-media-type",
             ProblemKind::InvalidInput => "invalid-input",
@@ -80,7 +84,7 @@ impl ProblemKind {
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ProblemKind::InvalidTransition => StatusCode::CONFLICT,
+            ProblemKind::InvalidTransition | ProblemKind::Conflict => StatusCode::CONFLICT,
             ProblemKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProblemKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProblemKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
@@ -97,6 +101,7 @@ impl ProblemKind {
             ProblemKind::NotFound => "Not found",
             ProblemKind::MethodNotAllowed => "Method not allowed",
             ProblemKind::InvalidTransition => "Invalid stream state transition",
+            ProblemKind::Conflict => "Conflict",
             ProblemKind::PayloadTooLarge => "Payload too large",
             ProblemKind::UnsupportedMediaType => "Unsupported media type",
             ProblemKind::InvalidInput => "Invalid input",
@@ -115,7 +120,7 @@ impl ProblemKind {
 #[schema(title = "Problem")]
 pub struct Problem {
     /// Stable identifier of the kind of problem:
-    /// `https://streaming.invalid/problems/{unauthorized|not-found|invalid-body|invalid-query|invalid-input|invalid-transition|method-not-allowed|payload-too-large|unsupported-media-type|database-unavailable|internal}`.
+    /// `https://streaming.invalid/problems/{unauthorized|not-found|invalid-body|invalid-query|invalid-input|invalid-transition|conflict|method-not-allowed|payload-too-large|unsupported-media-type|database-unavailable|internal}`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Short summary, fixed per `type`.
