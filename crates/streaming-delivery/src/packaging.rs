@@ -285,8 +285,6 @@ impl Output<'_> {
             PackagerEvent::Discontinuity { reason } => {
                 warn!(rendition = rendition.unwrap_or(SOURCE), %reason, "timestamp discontinuity");
             }
-            #[allow(unreachable_patterns)]
-            _ => {}
         }
     }
 }

@@ -207,8 +207,6 @@ impl Conn {
                 }
                 Ok(())
             }
-            #[allow(unreachable_patterns)]
-            _ => Ok(()),
         }
     }
 
