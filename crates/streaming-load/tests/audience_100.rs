@@ -15,8 +15,6 @@
 //! 5. beacon-only viewers (no origin requests, as behind a CDN) are counted.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,74 +24,21 @@ use streaming_core::config::RungConfig;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_streaming-load");
+mod common;
+
+use common::{flv_fixture, load};
+
 const TOKEN: &str = "test-admin-token";
 
-fn flv_fixture(dir: &Path, seconds: u32) -> std::path::PathBuf {
-    let found = Command::new("sh")
-        .args(["-c", "command -v ffmpeg"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`ffmpeg` is required by this test; install it with `apt-get install -y ffmpeg` (scripts/test does this)"
-    );
-    let path = dir.join("fixture.flv");
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &seconds.to_string()])
-        .args([
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .args([
-            "-b:v",
-            "600k",
-            "-g",
-            "60",
-            "-keyint_min",
-            "60",
-            "-sc_threshold",
-            "0",
-        ])
-        .args([
-            "-c:a", "aac", "-b:a", "64k", "-ar", "48000", "-ac", "2", "-f", "flv",
-        ])
-        .arg(&path)
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "ffmpeg fixture: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
-async fn load(args: Vec<String>, timeout: Duration) -> (Option<i32>, Value, String) {
-    let child = tokio::process::Command::new(BIN)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn streaming-load");
-    let out = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .expect("streaming-load exceeded its time bound")
-        .expect("streaming-load output");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let summary = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
-    (out.status.code(), summary, stderr)
+/// Runs the tool (bounded); returns its exit code, JSON summary and stderr.
+async fn run(args: Vec<String>, timeout: Duration) -> (Option<i32>, Value, String) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = load(&args, timeout).await;
+    (
+        code,
+        serde_json::from_str(out.trim()).unwrap_or(Value::Null),
+        err,
+    )
 }
 
 type Log = Arc<Mutex<Vec<Value>>>;
@@ -230,7 +175,7 @@ async fn a_hundred_viewers_are_counted_alike_everywhere_and_kept() {
         base: format!("http://{http}"),
     };
 
-    let publisher = tokio::spawn(load(
+    let publisher = tokio::spawn(run(
         ["publish", "--rtmp", &rtmp, "--flv", flv.to_str().unwrap()]
             .into_iter()
             .map(String::from)
@@ -250,7 +195,7 @@ async fn a_hundred_viewers_are_counted_alike_everywhere_and_kept() {
     let run_started = chrono::Utc::now();
 
     // 1. 100 viewers, 30 switching, with beacons, for 24 s.
-    let viewers = tokio::spawn(load(
+    let viewers = tokio::spawn(run(
         [
             "viewers",
             "--url",
@@ -476,7 +421,7 @@ async fn a_hundred_viewers_are_counted_alike_everywhere_and_kept() {
     eprintln!("quality switch visible after {:?}", switched.elapsed());
 
     // 5. Beacon-only viewers (their media would come from a CDN).
-    let beaconers = tokio::spawn(load(
+    let beaconers = tokio::spawn(run(
         [
             "viewers",
             "--url",
