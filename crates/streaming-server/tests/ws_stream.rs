@@ -1,7 +1,8 @@
 //! Acceptance of `GET /ws/stream/{stream_id}`: twenty WebSocket clients connected
 //! before an FFmpeg publish get a PENDING snapshot, ACTIVE, per-second metrics
 //! with a non-zero ingest bitrate, and ENDED within 2 s of the encoder stopping;
-//! an unknown stream is 404 before the upgrade.
+//! an unknown stream is 404 before the upgrade; a client that stops reading is
+//! dropped while another keeps its 1 s metrics.
 
 mod common;
 
@@ -242,4 +243,76 @@ async fn websocket_follows_a_broadcast() {
     }
     ts.server.shutdown().await;
     eprintln!("ws_stream: {:?}", started.elapsed());
+}
+
+/// A client that stops reading (and so never answers pings) is dropped by
+/// the server within two ping intervals (30 s), while a client beside it
+/// keeps getting its metrics message every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_and_the_others_carry_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let ts = TestServer::start().await;
+    let (id, _) = ts.create_stream("slow").await;
+    let (fast, fast_task) = client(&format!("ws://{}/ws/stream/{id}", ts.server.http_addr)).await;
+
+    // The slow client: a bare upgrade, then silence.
+    let mut slow = tokio::net::TcpStream::connect(ts.server.http_addr)
+        .await
+        .unwrap();
+    let req = format!(
+        "GET /ws/stream/{id} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ts.server.http_addr
+    );
+    slow.write_all(req.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = slow.read(&mut head).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head[..n])
+    );
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(31)).await;
+
+    // The server gave up on it: what it sent drains, then the socket ends.
+    let mut buf = vec![0u8; 64 * 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match slow.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        closed,
+        "the silent client was still connected after {:?}",
+        started.elapsed()
+    );
+
+    // Meanwhile the other client got a metrics message every second.
+    let times: Vec<Instant> = of_type(&fast, "metrics")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert!(
+        times.len() >= 28,
+        "{} metrics messages in 31 s",
+        times.len()
+    );
+    let worst = times
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .max()
+        .unwrap();
+    assert!(
+        worst < Duration::from_millis(1500),
+        "a gap of {worst:?} between metrics messages"
+    );
+    fast_task.abort();
+    ts.server.shutdown().await;
 }
