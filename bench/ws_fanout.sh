@@ -32,11 +32,25 @@ KEY=$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["stream_key"])' 
 $LOAD publish --rtmp "rtmp://127.0.0.1:11946/live/$KEY" --flv "$SRC" --loop \
   --duration "$((SECS + 40))s" > "$WORK/publish.json" 2>"$WORK/publish.err" &
 sleep 5
+kill -0 "$PID" 2>/dev/null || { echo "server exited:" >&2; cat "$WORK/server.log" >&2; exit 1; }
+# Server CPU (user + system clock ticks of the process, its transcoder children
+# apart) over the WebSocket run.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+child_secs() { { ps --ppid "$PID" -o times= 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
+HZ=$(getconf CLK_TCK)
+echo "load before: $(uptime)" >&2
+C0=$(cpu_ticks "$PID"); K0=$(child_secs); T0=$(date +%s.%N)
 RAMP=$(( CLIENTS / 1000 + 1 ))
 $LOAD ws --url "ws://127.0.0.1:$PORT/ws/stream/$ID" --clients "$CLIENTS" \
   --duration "${SECS}s" --ramp "${RAMP}s" > "$WORK/ws.json"
+C1=$(cpu_ticks "$PID"); K1=$(child_secs); T1=$(date +%s.%N)
+echo "load after:  $(uptime)" >&2
+CPU=$(python3 -c 'import sys;c0,c1,hz,t0,t1=map(float,sys.argv[1:]);print(round(100*(c1-c0)/hz/(t1-t0),1))' "$C0" "$C1" "$HZ" "$T0" "$T1")
+KCPU=$(python3 -c 'import sys;k0,k1,t0,t1=map(float,sys.argv[1:]);print(round(100*(k1-k0)/(t1-t0),1))' "$K0" "$K1" "$T0" "$T1")
 RSS=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
-python3 - "$WORK/ws.json" "$RSS" <<'PY'
+RSS_NOW=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
+echo "server: $(grep -c . "$WORK/server.log" || true) log lines (RUST_LOG=warn); last: $(tail -n 2 "$WORK/server.log" | cut -c1-300)" >&2
+python3 - "$WORK/ws.json" "$RSS" "$CPU" "$KCPU" "$RSS_NOW" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 c, m = d["clients"], d["metrics_delay_ms"]
@@ -44,7 +58,10 @@ print(f"clients {c['requested']}: connected {c['connected']}, connect failures {
       f"ended early {c['ended_early']} {c['ended_early_by_kind']}")
 print(f"metrics messages {d['metrics_messages']}  delay ms p50 {m['p50']} p90 {m['p90']} p99 {m['p99']} "
       f"max {m['max']}  messages/client {d['messages_per_client']}")
-print(f"server peak RSS {int(sys.argv[2]) // 1024} MiB")
+print(f"server peak RSS {int(sys.argv[2]) // 1024} MiB (at end {int(sys.argv[5]) // 1024} MiB); "
+      f"server CPU during the run {sys.argv[3]}% of one core (transcoder children {sys.argv[4]}%)")
 d["server_peak_rss_kib"] = int(sys.argv[2])
+d["server_cpu_percent"] = float(sys.argv[3])
+d["transcoder_cpu_percent"] = float(sys.argv[4])
 print(json.dumps(d))
 PY

@@ -137,6 +137,18 @@ pub fn ms_to_utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// The `metrics` WebSocket text of a sample, for the `collector` bench
+/// (the serialiser itself is crate-private).
+#[doc(hidden)]
+pub fn bench_metrics_text(
+    s: &StreamMetrics,
+    status: streaming_core::model::StreamStatus,
+    qualities: Vec<String>,
+    tick_ms: i64,
+) -> axum::extract::ws::Utf8Bytes {
+    crate::http::ws::metrics_text(s, status, qualities, tick_ms)
+}
+
 /// Bytes over milliseconds as kbit/s.
 fn kbps(bytes: u64, ms: i64) -> u64 {
     if ms <= 0 {
