@@ -112,6 +112,9 @@ pub(crate) fn mpd_text(
     state: &DeliveryState,
     sid: Option<Uuid>,
 ) -> Option<String> {
+    if super::hls::audio_pending(st) {
+        return None;
+    }
     // In CDN mode segment URLs carry no `sid`; the MPD refresh URL
     // (`Location`) still does, so DASH viewers are counted by their refreshes.
     let location_sid = sid;

@@ -32,6 +32,18 @@ pub(crate) fn playable(r: &Rendition) -> bool {
     !r.inits.is_empty() && !r.segments.is_empty()
 }
 
+/// The source announced audio (its init is stored) but its first segment is
+/// not out yet. A master playlist or MPD written now would offer video only,
+/// and players read the master once: better answer "no media yet" for the
+/// few milliseconds between the first video and the first audio segment.
+pub(crate) fn audio_pending(st: &StreamMediaState) -> bool {
+    !st.ended
+        && st
+            .renditions
+            .get(AUDIO)
+            .is_some_and(|r| !r.inits.is_empty() && r.segments.is_empty())
+}
+
 pub async fn master(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
@@ -83,6 +95,9 @@ pub(crate) fn video_renditions(st: &StreamMediaState) -> Vec<(&str, &Rendition)>
 }
 
 pub(crate) fn master_text(st: &StreamMediaState, sid: Option<Uuid>) -> Option<String> {
+    if audio_pending(st) {
+        return None;
+    }
     let videos = video_renditions(st);
     let audio = st.renditions.get(AUDIO).filter(|r| playable(r));
     if videos.is_empty() && audio.is_none() {
@@ -321,6 +336,68 @@ pub(crate) fn media_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use streaming_core::store::{RenditionInfo, StoredSegment};
+
+    fn rendition(kind: RenditionKind, codec: &str, segments: u64) -> Rendition {
+        Rendition {
+            info: RenditionInfo {
+                kind,
+                codec: codec.into(),
+                timescale: 1000,
+                width: Some(640).filter(|_| kind == RenditionKind::Video),
+                height: Some(360).filter(|_| kind == RenditionKind::Video),
+                frame_rate: None,
+                sample_rate: None,
+                channels: Some(2).filter(|_| kind == RenditionKind::Audio),
+            },
+            inits: [(1, Bytes::from_static(b"init"))].into(),
+            segments: (0..segments)
+                .map(|n| StoredSegment {
+                    number: n,
+                    start: n * 2000,
+                    duration: 2000,
+                    timescale: 1000,
+                    data: Bytes::from_static(b"media"),
+                    discontinuity: false,
+                    init_version: 1,
+                    program_date_time_ms: 0,
+                })
+                .collect(),
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn no_master_while_the_announced_audio_has_no_segment() {
+        let mut st = StreamMediaState {
+            renditions: Default::default(),
+            ended: false,
+            availability_start_ms: 0,
+            updated_ms: 0,
+            discontinuity_sequence: Default::default(),
+        };
+        st.renditions.insert(
+            SOURCE.into(),
+            rendition(RenditionKind::Video, "avc1.42c01f", 1),
+        );
+        st.renditions.insert(
+            AUDIO.into(),
+            rendition(RenditionKind::Audio, "mp4a.40.2", 0),
+        );
+        assert!(
+            master_text(&st, None).is_none(),
+            "video-only master offered"
+        );
+        st.renditions.insert(
+            AUDIO.into(),
+            rendition(RenditionKind::Audio, "mp4a.40.2", 1),
+        );
+        let m = master_text(&st, None).unwrap();
+        assert!(m.contains("avc1.42c01f,mp4a.40.2"), "{m}");
+        // A video-only broadcast (no audio announced) is served at once.
+        st.renditions.remove(AUDIO);
+        assert!(master_text(&st, None).is_some());
+    }
 
     #[test]
     fn file_names() {
