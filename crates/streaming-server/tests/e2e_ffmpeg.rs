@@ -127,7 +127,7 @@ async fn ffmpeg_publish_is_served_as_hls_and_dash() {
         "status ENDED persisted"
     );
     let mpd = ts
-        .get_text(&format!("/dash/{id}/manifest.mpd"))
+        .get_manifest(&format!("/dash/{id}/manifest.mpd"))
         .await
         .unwrap();
     assert!(mpd.contains("type=\"static\""), "MPD turns static: {mpd}");

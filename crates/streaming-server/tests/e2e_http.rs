@@ -107,6 +107,9 @@ async fn delivery_headers_and_errors_on_a_live_stream() {
     // later broadcast of the stream may bring another decoder configuration.
     let live = "max-age=1";
     let forever = "immutable";
+    ts.get_manifest(&format!("/hls/{id}/master.m3u8"))
+        .await
+        .expect("master playlist (audio and video out)");
     let cases = [
         (
             format!("/hls/{id}/master.m3u8"),

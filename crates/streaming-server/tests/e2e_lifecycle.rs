@@ -138,7 +138,7 @@ async fn second_encoder_takes_over_and_playlists_continue() {
     }
     assert_eq!(ts.status(id).await, "ACTIVE", "status while B publishes");
     assert!(
-        ts.get_text(&format!("/hls/{id}/master.m3u8"))
+        ts.get_manifest(&format!("/hls/{id}/master.m3u8"))
             .await
             .is_some(),
         "master playlist still served after the takeover"

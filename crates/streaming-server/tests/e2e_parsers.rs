@@ -351,7 +351,7 @@ async fn independent_parsers_accept_playlists_manifests_and_segments() {
 
     // --- HLS, read by m3u8-rs -------------------------------------------
     let master = parse_master(
-        &ts.get_text(&format!("/hls/{id}/master.m3u8"))
+        &ts.get_manifest(&format!("/hls/{id}/master.m3u8"))
             .await
             .unwrap(),
     );
@@ -436,7 +436,7 @@ async fn independent_parsers_accept_playlists_manifests_and_segments() {
     // --- the live MPD, read by dash-mpd-core ------------------------------
     let mpd_url = ts.url(&format!("/dash/{id}/manifest.mpd"));
     let live = parse_mpd(
-        &ts.get_text(&format!("/dash/{id}/manifest.mpd"))
+        &ts.get_manifest(&format!("/dash/{id}/manifest.mpd"))
             .await
             .unwrap(),
     );

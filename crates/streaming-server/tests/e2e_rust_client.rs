@@ -138,6 +138,9 @@ async fn verify_vod(ts: &TestServer, id: Uuid, published: f64, case: &str) {
 /// ffprobe on the master playlist reports h264 320x240 + aac, and FFmpeg
 /// decodes the whole stream through it without an error.
 async fn verify_master(ts: &TestServer, id: Uuid) {
+    ts.get_manifest(&format!("/hls/{id}/master.m3u8"))
+        .await
+        .expect("master playlist");
     let master = ts.url(&format!("/hls/{id}/master.m3u8"));
     let (ok, out, err) = run(
         "ffprobe",

@@ -59,12 +59,12 @@ async fn metrics_follow_a_broadcast_and_forget_it_when_it_ends() {
         .await
         .expect("media playlist with a segment");
     assert!(
-        ts.get_text(&format!("/hls/{id}/master.m3u8"))
+        ts.get_manifest(&format!("/hls/{id}/master.m3u8"))
             .await
             .is_some()
     );
     assert!(
-        ts.get_text(&format!("/dash/{id}/manifest.mpd"))
+        ts.get_manifest(&format!("/dash/{id}/manifest.mpd"))
             .await
             .is_some()
     );

@@ -322,7 +322,7 @@ async fn cdn_mode_keeps_segment_urls_shared() {
     );
     // The MPD: templates without sid, refresh URL (Location) with it.
     let mpd = ts
-        .get_text(&format!("/dash/{id}/manifest.mpd"))
+        .get_manifest(&format!("/dash/{id}/manifest.mpd"))
         .await
         .expect("MPD");
     assert!(mpd.contains("<Location>manifest.mpd?sid="), "{mpd}");

@@ -140,6 +140,13 @@ impl TestServer {
         None
     }
 
+    /// A master playlist or MPD: polled for up to 5 s, since neither is
+    /// served between the first video segment and the first audio one.
+    pub async fn get_manifest(&self, path: &str) -> Option<String> {
+        self.wait_for_text(path, Duration::from_secs(5), |_| true)
+            .await
+    }
+
     pub async fn status(&self, id: Uuid) -> String {
         self.server
             .repo
