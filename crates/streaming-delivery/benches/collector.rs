@@ -29,7 +29,7 @@ use streaming_core::model::{StreamMetrics, StreamStatus};
 use streaming_core::sessions::{Beacon, ViewerSessions};
 use streaming_core::store::SegmentStore;
 use streaming_delivery::LiveFeed;
-use streaming_delivery::collector::{Collector, LiveInput, bench_metrics_text, ms_to_utc};
+use streaming_delivery::collector::{Collector, bench_metrics_text, live_inputs, ms_to_utc};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -168,28 +168,7 @@ impl World {
         let t = ph.add(0, t);
 
         let store = &self.store;
-        let live: HashMap<Uuid, LiveInput> = self
-            .metrics
-            .live_totals()
-            .into_iter()
-            .map(|(id, totals)| {
-                let newest_segment = store.get(id).and_then(|m| {
-                    m.with(|st| {
-                        st.renditions
-                            .get("source")
-                            .and_then(|r| r.segments.back())
-                            .map(|s| s.number)
-                    })
-                });
-                (
-                    id,
-                    LiveInput {
-                        totals,
-                        newest_segment,
-                    },
-                )
-            })
-            .collect();
+        let live = live_inputs(&self.metrics, store);
         let t = ph.add(1, t);
 
         let samples = self.collector.tick(at_ms, &live, &sweep.audiences);

@@ -5,11 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use streaming_core::config::RungConfig;
-
 mod common;
 
-use common::{flv_fixture, load};
+use common::{config_with_240p, flv_fixture, load};
 
 fn summary(stdout: &str, stderr: &str) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
@@ -30,23 +28,7 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Option<String> {
 async fn viewers_and_publisher_against_a_live_stream() {
     let dir = tempfile::tempdir().unwrap();
     let flv = flv_fixture(dir.path(), 15);
-    let config = streaming_core::config::Config {
-        rtmp_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        admin_token: Some("test-admin-token".into()),
-        transcode: streaming_core::config::TranscodeConfig {
-            preset: "ultrafast".into(),
-            rungs: vec![RungConfig {
-                name: "240p".into(),
-                height: 240,
-                video_kbps: 300,
-                max_fps: 30.0,
-            }],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let config = config_with_240p(dir.path(), "test-admin-token");
     let server = streaming_server::start(config)
         .await
         .expect("server starts");

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::Value;
-use streaming_core::config::RungConfig;
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 mod common;
 
-use common::{flv_fixture, load};
+use common::{config_with_240p, flv_fixture, load};
 
 const TOKEN: &str = "test-admin-token";
 
@@ -137,27 +136,8 @@ async fn wait_for(timeout: Duration, mut pred: impl AsyncFnMut() -> bool) -> boo
 async fn a_hundred_viewers_are_counted_alike_everywhere_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let flv = flv_fixture(dir.path(), 10);
-    let config = streaming_core::config::Config {
-        rtmp_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.path().join("data"),
-        admin_token: Some(TOKEN.into()),
-        transcode: streaming_core::config::TranscodeConfig {
-            preset: "ultrafast".into(),
-            rungs: vec![RungConfig {
-                name: "240p".into(),
-                height: 240,
-                video_kbps: 300,
-                max_fps: 30.0,
-            }],
-            ..Default::default()
-        },
-        metrics: streaming_core::config::MetricsConfig {
-            flush_secs: 2,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let mut config = config_with_240p(dir.path(), TOKEN);
+    config.metrics.flush_secs = 2;
     let server = streaming_server::start(config)
         .await
         .expect("server starts");

@@ -165,6 +165,35 @@ pub struct LiveInput {
     pub newest_segment: Option<u64>,
 }
 
+/// The inputs of a tick: every live stream's running totals and its newest
+/// source segment number (what both the driver and the bench feed [`Collector::tick`]).
+pub fn live_inputs(
+    metrics: &streaming_core::metrics::Metrics,
+    store: &streaming_core::store::SegmentStore,
+) -> HashMap<Uuid, LiveInput> {
+    metrics
+        .live_totals()
+        .into_iter()
+        .map(|(id, totals)| {
+            let newest_segment = store.get(id).and_then(|m| {
+                m.with(|st| {
+                    st.renditions
+                        .get(crate::packaging::SOURCE)
+                        .and_then(|r| r.segments.back())
+                        .map(|s| s.number)
+                })
+            });
+            (
+                id,
+                LiveInput {
+                    totals,
+                    newest_segment,
+                },
+            )
+        })
+        .collect()
+}
+
 /// The sans-IO collector (see the module docs).
 #[derive(Debug, Default)]
 pub struct Collector {

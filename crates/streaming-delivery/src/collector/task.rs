@@ -26,10 +26,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-use super::{Collector, LiveInput};
+use super::{Collector, live_inputs};
 use crate::http::ws::{metrics_text, qualities_of};
 use crate::live::LiveFeed;
-use crate::packaging::SOURCE;
 
 /// Writes queued before the writer counts as stuck.
 const WRITE_QUEUE: usize = 64;
@@ -169,28 +168,7 @@ fn tick(
         deps.metrics
             .set_concurrent_viewers(*id, i64::try_from(*n).unwrap_or(i64::MAX));
     }
-    let live: HashMap<Uuid, LiveInput> = deps
-        .metrics
-        .live_totals()
-        .into_iter()
-        .map(|(id, totals)| {
-            let newest_segment = deps.store.get(id).and_then(|m| {
-                m.with(|st| {
-                    st.renditions
-                        .get(SOURCE)
-                        .and_then(|r| r.segments.back())
-                        .map(|s| s.number)
-                })
-            });
-            (
-                id,
-                LiveInput {
-                    totals,
-                    newest_segment,
-                },
-            )
-        })
-        .collect();
+    let live = live_inputs(&deps.metrics, &deps.store);
     let samples = collector.tick(at_ms, &live, &sweep.audiences);
     let qualities = |id: Uuid| {
         deps.store

@@ -74,3 +74,25 @@ pub async fn load(args: &[&str], timeout: Duration) -> (Option<i32>, String, Str
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A loopback server config with a temporary data dir, the given admin token
+/// and one 240p rung (ultrafast x264), so viewers have two qualities.
+pub fn config_with_240p(dir: &Path, admin_token: &str) -> streaming_core::config::Config {
+    streaming_core::config::Config {
+        rtmp_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        admin_token: Some(admin_token.into()),
+        transcode: streaming_core::config::TranscodeConfig {
+            preset: "ultrafast".into(),
+            rungs: vec![streaming_core::config::RungConfig {
+                name: "240p".into(),
+                height: 240,
+                video_kbps: 300,
+                max_fps: 30.0,
+            }],
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
