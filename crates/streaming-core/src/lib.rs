@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod hub;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod repo;

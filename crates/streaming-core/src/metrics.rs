@@ -18,6 +18,8 @@
 //! | `streaming_concurrent_viewers` | gauge | `stream_id` |
 //! | `streaming_buffering_ratio` | gauge (f64) | `stream_id` |
 //! | `streaming_viewers_by_quality` | gauge | `stream_id`, `rendition` |
+//! | `streaming_limit_hits_total` | counter | `kind` (which limit tripped, see [`crate::limits::LimitKind`]) |
+//! | `streaming_open_connections` | gauge | `surface` (`rtmp`, `rtmp_pending`, `http`, `websocket`) |
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -82,6 +84,11 @@ struct KindLabels {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SurfaceLabels {
+    surface: &'static str,
+}
+
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 fn duration_histogram() -> Histogram {
@@ -106,6 +113,8 @@ struct Inner {
     viewers_by_quality: Family<RenditionLabels, Gauge>,
     /// Qualities with a `viewers_by_quality` series, per stream.
     qualities: Mutex<HashMap<Uuid, Vec<String>>>,
+    limit_hits: Family<KindLabels, Counter>,
+    open_connections: Family<SurfaceLabels, Gauge>,
 }
 
 /// Running totals of one live stream (see [`Metrics::live_totals`]).
@@ -162,6 +171,23 @@ impl Metrics {
         let concurrent_viewers = Family::<StreamLabels, Gauge>::default();
         let buffering_ratio = Family::<StreamLabels, F64Gauge>::default();
         let viewers_by_quality = Family::<RenditionLabels, Gauge>::default();
+        let limit_hits = Family::<KindLabels, Counter>::default();
+        let open_connections = Family::<SurfaceLabels, Gauge>::default();
+        registry.register(
+            "streaming_limit_hits",
+            "Times a limit tripped (a timeout, cap or rate limit cut off or refused a client), by kind",
+            limit_hits.clone(),
+        );
+        registry.register(
+            "streaming_open_connections",
+            "Connections open now, by surface (rtmp, rtmp_pending, http, websocket)",
+            open_connections.clone(),
+        );
+        for kind in crate::limits::LimitKind::ALL {
+            drop(limit_hits.get_or_create(&KindLabels {
+                kind: kind.as_str(),
+            }));
+        }
         registry.register(
             "streaming_viewers_by_quality",
             "Viewers watching a stream now, by the rendition they play",
@@ -234,8 +260,34 @@ impl Metrics {
                 transcoder_speed,
                 concurrent_viewers,
                 buffering_ratio,
+                limit_hits,
+                open_connections,
             }),
         }
+    }
+
+    /// A limit tripped (see [`crate::limits::Limits::trip`], which also logs).
+    pub fn limit_hit(&self, kind: &'static str) {
+        self.inner
+            .limit_hits
+            .get_or_create(&KindLabels { kind })
+            .inc();
+    }
+
+    /// How often the limit `kind` tripped so far.
+    pub fn limit_hits(&self, kind: &'static str) -> u64 {
+        self.inner
+            .limit_hits
+            .get_or_create(&KindLabels { kind })
+            .get()
+    }
+
+    /// The gauge of open connections of a surface (`rtmp`, `http`, …).
+    pub fn open_connections(&self, surface: &'static str) -> Gauge {
+        self.inner
+            .open_connections
+            .get_or_create(&SurfaceLabels { surface })
+            .clone()
     }
 
     fn is_live(&self, id: Uuid) -> bool {

@@ -28,7 +28,7 @@ async fn get_text(client: &reqwest::Client, url: &str) -> Option<String> {
 async fn viewers_and_publisher_against_a_live_stream() {
     let dir = tempfile::tempdir().unwrap();
     let flv = flv_fixture(dir.path(), 15);
-    let config = config_with_240p(dir.path(), "test-admin-token");
+    let config = config_with_240p(dir.path(), "test-admin-token-0123456789abcdef");
     let server = streaming_server::start(config)
         .await
         .expect("server starts");

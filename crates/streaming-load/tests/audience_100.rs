@@ -27,7 +27,7 @@ mod common;
 
 use common::{config_with_240p, flv_fixture, load};
 
-const TOKEN: &str = "test-admin-token";
+const TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// Runs the tool (bounded); returns its exit code, JSON summary and stderr.
 async fn run(args: Vec<String>, timeout: Duration) -> (Option<i32>, Value, String) {

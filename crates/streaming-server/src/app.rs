@@ -6,8 +6,6 @@
 //! for those tasks, then stop HTTP. The whole sequence is bounded (5 s).
 
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,42 +88,14 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// The admin token: configured, else kept in the data dir (created 0600 once).
-fn admin_token(config: &Config) -> anyhow::Result<String> {
-    if let Some(t) = config.admin_token.as_deref().filter(|t| !t.is_empty()) {
-        return Ok(t.to_string());
-    }
-    let path = config.data_dir.join("admin_token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_string());
-    }
-    let token = streaming_core::keys::generate()
-        .plaintext
-        .replacen("sk_", "adm_", 1);
-    write_secret(&path, &token)?;
-    println!(
-        "Generated the admin API token (saved to {}, shown once): {token}",
-        path.display()
-    );
-    Ok(token)
-}
-
-fn write_secret(path: &Path, value: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(value.as_bytes())?;
-    Ok(())
-}
-
 /// Starts every role; returns once the listeners are bound.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let repo = open_repo(&config).await?;
-    let admin_token = admin_token(&config)?;
+    let admin_token = crate::secrets::load_or_generate(
+        &crate::secrets::ADMIN_TOKEN,
+        config.admin_token.as_ref(),
+        &config.data_dir,
+    )?;
     let events = EventBus::default();
     let hub = StreamHub::new();
     let store = SegmentStore::new(

@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod keys_cmd;
 pub mod logging;
+pub mod secrets;
 pub mod settings;
 
 pub use app::{RunningServer, start};

@@ -180,7 +180,7 @@ fn last_segment(playlist: &str) -> u64 {
 async fn postgres_outage_while_live() {
     let pg = OwnPostgres::start();
     let url = pg.url();
-    let ts = TestServer::start_with(|c| c.database_url = Some(url)).await;
+    let ts = TestServer::start_with(|c| c.database_url = Some(url.into())).await;
     assert_eq!(ts.server.repo.backend(), "postgres");
     let (status, _, created) = send_json(
         ts.admin(Method::POST, "/api/v1/streams")

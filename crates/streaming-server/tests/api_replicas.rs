@@ -19,8 +19,8 @@ use uuid::Uuid;
 async fn postgres_two_servers_share_one_database() {
     let db = ScratchDatabase::create().await;
     let url = db.url().to_string();
-    let a = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
-    let b = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
+    let a = TestServer::start_with(|c| c.database_url = Some(url.clone().into())).await;
+    let b = TestServer::start_with(|c| c.database_url = Some(url.clone().into())).await;
 
     let (status, _, created) = send_json(
         a.admin(Method::POST, "/api/v1/streams")

@@ -31,7 +31,7 @@ async fn schemathesis_finds_nothing(backend: Backend) {
         "run",
         &schema,
         "--header",
-        "Authorization: Bearer test-admin-token",
+        "Authorization: Bearer test-admin-token-0123456789abcdef",
         "--checks",
         "all",
         "--max-examples",

@@ -325,7 +325,7 @@ async fn auth_and_problem_documents(ts: BackendServer) {
         for auth in [
             None,
             Some("Bearer wrong"),
-            Some("test-admin-token"),
+            Some("test-admin-token-0123456789abcdef"),
             Some("Basic dGVzdA=="),
         ] {
             let mut req = ts

@@ -349,7 +349,11 @@ async fn admin_api_creates_streams_whose_keys_publish() {
     let body = serde_json::json!({ "name": "from the API" });
 
     // No token, a wrong token: 401 problem documents, nothing created.
-    for auth in [None, Some("Bearer wrong-token"), Some("test-admin-token")] {
+    for auth in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("test-admin-token-0123456789abcdef"),
+    ] {
         let mut req = ts.client.post(&create).json(&body);
         if let Some(a) = auth {
             req = req.header("authorization", a);
@@ -376,7 +380,7 @@ async fn admin_api_creates_streams_whose_keys_publish() {
     let resp = ts
         .client
         .post(&create)
-        .header("authorization", "Bearer test-admin-token")
+        .header("authorization", "Bearer test-admin-token-0123456789abcdef")
         .json(&body)
         .send()
         .await
@@ -405,7 +409,7 @@ async fn admin_api_creates_streams_whose_keys_publish() {
     let listed = ts
         .client
         .get(&create)
-        .header("authorization", "Bearer test-admin-token")
+        .header("authorization", "Bearer test-admin-token-0123456789abcdef")
         .send()
         .await
         .unwrap();

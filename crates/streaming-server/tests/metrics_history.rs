@@ -24,7 +24,7 @@ async fn start(backend: Backend) -> BackendServer {
     };
     let url = db.as_ref().map(|d| d.url().to_string());
     let ts = TestServer::start_with(|c| {
-        c.database_url = url;
+        c.database_url = url.map(Into::into);
         c.metrics.flush_secs = 1;
     })
     .await;

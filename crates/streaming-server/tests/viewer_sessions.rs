@@ -171,7 +171,7 @@ async fn ten_viewers_are_counted_everywhere_and_persisted() {
     let admin = |path: String| {
         ts.client
             .get(ts.url(&path))
-            .bearer_auth("test-admin-token")
+            .bearer_auth("test-admin-token-0123456789abcdef")
             .send()
     };
     let detail: Value = admin(format!("/api/v1/streams/{id}"))

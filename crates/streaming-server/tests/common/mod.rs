@@ -3,6 +3,8 @@
 //! peers (FFmpeg, ffprobe, GStreamer, Chromium).
 #![allow(dead_code)]
 
+pub mod abuse;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,7 +57,7 @@ impl TestServer {
             rtmp_addr: "127.0.0.1:0".parse().unwrap(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
-            admin_token: Some("test-admin-token".into()),
+            admin_token: Some("test-admin-token-0123456789abcdef".into()),
             ..Config::default()
         };
         tweak(&mut config);
@@ -740,7 +742,7 @@ impl TestServer {
             }
         };
         let url = db.as_ref().map(|d| d.url().to_string());
-        let ts = TestServer::start_with(|c| c.database_url = url).await;
+        let ts = TestServer::start_with(|c| c.database_url = url.map(Into::into)).await;
         assert_eq!(
             ts.server.repo.backend(),
             match backend {
@@ -751,11 +753,11 @@ impl TestServer {
         BackendServer { ts, backend, db }
     }
 
-    /// An admin request (`Authorization: Bearer test-admin-token`).
+    /// An admin request (`Authorization: Bearer test-admin-token-0123456789abcdef`).
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
             .request(method, self.url(path))
-            .header("authorization", "Bearer test-admin-token")
+            .header("authorization", "Bearer test-admin-token-0123456789abcdef")
     }
 }
 
