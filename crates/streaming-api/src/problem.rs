@@ -24,6 +24,8 @@ pub enum ProblemKind {
     InvalidQuery,
     /// 401: no valid admin bearer token.
     Unauthorized,
+    /// 403: the credential is not valid for this (e.g. a session id the server did not sign).
+    Forbidden,
     /// 404: no such stream, key or route.
     NotFound,
     /// 405: the path exists, the method does not.
@@ -38,17 +40,24 @@ pub enum ProblemKind {
     UnsupportedMediaType,
     /// 422: well-formed JSON with an invalid value (e.g. an empty name).
     InvalidInput,
+    /// 429: too many requests from this address (or session); see `Retry-After`.
+    RateLimited,
     /// 500: a bug; the log has the details.
     Internal,
     /// 503: the database cannot be reached; retry later.
     DatabaseUnavailable,
+    /// 503: a capacity limit of this node is reached; see `Retry-After`.
+    Overloaded,
 }
 
 impl ProblemKind {
-    pub const ALL: [ProblemKind; 12] = [
+    pub const ALL: [ProblemKind; 15] = [
         ProblemKind::InvalidBody,
         ProblemKind::InvalidQuery,
         ProblemKind::Unauthorized,
+        ProblemKind::Forbidden,
+        ProblemKind::RateLimited,
+        ProblemKind::Overloaded,
         ProblemKind::NotFound,
         ProblemKind::MethodNotAllowed,
         ProblemKind::InvalidTransition,
@@ -66,6 +75,9 @@ impl ProblemKind {
             ProblemKind::InvalidBody => "invalid-body",
             ProblemKind::InvalidQuery => "invalid-query",
             ProblemKind::Unauthorized => "unauthorized",
+            ProblemKind::Forbidden => "forbidden",
+            ProblemKind::RateLimited => "rate-limited",
+            ProblemKind::Overloaded => "overloaded",
             ProblemKind::NotFound => "not-found",
             ProblemKind::MethodNotAllowed => "method-not-allowed",
             ProblemKind::InvalidTransition => "invalid-transition",
@@ -82,6 +94,9 @@ impl ProblemKind {
         match self {
             ProblemKind::InvalidBody | ProblemKind::InvalidQuery => StatusCode::BAD_REQUEST,
             ProblemKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ProblemKind::Forbidden => StatusCode::FORBIDDEN,
+            ProblemKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ProblemKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::NotFound => StatusCode::NOT_FOUND,
             ProblemKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProblemKind::InvalidTransition | ProblemKind::Conflict => StatusCode::CONFLICT,
@@ -98,6 +113,9 @@ impl ProblemKind {
             ProblemKind::InvalidBody => "Invalid request body",
             ProblemKind::InvalidQuery => "Invalid query parameter",
             ProblemKind::Unauthorized => "Unauthorized",
+            ProblemKind::Forbidden => "Forbidden",
+            ProblemKind::RateLimited => "Too many requests",
+            ProblemKind::Overloaded => "Overloaded",
             ProblemKind::NotFound => "Not found",
             ProblemKind::MethodNotAllowed => "Method not allowed",
             ProblemKind::InvalidTransition => "Invalid stream state transition",
@@ -120,7 +138,7 @@ impl ProblemKind {
 #[schema(title = "Problem")]
 pub struct Problem {
     /// Stable identifier of the kind of problem:
-    /// `https://streaming.invalid/problems/{unauthorized|not-found|invalid-body|invalid-query|invalid-input|invalid-transition|conflict|method-not-allowed|payload-too-large|unsupported-media-type|database-unavailable|internal}`.
+    /// `https://streaming.invalid/problems/{unauthorized|forbidden|rate-limited|overloaded|not-found|invalid-body|invalid-query|invalid-input|invalid-transition|conflict|method-not-allowed|payload-too-large|unsupported-media-type|database-unavailable|internal}`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Short summary, fixed per `type`.
@@ -133,6 +151,10 @@ pub struct Problem {
     #[serde(skip)]
     #[schema(ignore)]
     code: ProblemKind,
+    /// Seconds for `Retry-After` (429, 503).
+    #[serde(skip)]
+    #[schema(ignore)]
+    retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -143,7 +165,20 @@ impl Problem {
             status: kind.status().as_u16(),
             detail: detail.into(),
             code: kind,
+            retry_after: None,
         }
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn rate_limited(detail: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self::new(ProblemKind::RateLimited, detail).retry_after(retry_after)
+    }
+
+    /// Sets `Retry-After` (whole seconds, rounded up, at least 1).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     pub fn kind(&self) -> ProblemKind {
@@ -166,14 +201,17 @@ impl IntoResponse for Problem {
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        match self.code {
-            ProblemKind::Unauthorized => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            ProblemKind::DatabaseUnavailable => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            }
-            _ => {}
+        if self.code == ProblemKind::Unauthorized {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        let retry = match (self.retry_after, self.code) {
+            (Some(s), _) => Some(s),
+            (None, ProblemKind::DatabaseUnavailable | ProblemKind::Overloaded) => Some(5),
+            (None, ProblemKind::RateLimited) => Some(1),
+            _ => None,
+        };
+        if let Some(s) = retry {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         resp
     }
@@ -255,6 +293,10 @@ mod tests {
             resp.headers()[header::CONTENT_TYPE],
             "application/problem+json"
         );
+        let resp = Problem::rate_limited("slow down", std::time::Duration::from_millis(1500))
+            .into_response();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
     }
 
     #[test]
