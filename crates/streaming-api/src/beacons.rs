@@ -8,10 +8,8 @@
 //! and its beacons in one session. Public (players hold no token); CORS is
 //! open so players on other origins may send them.
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use streaming_core::sessions::{Beacon, BeaconError};
 use tracing::{debug, info};
@@ -197,38 +195,6 @@ pub async fn events(
     }
     debug!(session = %sid, events = list.len(), "beacons recorded");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Open CORS for the beacon route (players may live on other origins): the
-/// preflight is answered here, every answer carries the allow headers.
-pub async fn cors(req: Request, next: Next) -> Response {
-    let is_beacon = req.uri().path().starts_with("/api/v1/sessions/");
-    if !is_beacon {
-        return next.run(req).await;
-    }
-    let mut resp = if req.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(req).await
-    };
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    resp
 }
 
 #[cfg(test)]

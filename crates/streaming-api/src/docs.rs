@@ -44,6 +44,10 @@ pub enum AdminErrors {
     /// No such stream or key.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
+    /// Too many requests from this address; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
+    RateLimited(Problem),
     /// The database is unavailable; retry later.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
@@ -72,6 +76,10 @@ pub enum BodyErrors {
     /// Well-formed JSON with an invalid value.
     #[response(status = 422, content_type = "application/problem+json")]
     InvalidInput(Problem),
+    /// Too many requests from this address; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
+    RateLimited(Problem),
     /// The database is unavailable; retry later.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
@@ -99,6 +107,10 @@ pub enum BeaconErrors {
     /// Well-formed JSON that is not an event (unknown `type`, missing field).
     #[response(status = 422, content_type = "application/problem+json")]
     InvalidInput(Problem),
+    /// Too many requests from this address; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
+    RateLimited(Problem),
     /// The database is unavailable; retry later.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),
@@ -111,6 +123,10 @@ pub enum PublicErrors {
     /// No such stream.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(Problem),
+    /// Too many requests from this address; see `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
+    RateLimited(Problem),
     /// The database is unavailable; retry later.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(Problem),

@@ -111,18 +111,28 @@ impl FromRequestParts<ApiState> for Admin {
                     .eq_ignore_ascii_case("bearer")
                     .then_some(token.trim())
             });
+        // An address over its failed-token budget is not even checked.
+        if let Some(p) = state
+            .guard
+            .admin_refused(crate::guard::client_of(&parts.extensions))
+        {
+            return Err(p);
+        }
         // Hashing first makes the comparison constant-time in the length too.
         let ok = match (&state.admin_token, presented) {
             (Some(expected), Some(p)) => bool::from(keys::hash(expected).ct_eq(&keys::hash(p))),
             _ => false,
         };
         if ok {
-            Ok(Admin)
-        } else {
-            Err(Problem::new(
-                ProblemKind::Unauthorized,
-                "a valid admin bearer token is required (Authorization: Bearer <token>)",
-            ))
+            return Ok(Admin);
         }
+        let ip = crate::guard::client_of(&parts.extensions);
+        if let Some(p) = state.guard.admin_failed(ip) {
+            return Err(p);
+        }
+        Err(Problem::new(
+            ProblemKind::Unauthorized,
+            "a valid admin bearer token is required (Authorization: Bearer <token>)",
+        ))
     }
 }

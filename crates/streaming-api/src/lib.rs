@@ -13,6 +13,7 @@
 mod beacons;
 mod docs;
 mod extract;
+pub mod guard;
 mod health;
 mod history;
 mod insights;
@@ -64,6 +65,10 @@ pub struct ApiState {
     pub sessions: ViewerSessions,
     /// Inputs of `/ready` besides the database.
     pub readiness: Readiness,
+    /// Per-address rate limits, failed-token budget and CORS rules.
+    pub guard: Arc<guard::Guard>,
+    /// Largest API request body (bytes); beacons have their own, smaller limit.
+    pub max_body_bytes: usize,
 }
 
 /// What `/ready` reports besides the database.
@@ -145,11 +150,17 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The API's routes (merge them with delivery's into the server's router).
 pub fn router(state: ApiState) -> Router {
     let (api, doc) = parts();
+    let guard = state.guard.clone();
+    let body_limit = state.max_body_bytes;
     let api = api
         .route("/api/v1", any(docs::unknown_route))
         .route("/api/v1/{*rest}", any(docs::unknown_route))
         .method_not_allowed_fallback(docs::method_not_allowed)
-        .layer(axum::middleware::from_fn(beacons::cors))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state);
     api.merge(docs::router(doc))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            guard::middleware,
+        ))
 }

@@ -295,7 +295,8 @@ pub struct AddrSlots {
 /// One held slot; dropping it frees it.
 #[derive(Debug)]
 pub struct Slot {
-    key: IpAddr,
+    /// `None`: a slot that counts towards the total only.
+    key: Option<IpAddr>,
     inner: Arc<Mutex<SlotsInner>>,
 }
 
@@ -303,10 +304,11 @@ impl Drop for Slot {
     fn drop(&mut self) {
         let mut inner = lock(&self.inner);
         inner.total = inner.total.saturating_sub(1);
-        if let Some(n) = inner.per_addr.get_mut(&self.key) {
+        let Some(key) = self.key else { return };
+        if let Some(n) = inner.per_addr.get_mut(&key) {
             *n -= 1;
             if *n == 0 {
-                inner.per_addr.remove(&self.key);
+                inner.per_addr.remove(&key);
             }
         }
     }
@@ -336,7 +338,21 @@ impl AddrSlots {
         inner.total += 1;
         inner.per_addr.insert(key, held + 1);
         Ok(Slot {
-            key,
+            key: Some(key),
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Takes a slot that counts towards the total only (a trusted proxy,
+    /// which speaks for many clients).
+    pub fn try_acquire_unlimited(&self, _ip: IpAddr) -> Result<Slot, SlotRefused> {
+        let mut inner = lock(&self.inner);
+        if inner.total >= self.max_total {
+            return Err(SlotRefused::Total);
+        }
+        inner.total += 1;
+        Ok(Slot {
+            key: None,
             inner: self.inner.clone(),
         })
     }
@@ -353,6 +369,48 @@ impl AddrSlots {
             .get(&addr_key(ip))
             .copied()
             .unwrap_or(0)
+    }
+}
+
+/// Origins allowed by one CORS rule (`cors.playback_origins`,
+/// `cors.admin_origins`): `"*"` for any, else exact origins
+/// (scheme://host[:port], case-insensitive).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    any: bool,
+    list: Vec<String>,
+}
+
+impl Origins {
+    pub fn new(configured: &[String]) -> Self {
+        Self {
+            any: configured.iter().any(|o| o == "*"),
+            list: configured
+                .iter()
+                .filter(|o| *o != "*")
+                .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for `origin` (`*` or the
+    /// origin itself), if it is allowed.
+    pub fn allow(&self, origin: &str) -> Option<String> {
+        if self.any {
+            return Some("*".to_string());
+        }
+        let o = origin.trim_end_matches('/').to_ascii_lowercase();
+        self.list.contains(&o).then(|| origin.to_string())
+    }
+
+    /// Any origin is allowed.
+    pub fn is_any(&self) -> bool {
+        self.any
+    }
+
+    /// Whether a request with this `Origin` header (if any) may proceed.
+    pub fn permits(&self, origin: Option<&str>) -> bool {
+        origin.is_none_or(|o| self.allow(o).is_some())
     }
 }
 
@@ -505,7 +563,7 @@ mod tests {
         drop(a1);
         assert_eq!(slots.held_by(v4(1)), 1);
         assert!(slots.try_acquire(v4(3)).is_ok());
-        assert_eq!(slots.total(), 3, "the temporary slot was dropped");
+        assert_eq!(slots.total(), 2, "the temporary slot was dropped");
     }
 
     #[test]
@@ -550,6 +608,18 @@ mod tests {
             let _ = r.check(&k, t0);
         }
         assert!(r.tracked() <= 100, "{}", r.tracked());
+    }
+
+    #[test]
+    fn origins_match_exactly_or_any() {
+        let o = Origins::new(&["https://player.example".to_string()]);
+        assert!(o.allow("https://player.example").is_some());
+        assert!(o.allow("https://PLAYER.example/").is_some());
+        assert!(o.allow("https://evil.example").is_none());
+        assert!(o.permits(None));
+        assert!(!o.permits(Some("https://evil.example")));
+        assert_eq!(Origins::new(&["*".into()]).allow("x").unwrap(), "*");
+        assert!(Origins::default().allow("https://player.example").is_none());
     }
 
     #[test]

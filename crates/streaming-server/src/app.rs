@@ -4,30 +4,50 @@
 //! encoder stop would (the hub's `End` makes the packagers close the
 //! playlists; the ingest tasks persist ENDED and publish `StreamEnded`), wait
 //! for those tasks, then stop HTTP. The whole sequence is bounded (5 s).
+//!
+//! Listeners: see [`crate::listeners`] (which ones), [`crate::http_server`]
+//! (HTTP caps and deadlines) and [`crate::tls`] (certificates).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use streaming_api::guard::Guard;
 use streaming_core::config::Config;
 use streaming_core::events::EventBus;
 use streaming_core::hub::{CancellationToken, StreamHub};
+use streaming_core::limits::{AddrSlots, Limits, Origins};
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
 use streaming_core::sessions::ViewerSessions;
 use streaming_core::store::SegmentStore;
+use streaming_delivery::http::DeliveryGuard;
 use streaming_delivery::{CollectorDeps, DeliveryState, LiveFeed};
 use streaming_ingest::IngestContext;
 use streaming_transcode::Transcoder;
 use tokio::task::JoinHandle;
+
+use crate::http_server::{self, HttpListener};
+use crate::listeners::{Listeners, addr_of};
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 /// A started server: its bound addresses and the handles to stop it.
 pub struct RunningServer {
+    /// The plain RTMP listener (the RTMPS one when plain RTMP is off).
     pub rtmp_addr: SocketAddr,
+    /// The plain HTTP listener (the HTTPS one when plain HTTP is off).
     pub http_addr: SocketAddr,
+    pub https_addr: Option<SocketAddr>,
+    pub rtmps_addr: Option<SocketAddr>,
+    /// The metrics-only listener, if configured.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The bearer token of `/metrics` (`None`: public).
+    pub metrics_token: Option<String>,
+    pub limits: Limits,
+    /// The certificate store of the TLS listeners (reloaded from its files).
+    pub tls: Option<Arc<crate::tls::CertStore>>,
     pub repo: DynRepository,
     pub events: EventBus,
     pub hub: StreamHub,
@@ -88,6 +108,17 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// The addresses shown to users: plain listeners first, else the TLS ones.
+fn primary_addrs(l: &Listeners) -> anyhow::Result<(SocketAddr, SocketAddr)> {
+    let rtmp = addr_of(&l.rtmp)
+        .or(addr_of(&l.rtmps))
+        .context("no RTMP listener")?;
+    let http = addr_of(&l.http)
+        .or(addr_of(&l.https))
+        .context("no HTTP listener")?;
+    Ok((rtmp, http))
+}
+
 /// Starts every role; returns once the listeners are bound.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let repo = open_repo(&config).await?;
@@ -96,6 +127,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         config.admin_token.as_ref(),
         &config.data_dir,
     )?;
+    // `/metrics` wants a token unless it is public (or on its own listener only).
+    let metrics_token = if config.metrics.public {
+        None
+    } else {
+        Some(crate::secrets::load_or_generate(
+            &crate::secrets::METRICS_TOKEN,
+            config.metrics.token.as_ref(),
+            &config.data_dir,
+        )?)
+    };
     let events = EventBus::default();
     let hub = StreamHub::new();
     let store = SegmentStore::new(
@@ -139,17 +180,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         shutdown.clone(),
     );
 
-    let rtmp = streaming_ingest::bind(config.rtmp_addr)
-        .await
-        .with_context(|| format!("binding RTMP on {}", config.rtmp_addr))?;
-    let http = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
-    let rtmp_addr = rtmp.local_addr()?;
-    let http_addr = http.local_addr()?;
+    let limits = Limits::new(metrics.clone());
+    let listeners = Listeners::bind(&config).await?;
+    let tls = crate::tls::acceptors(&config.tls, &shutdown)?;
+    let named = listeners.named();
+    let (rtmp_addr, http_addr) = primary_addrs(&listeners)?;
     let mut shown = config.clone();
     shown.rtmp_addr = rtmp_addr;
     shown.http_addr = http_addr;
+    shown.tls.https_addr = addr_of(&listeners.https);
+    shown.tls.rtmps_addr = addr_of(&listeners.rtmps);
+    shown.metrics.listen_addr = addr_of(&listeners.metrics);
 
     let api = streaming_api::router(streaming_api::ApiState {
         repo: repo.clone(),
@@ -160,10 +201,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         store: Some(store.clone()),
         sessions: sessions.clone(),
         readiness: streaming_api::Readiness::new(
-            vec![("rtmp", rtmp_addr), ("http", http_addr)],
+            named.clone(),
             config.transcode.ffmpeg.clone(),
             Some(shutdown.clone()),
         ),
+        guard: Arc::new(Guard::new(&config.http, &config.cors, limits.clone())),
+        max_body_bytes: config.http.max_api_body_bytes,
     });
     let delivery = streaming_delivery::router(DeliveryState {
         store: store.clone(),
@@ -174,6 +217,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         sessions: sessions.clone(),
         cdn_mode: config.delivery.cdn_mode,
         feed,
+        guard: DeliveryGuard {
+            limits: limits.clone(),
+            playback_origins: Origins::new(&config.cors.playback_origins),
+            metrics_token: metrics_token.as_deref().map(Arc::from),
+            ws_slots: AddrSlots::new(
+                config.websocket.max_clients,
+                config.websocket.max_clients_per_addr,
+            ),
+            ws_max_message_bytes: config.websocket.max_message_bytes,
+        },
     });
     let app = api
         .merge(delivery)
@@ -188,18 +241,72 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         )
         .with_metrics(metrics.clone()),
     );
-    let ingest = tokio::spawn(streaming_ingest::serve(rtmp, ingest_ctx, shutdown.clone()));
+    let Listeners {
+        rtmp,
+        rtmps,
+        http,
+        https,
+        metrics: metrics_listener,
+    } = listeners;
+    let ingest = TaskTracker::new();
+    if let Some(l) = rtmp {
+        ingest.spawn(streaming_ingest::serve(
+            l,
+            ingest_ctx.clone(),
+            shutdown.clone(),
+        ));
+    }
+    if rtmps.is_some() {
+        anyhow::bail!("RTMPS is not wired yet");
+    }
+    ingest.close();
+
+    // HTTP(S): accept loops stop on `http_stop`, after the streams ended.
     let http_stop = CancellationToken::new();
-    let http_task = {
-        let stop = http_stop.clone();
-        tokio::spawn(async move {
-            let serve = axum::serve(http, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                warn!(error = %e, "HTTP server failed");
-            }
-        })
+    let http_tasks = TaskTracker::new();
+    let http_conf = Arc::new(config.http.clone());
+    let slots = AddrSlots::new(
+        config.http.max_connections,
+        config.http.max_connections_per_addr,
+    );
+    let listener = |name, app: axum::Router, tls| HttpListener {
+        name,
+        app,
+        tls,
+        config: http_conf.clone(),
+        slots: slots.clone(),
+        limits: limits.clone(),
     };
+    if let Some(l) = http {
+        http_server::spawn(
+            l,
+            listener("http", app.clone(), None),
+            http_stop.clone(),
+            &http_tasks,
+        );
+    }
+    if let Some(l) = https {
+        let acceptor = tls.as_ref().map(|t| t.https.clone());
+        http_server::spawn(
+            l,
+            listener("https", app.clone(), acceptor),
+            http_stop.clone(),
+            &http_tasks,
+        );
+    }
+    if let Some(l) = metrics_listener {
+        let app = streaming_delivery::http::metrics_router(metrics.clone());
+        http_server::spawn(
+            l,
+            listener("metrics", app, None),
+            http_stop.clone(),
+            &http_tasks,
+        );
+    }
+    http_tasks.close();
+    for (name, addr) in &named {
+        info!(listener = *name, %addr, "listening");
+    }
     info!(%rtmp_addr, %http_addr, "streaming server started");
 
     let done = {
@@ -209,7 +316,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             shutdown.cancelled().await;
             info!("shutting down: ending live streams");
             hub.kick_all();
-            let _ = ingest.await;
+            ingest.wait().await;
             packagers.close();
             if tokio::time::timeout(Duration::from_secs(3), packagers.wait())
                 .await
@@ -218,7 +325,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 warn!("packagers did not finish in time");
             }
             http_stop.cancel();
-            if tokio::time::timeout(Duration::from_secs(1), http_task)
+            if tokio::time::timeout(Duration::from_millis(1500), http_tasks.wait())
                 .await
                 .is_err()
             {
@@ -231,6 +338,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         rtmp_addr,
         http_addr,
+        https_addr: shown.tls.https_addr,
+        rtmps_addr: shown.tls.rtmps_addr,
+        metrics_addr: shown.metrics.listen_addr,
+        metrics_token,
+        limits,
+        tls: tls.map(|t| t.store),
         repo,
         events,
         hub,

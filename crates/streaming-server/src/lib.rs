@@ -4,9 +4,12 @@
 
 pub mod app;
 pub mod cli;
+pub mod http_server;
 pub mod keys_cmd;
+pub mod listeners;
 pub mod logging;
 pub mod secrets;
 pub mod settings;
+pub mod tls;
 
 pub use app::{RunningServer, start};

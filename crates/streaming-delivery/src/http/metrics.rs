@@ -5,22 +5,49 @@
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use streaming_core::keys;
 use streaming_core::metrics::{CONTENT_TYPE, Metrics, RequestKind};
 use uuid::Uuid;
 
 use super::DeliveryState;
 
-/// `GET /metrics`: every metric in the OpenMetrics text format.
-pub async fn scrape(State(state): State<DeliveryState>) -> Response {
+/// `GET /metrics`: every metric in the OpenMetrics text format, for a
+/// caller presenting the metrics bearer token (unless `/metrics` is public).
+pub async fn scrape(State(state): State<DeliveryState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.guard.metrics_token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        let ok = presented.is_some_and(|p| keys::verify(p, &keys::hash(expected)));
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [
+                    (header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                "/metrics needs the metrics bearer token (metrics.token, STREAMING_METRICS_TOKEN)\n",
+            )
+                .into_response();
+        }
+    }
+    scrape_open(State(state.metrics)).await
+}
+
+/// `GET /metrics` without a token (the separate metrics listener).
+pub async fn scrape_open(State(metrics): State<Metrics>) -> Response {
     (
         [
             (header::CONTENT_TYPE, CONTENT_TYPE),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        state.metrics.encode(),
+        metrics.encode(),
     )
         .into_response()
 }

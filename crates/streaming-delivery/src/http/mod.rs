@@ -20,13 +20,16 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use http_types::Method;
+use std::sync::Arc;
 use streaming_core::config::MediaConfig;
 use streaming_core::events::EventBus;
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::DynRepository;
 use streaming_core::sessions::ViewerSessions;
+
+use streaming_core::limits::{AddrSlots, Limits, Origins};
 use streaming_core::store::SegmentStore;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub(crate) use axum::http as http_types;
 pub(crate) use response::etag_of;
@@ -47,15 +50,59 @@ pub struct DeliveryState {
     pub cdn_mode: bool,
     /// The shared 1 s `metrics` messages of the WebSocket channel.
     pub feed: crate::live::LiveFeed,
+    /// Limits and access rules (CORS, `/metrics` token, WebSocket caps).
+    pub guard: DeliveryGuard,
 }
 
-/// The delivery routes, with CORS open for playback from any origin.
-pub fn router(state: DeliveryState) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
+/// Limits and access rules of the delivery routes.
+#[derive(Clone)]
+pub struct DeliveryGuard {
+    pub limits: Limits,
+    /// `cors.playback_origins`: CORS of playlists and segments, and the
+    /// WebSocket's `Origin` check.
+    pub playback_origins: Origins,
+    /// The bearer token `/metrics` requires; `None` serves it publicly.
+    pub metrics_token: Option<Arc<str>>,
+    /// WebSocket clients in all and per address.
+    pub ws_slots: AddrSlots,
+    /// Largest inbound WebSocket frame and message.
+    pub ws_max_message_bytes: usize,
+}
+
+impl DeliveryGuard {
+    /// Open access (any origin, public `/metrics`) with the default WebSocket caps.
+    pub fn open(metrics: Metrics) -> Self {
+        let ws = streaming_core::config::WebSocketConfig::default();
+        Self {
+            limits: Limits::new(metrics),
+            playback_origins: Origins::new(&["*".to_string()]),
+            metrics_token: None,
+            ws_slots: AddrSlots::new(ws.max_clients, ws.max_clients_per_addr),
+            ws_max_message_bytes: ws.max_message_bytes,
+        }
+    }
+}
+
+/// The CORS layer of the playback routes (`cors.playback_origins`).
+fn cors_layer(origins: &Origins) -> CorsLayer {
+    let allow = if origins.is_any() {
+        AllowOrigin::any()
+    } else {
+        let origins = origins.clone();
+        AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| origins.allow(o).is_some())
+        })
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
         .allow_headers(Any)
-        .expose_headers(Any);
+        .expose_headers(Any)
+}
+
+/// The delivery routes, with CORS for the playback origins (any by default).
+pub fn router(state: DeliveryState) -> Router {
+    let cors = cors_layer(&state.guard.playback_origins);
     Router::new()
         .route("/hls/{stream_id}/master.m3u8", get(hls::master))
         .route(
@@ -73,4 +120,12 @@ pub fn router(state: DeliveryState) -> Router {
         .route("/metrics", get(metrics::scrape))
         .route("/ws/stream/{stream_id}", get(ws::stream_ws))
         .with_state(state)
+}
+
+/// A router serving only `/metrics`, without a token: for the separate
+/// `metrics.listen_addr` listener (bind it to a private interface).
+pub fn metrics_router(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape_open))
+        .with_state(metrics)
 }

@@ -18,7 +18,12 @@
 //!   Viewer figures are those of `streaming_concurrent_viewers` and the REST
 //!   `concurrent_viewers`.
 //!
-//! An unknown stream is answered 404 before the upgrade. Every connection has
+//! Before the upgrade: an `Origin` outside `cors.playback_origins` is 403,
+//! beyond `websocket.max_clients` 503 and beyond
+//! `websocket.max_clients_per_addr` 429, an unknown stream 404. Inbound
+//! frames and messages are capped at `websocket.max_message_bytes` (4 KiB;
+//! a client that sends more is closed) and the socket buffers are small, so
+//! an idle client costs a few KiB. Every connection has
 //! its own task and a bounded outgoing queue filled with `try_send`: a client
 //! whose queue is full, whose socket write takes longer than 2 s, or which
 //! leaves a ping (every 15 s) unanswered until the next one is dropped, so a
@@ -30,12 +35,17 @@ use std::time::Duration;
 use axum::extract::ws::{
     Message, Utf8Bytes, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
 };
+use std::net::{IpAddr, Ipv4Addr};
+
+use axum::Extension;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use streaming_core::events::Event;
+use streaming_core::limits::{ClientAddr, LimitKind, SlotRefused};
 use streaming_core::model::{StreamMetrics, StreamStatus};
 use streaming_core::store::StreamMediaState;
 use tokio::sync::{broadcast, mpsc};
@@ -54,6 +64,11 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Outgoing messages queued per client before it counts as slow.
 const QUEUE: usize = 16;
+/// Read buffer of a client's socket (tungstenite's default is 128 KiB).
+const READ_BUFFER: usize = 4096;
+/// Bytes a client may leave unsent before the connection fails (our
+/// messages are a few hundred bytes; the queue above bounds them first).
+const MAX_WRITE_BUFFER: usize = 64 * 1024;
 
 /// A message to the client.
 #[derive(Debug, Serialize)]
@@ -120,14 +135,65 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The handler: 404 for an unknown stream, else the upgrade.
+/// Refusal of an upgrade, as a short plain-text answer.
+fn refuse(status: StatusCode, retry: bool, why: &'static str) -> Response {
+    let mut resp = (status, why).into_response();
+    if retry {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    resp
+}
+
+/// The handler: the origin check (`cors.playback_origins`), the client caps
+/// (`websocket.max_clients`, `websocket.max_clients_per_addr`), 404 for an
+/// unknown stream, else the upgrade with small buffers and a 4 KiB cap on
+/// inbound frames and messages (the server reads none of them anyway).
 pub async fn stream_ws(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(id) = Uuid::parse_str(&stream_id) else {
         return not_found("stream");
+    };
+    let guard = &state.guard;
+    let ip = client
+        .map(|Extension(c)| c.0)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if !guard.playback_origins.permits(origin) {
+        guard.limits.trip(LimitKind::WsOrigin, Some(ip), || {
+            format!("WebSocket from origin {origin:?} refused (cors.playback_origins)")
+        });
+        return refuse(StatusCode::FORBIDDEN, false, "origin not allowed\n");
+    }
+    let slot = match guard.ws_slots.try_acquire(ip) {
+        Ok(slot) => slot,
+        Err(SlotRefused::Total) => {
+            guard.limits.trip(LimitKind::WsClients, Some(ip), || {
+                "WebSocket refused: websocket.max_clients reached".into()
+            });
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                true,
+                "too many WebSocket clients\n",
+            );
+        }
+        Err(SlotRefused::PerAddr) => {
+            guard
+                .limits
+                .trip(LimitKind::WsClientsPerAddr, Some(ip), || {
+                    "WebSocket refused: websocket.max_clients_per_addr reached".into()
+                });
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                true,
+                "too many WebSocket clients from this address\n",
+            );
+        }
     };
     let status = match state.repo.get_stream(id).await {
         Ok(Some(s)) => s.status,
@@ -145,9 +211,22 @@ pub async fn stream_ws(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let max = guard.ws_max_message_bytes.max(128);
+    let ws = ws
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(max)
+        .max_frame_size(max);
     // Subscribe before the snapshot so no event between the two is missed.
     let events = state.events.subscribe();
-    ws.on_upgrade(move |socket| connection(state, id, status, events, socket))
+    ws.on_upgrade(move |socket| async move {
+        let gauge = state.guard.limits.metrics().open_connections("websocket");
+        gauge.inc();
+        connection(state, id, status, events, socket, ip).await;
+        gauge.dec();
+        drop(slot);
+    })
 }
 
 /// Video renditions of the stream in the store, best first.
@@ -170,6 +249,7 @@ async fn connection(
     initial: StreamStatus,
     mut events: broadcast::Receiver<Event>,
     socket: WebSocket,
+    ip: IpAddr,
 ) {
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
@@ -295,7 +375,17 @@ async fn connection(
                     awaiting_pong = false;
                     true
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
+                Some(Err(e)) => {
+                    // tungstenite's capacity error: "Space limit exceeded: Message too long".
+                    let text = e.to_string();
+                    if text.contains("too long") || text.contains("Space limit") {
+                        state.guard.limits.trip(LimitKind::WsMessageSize, Some(ip), || {
+                            format!("WebSocket client sent an oversized message ({text}); closed")
+                        });
+                    }
+                    false
+                }
+                Some(Ok(Message::Close(_))) | None => false,
                 Some(Ok(_)) => true,
             },
         };

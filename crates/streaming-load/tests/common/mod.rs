@@ -78,7 +78,7 @@ pub async fn load(args: &[&str], timeout: Duration) -> (Option<i32>, String, Str
 /// A loopback server config with a temporary data dir, the given admin token
 /// and one 240p rung (ultrafast x264), so viewers have two qualities.
 pub fn config_with_240p(dir: &Path, admin_token: &str) -> streaming_core::config::Config {
-    streaming_core::config::Config {
+    let mut c = streaming_core::config::Config {
         rtmp_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join("data"),
@@ -94,5 +94,14 @@ pub fn config_with_240p(dir: &Path, admin_token: &str) -> streaming_core::config
             ..Default::default()
         },
         ..Default::default()
-    }
+    };
+    // Hundreds of simulated viewers share 127.0.0.1: no per-address API
+    // rate limits; `/metrics` is scraped without a token.
+    c.http.api_requests_per_min = 0;
+    c.http.public_requests_per_sec = 0;
+    c.http.admin_failures_per_min = 0;
+    c.websocket.max_clients_per_addr = 10_000;
+    c.http.max_connections_per_addr = 10_000;
+    c.metrics.public = true;
+    c
 }

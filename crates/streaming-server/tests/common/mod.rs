@@ -45,6 +45,18 @@ pub fn init_logs() {
         .try_init();
 }
 
+/// The general suites hammer the API from 127.0.0.1 and scrape `/metrics`
+/// without a token: rate limits off, `/metrics` public. The abuse suites
+/// (`abuse_*.rs`, a server process with the defaults) test the limits.
+pub fn relax_limits(config: &mut Config) {
+    config.http.api_requests_per_min = 0;
+    config.http.public_requests_per_sec = 0;
+    config.http.admin_failures_per_min = 0;
+    config.http.max_connections_per_addr = 10_000;
+    config.websocket.max_clients_per_addr = 10_000;
+    config.metrics.public = true;
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -60,6 +72,7 @@ impl TestServer {
             admin_token: Some("test-admin-token-0123456789abcdef".into()),
             ..Config::default()
         };
+        relax_limits(&mut config);
         tweak(&mut config);
         let server = streaming_server::start(config)
             .await
