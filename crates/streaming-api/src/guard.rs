@@ -6,6 +6,7 @@
 //!   session ids (`POST /api/v1/streams/{id}/sessions`) and the stream
 //!   status (`GET /api/v1/streams/{id}/status`): `http.public_requests_per_sec`
 //!   per address (100/s), CORS for `cors.playback_origins` (any by default);
+//! - **operations** — `/health`, `/ready`: not limited (probes);
 //! - **control** — everything else under `/api/`: `http.api_requests_per_min`
 //!   per address (100/min, seed T086), CORS only for `cors.admin_origins`
 //!   (none by default).
@@ -42,12 +43,16 @@ pub enum RouteClass {
     Public,
     /// The control plane (admin token; no origin by default).
     Control,
+    /// `/health` and `/ready`: probes of orchestrators and load balancers,
+    /// cheap (readiness results are cached briefly), not rate-limited.
+    Operations,
 }
 
 /// The class of an API path.
 pub fn classify(method: &Method, path: &str) -> RouteClass {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
+        ["health"] | ["ready"] => RouteClass::Operations,
         ["api", "v1", "sessions", ..] => RouteClass::Public,
         ["api", "v1", "streams", _, "status"] => RouteClass::Public,
         ["api", "v1", "streams", _, "sessions"] if method != Method::GET => RouteClass::Public,
@@ -116,6 +121,9 @@ impl Guard {
         let wait = self
             .admin_failures
             .would_refuse(&addr_key(ip), Instant::now())?;
+        self.trip(LimitKind::HttpAdminFailures, ip, || {
+            "too many failed admin-token attempts; answering 429".into()
+        });
         Some(Problem::rate_limited(
             "too many failed admin-token attempts from this address; retry later",
             wait,
@@ -159,6 +167,7 @@ pub async fn middleware(State(guard): State<Arc<Guard>>, req: Request, next: Nex
     let origins = match class {
         RouteClass::Public => &guard.playback,
         RouteClass::Control => &guard.admin,
+        RouteClass::Operations => return next.run(req).await,
     };
     let origin = origin(req.headers());
     let allowed = origin
@@ -174,7 +183,7 @@ pub async fn middleware(State(guard): State<Arc<Guard>>, req: Request, next: Nex
             .into_response();
         };
         let (methods, headers) = match class {
-            RouteClass::Public => ("GET, POST, OPTIONS", "content-type"),
+            RouteClass::Public | RouteClass::Operations => ("GET, POST, OPTIONS", "content-type"),
             RouteClass::Control => (
                 "GET, POST, PATCH, DELETE, OPTIONS",
                 "authorization, content-type",
@@ -200,7 +209,7 @@ pub async fn middleware(State(guard): State<Arc<Guard>>, req: Request, next: Nex
     }
     let ip = client_of(req.extensions());
     let (rate, kind, what) = match class {
-        RouteClass::Public => (
+        RouteClass::Public | RouteClass::Operations => (
             &guard.public,
             LimitKind::HttpPublicRate,
             "public API requests",
@@ -256,6 +265,8 @@ mod tests {
         );
         assert_eq!(classify(&get, "/api/v1/streams"), RouteClass::Control);
         assert_eq!(classify(&get, "/api/openapi.json"), RouteClass::Control);
+        assert_eq!(classify(&get, "/health"), RouteClass::Operations);
+        assert_eq!(classify(&get, "/ready"), RouteClass::Operations);
     }
 
     #[test]
