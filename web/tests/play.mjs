@@ -3,6 +3,7 @@
 //
 //   node web/tests/play.mjs <page-url> [--seconds 7] [--min-advance 5]
 //        [--start-timeout 20] [--chromium /usr/bin/chromium] [--screenshot FILE]
+//        [--ignore-https-errors]   (a certificate made at test time)
 //
 // Waits until video.currentTime > 0, samples currentTime and
 // getVideoPlaybackQuality().totalVideoFrames, waits --seconds, samples again,
@@ -21,7 +22,7 @@ import { chromium } from "playwright-core";
 
 const USAGE =
   "usage: node play.mjs <page-url> [--seconds N] [--min-advance N] " +
-  "[--start-timeout N] [--chromium PATH] [--screenshot FILE]";
+  "[--start-timeout N] [--chromium PATH] [--screenshot FILE] [--ignore-https-errors]";
 
 function parseArgs(argv) {
   const opts = {
@@ -31,6 +32,7 @@ function parseArgs(argv) {
     startTimeout: 20,
     chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
     screenshot: null,
+    ignoreHttpsErrors: false,
   };
   const numeric = { "--seconds": "seconds", "--min-advance": "minAdvance", "--start-timeout": "startTimeout" };
   for (let i = 0; i < argv.length; i++) {
@@ -42,6 +44,8 @@ function parseArgs(argv) {
       const value = Number(argv[++i]);
       if (!Number.isFinite(value) || value < 0) usage(`${arg} needs a non-negative number`);
       opts[numeric[arg]] = value;
+    } else if (arg === "--ignore-https-errors") {
+      opts.ignoreHttpsErrors = true;
     } else if (arg === "--chromium" || arg === "--screenshot") {
       const value = argv[++i];
       if (!value) usage(`${arg} needs a value`);
@@ -114,6 +118,8 @@ async function main() {
         "--disable-sync",
       ],
       viewport: { width: 1280, height: 800 },
+      // HTTPS tests use a certificate made at test time (no trusted CA).
+      ignoreHTTPSErrors: opts.ignoreHttpsErrors,
     });
     const page = context.pages()[0] || (await context.newPage());
     page.on("console", (msg) => {

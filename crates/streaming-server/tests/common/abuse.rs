@@ -65,6 +65,16 @@ pub fn proc_cpu_ticks(pid: u32) -> u64 {
     get(11) + get(12) // utime (14th field) and stime (15th)
 }
 
+/// The address after `marker` (e.g. `"rtmps://"`) in the server's banner line.
+pub fn banner_addr(banner: &str, marker: &str) -> Option<SocketAddr> {
+    let at = banner.find(marker)? + marker.len();
+    banner[at..]
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The server binary running as a child, with a data dir of its own.
 pub struct ServerProcess {
     pub child: tokio::process::Child,
@@ -76,6 +86,8 @@ pub struct ServerProcess {
     pub output: Arc<Mutex<String>>,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    /// The line the server printed with its listeners.
+    pub banner: String,
 }
 
 impl ServerProcess {
@@ -88,6 +100,17 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with extra environment variables.
     pub async fn start_env(data_dir: &Path, extra_toml: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_custom(data_dir, extra_toml, env, true).await
+    }
+
+    /// [`ServerProcess::start_env`]; `with_tokens`: set [`ADMIN_TOKEN`] and
+    /// [`METRICS_TOKEN`] in the environment.
+    pub async fn start_custom(
+        data_dir: &Path,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+        with_tokens: bool,
+    ) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut toml = String::from("rtmp_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\n");
         if !extra_toml.contains("[transcode]") {
@@ -102,14 +125,18 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("serve")
-            .env("STREAMING_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("STREAMING_METRICS_TOKEN", METRICS_TOKEN)
+            .env_remove("STREAMING_ADMIN_TOKEN")
+            .env_remove("STREAMING_METRICS_TOKEN")
             .env("RUST_LOG", "info")
             .env_remove("DATABASE_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if with_tokens {
+            cmd.env("STREAMING_ADMIN_TOKEN", ADMIN_TOKEN)
+                .env("STREAMING_METRICS_TOKEN", METRICS_TOKEN);
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -157,16 +184,12 @@ impl ServerProcess {
                 );
             }
         };
-        let addr_after = |scheme: &str| -> Option<SocketAddr> {
-            let at = banner.find(scheme)? + scheme.len();
-            banner[at..]
-                .split(|c: char| c == '/' || c.is_whitespace())
-                .next()?
-                .parse()
-                .ok()
-        };
-        let http_addr = addr_after("http://").expect("HTTP address in the banner");
-        let rtmp_addr = addr_after("rtmp://").expect("RTMP address in the banner");
+        let http_addr = banner_addr(&banner, " HTTP http://")
+            .or_else(|| banner_addr(&banner, "HTTPS https://"))
+            .expect("HTTP address in the banner");
+        let rtmp_addr = banner_addr(&banner, "rtmp://")
+            .or_else(|| banner_addr(&banner, "rtmps://"))
+            .expect("RTMP address in the banner");
         Self {
             child,
             pid,
@@ -174,6 +197,7 @@ impl ServerProcess {
             http_addr,
             rtmp_addr,
             output,
+            banner,
             data_dir: data_dir.to_path_buf(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
