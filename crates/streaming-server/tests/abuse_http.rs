@@ -1,6 +1,7 @@
 //! The HTTP side under attack (issue 9, point 2 and 4): the real server
-//! binary with its default limits serves a live FFmpeg stream to a
-//! player-like viewer on 127.0.0.1 while attackers on 127.0.0.N try to
+//! binary with its default limits serves a live FFmpeg stream to hls.js in
+//! headless Chromium and to a player-like viewer that times every request,
+//! both on 127.0.0.1, while attackers on 127.0.0.N try to
 //! exhaust it: slowloris and silent connections, connection floods beyond
 //! the per-address cap, keep-alive idlers, API and public-route floods,
 //! admin-token guessing, oversized bodies, WebSocket floods and oversized
@@ -133,6 +134,28 @@ fn max_f(v: &[f64]) -> f64 {
     v.iter().cloned().fold(0.0, f64::max)
 }
 
+/// hls.js plays the watch page in headless Chromium for `seconds`; its
+/// playback position must advance by at least `seconds` − 5.
+async fn chromium_plays(url: String, seconds: u32) -> (bool, String, String) {
+    common::require("node", "nodejs");
+    let script = common::repo_root().join("web/tests/play.mjs");
+    common::run(
+        "node",
+        &[
+            script.to_str().unwrap(),
+            &url,
+            "--seconds",
+            &seconds.to_string(),
+            "--min-advance",
+            &(seconds - 5).to_string(),
+            "--start-timeout",
+            "30",
+        ],
+        Duration::from_secs(u64::from(seconds) + 90),
+    )
+    .await
+}
+
 /// Everything a legitimate user cares about still holds.
 async fn legit_still_fine(
     server: &ServerProcess,
@@ -152,6 +175,11 @@ async fn http_attacks_are_cut_off_while_the_stream_plays() {
     let mut live = LivePublish::start(&server, 150).await;
     let viewer = HlsViewer::start(&server.http, live.stream_id);
     viewer.wait_first_segment(Duration::from_secs(20)).await;
+    // hls.js in Chromium watches the stream through the attacks too.
+    let browser = tokio::spawn(chromium_plays(
+        server.url(&format!("/watch/{}", live.stream_id)),
+        50,
+    ));
     let base_rss = server.rss_kib();
 
     // A keep-alive client that makes one request and then idles: closed
@@ -376,6 +404,12 @@ async fn http_attacks_are_cut_off_while_the_stream_plays() {
     assert!(
         grown < 64 * 1024,
         "the attacks grew the server by {grown} KiB"
+    );
+    let (ok, out, err) = browser.await.unwrap();
+    println!("hls.js in Chromium through the attacks: {}", out.trim());
+    assert!(
+        ok,
+        "the watch page stopped playing during the attacks: {out} {err}"
     );
     let stats = viewer.stats();
     let (s50, s99) = p50_p99(&stats.segment_ms);
