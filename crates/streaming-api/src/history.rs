@@ -11,13 +11,15 @@
 //! (`metrics.flush_secs`, 5 s by default). Any range may be asked for: an
 //! answer holds at most [`MAX_POINTS`] intervals, and when the range is longer
 //! `next_from` says where the next page starts. An empty or reversed range
-//! has no points.
+//! has no points. Dates must lie in the years 1970–9999 ([`check_date`]);
+//! others are a 400 problem (`invalid-query`), and all date arithmetic is
+//! checked, so no query can overflow it.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 use streaming_core::model::{MetricsRollup, StreamMetrics};
 use utoipa::{IntoParams, ToSchema};
@@ -26,10 +28,31 @@ use uuid::Uuid;
 use crate::ApiState;
 use crate::docs::AdminErrors;
 use crate::extract::{Admin, ApiPath, ApiQuery, parse_id};
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemKind};
 
 /// Most points one answer holds.
 pub const MAX_POINTS: i64 = 10_000;
+
+/// Earliest year a query date may name.
+pub const MIN_YEAR: i32 = 1970;
+/// Latest year a query date may name.
+pub const MAX_YEAR: i32 = 9999;
+
+/// A query date (`name` is the parameter) within [`MIN_YEAR`]..=[`MAX_YEAR`],
+/// or a 400 problem (`invalid-query`).
+pub fn check_date(name: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, Problem> {
+    match t {
+        Some(t) if !(MIN_YEAR..=MAX_YEAR).contains(&t.year()) => Err(Problem::new(
+            ProblemKind::InvalidQuery,
+            format!(
+                "`{name}` must lie between {MIN_YEAR}-01-01T00:00:00Z and \
+                 {MAX_YEAR}-12-31T23:59:59Z (got {})",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        )),
+        t => Ok(t),
+    }
+}
 
 /// Resolution of the points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -64,9 +87,11 @@ impl Step {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Start, inclusive (RFC 3339) [default: `to` − 10 min].
+    /// Start, inclusive (RFC 3339, years 1970–9999; others are a 400
+    /// `invalid-query` problem) [default: `to` − 10 min].
     pub from: Option<DateTime<Utc>>,
-    /// End, exclusive (RFC 3339) [default: now].
+    /// End, exclusive (RFC 3339, years 1970–9999; others are a 400
+    /// `invalid-query` problem) [default: now].
     pub to: Option<DateTime<Utc>>,
     /// `1s`, `10s` or `1m` [default: the finest step with at most 1000 points].
     pub step: Option<Step>,
@@ -211,14 +236,20 @@ pub fn bucket(samples: &[StreamMetrics], secs: i64) -> Vec<MetricsPoint> {
     out
 }
 
-/// The range a query names (defaults: `to` = now, `from` = `to` − `default_span`).
+/// The range a query names (defaults: `to` = now, `from` = `to` −
+/// `default_span`); dates outside the years 1970–9999 are a 400 problem.
 pub fn range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     default_span: Duration,
-) -> (DateTime<Utc>, DateTime<Utc>) {
-    let to = to.unwrap_or_else(Utc::now);
-    (from.unwrap_or(to - default_span), to)
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Problem> {
+    let from = check_date("from", from)?;
+    let to = check_date("to", to)?.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or_else(|| {
+        to.checked_sub_signed(default_span)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    });
+    Ok((from, to))
 }
 
 /// Loads the points of `[from, to)` at a step, at most [`MAX_POINTS`]
@@ -282,10 +313,10 @@ pub async fn metrics(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<MetricsHistory>, Problem> {
     let stream_id = parse_id(&id, "stream")?;
-    let (from, to) = range(q.from, q.to, Duration::minutes(10));
+    let (from, to) = range(q.from, q.to, Duration::minutes(10))?;
     let step = q
         .step
-        .unwrap_or_else(|| Step::auto((to - from).num_seconds()));
+        .unwrap_or_else(|| Step::auto(to.signed_duration_since(from).num_seconds()));
     state.stream(stream_id).await?;
     let (points, next_from) = load(&state, stream_id, from, to, step).await?;
     Ok(Json(MetricsHistory {
@@ -336,7 +367,41 @@ mod tests {
         assert_eq!(Step::auto(60), Step::OneSecond);
         assert_eq!(Step::auto(3600), Step::TenSeconds);
         assert_eq!(Step::auto(86_400), Step::OneMinute);
-        let (from, to) = range(None, None, Duration::minutes(1));
+        let (from, to) = range(None, None, Duration::minutes(1)).unwrap();
         assert_eq!(to - from, Duration::minutes(1));
+    }
+
+    #[test]
+    fn dates_outside_1970_to_9999_are_a_400() {
+        let parse = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        for bad in [
+            "-262143-01-01T00:00:00Z",
+            "+262142-12-31T23:59:59Z",
+            "1969-12-31T23:59:59Z",
+            "+10000-01-01T00:00:00Z",
+        ] {
+            let t = parse(bad);
+            for (from, to) in [(Some(t), None), (None, Some(t)), (Some(t), Some(t))] {
+                let p = range(from, to, Duration::minutes(10)).unwrap_err();
+                assert_eq!(p.kind(), ProblemKind::InvalidQuery, "{bad}");
+                assert_eq!(p.status, 400);
+                assert!(p.detail.contains("1970"), "{}", p.detail);
+            }
+        }
+        let edge = range(
+            Some(parse("1970-01-01T00:00:00Z")),
+            Some(parse("9999-12-31T23:59:59.999999Z")),
+            Duration::minutes(10),
+        )
+        .unwrap();
+        assert_eq!(edge.0.timestamp(), 0);
+        // The default `from` of the earliest `to` is before 1970: still fine.
+        let (from, _) = range(
+            None,
+            Some(parse("1970-01-01T00:00:00Z")),
+            Duration::hours(1),
+        )
+        .unwrap();
+        assert_eq!(from.timestamp(), -3600);
     }
 }
