@@ -11,9 +11,11 @@
 //! (`metrics.flush_secs`, 5 s by default). Any range may be asked for: an
 //! answer holds at most [`MAX_POINTS`] intervals, and when the range is longer
 //! `next_from` says where the next page starts. An empty or reversed range
-//! has no points. Dates must lie in the years 1970–9999 ([`check_date`]);
-//! others are a 400 problem (`invalid-query`), and all date arithmetic is
-//! checked, so no query can overflow it.
+//! has no points. Dates are RFC 3339 date-times, whose years have four
+//! digits (0000–9999, [`check_date`]); the extended years the date parser
+//! also reads (`-262143-01-01T00:00:00Z`) are a 400 problem
+//! (`invalid-query`), and all date arithmetic is checked, so no query can
+//! overflow it.
 
 use std::collections::BTreeMap;
 
@@ -33,20 +35,22 @@ use crate::problem::{Problem, ProblemKind};
 /// Most points one answer holds.
 pub const MAX_POINTS: i64 = 10_000;
 
-/// Earliest year a query date may name.
-pub const MIN_YEAR: i32 = 1970;
+/// Earliest year a query date may name (RFC 3339 years have four digits).
+pub const MIN_YEAR: i32 = 0;
 /// Latest year a query date may name.
 pub const MAX_YEAR: i32 = 9999;
 
-/// A query date (`name` is the parameter) within [`MIN_YEAR`]..=[`MAX_YEAR`],
-/// or a 400 problem (`invalid-query`).
+/// A query date (`name` is the parameter) that an RFC 3339 date-time can
+/// name, or a 400 problem (`invalid-query`). In UTC that is one year wider
+/// on each side than 0000–9999: `0000-01-01T00:00:00+23:59` is in the year
+/// −1 and `9999-12-31T23:59:59-23:59` in 10000.
 pub fn check_date(name: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, Problem> {
     match t {
-        Some(t) if !(MIN_YEAR..=MAX_YEAR).contains(&t.year()) => Err(Problem::new(
+        Some(t) if !(MIN_YEAR - 1..=MAX_YEAR + 1).contains(&t.year()) => Err(Problem::new(
             ProblemKind::InvalidQuery,
             format!(
-                "`{name}` must lie between {MIN_YEAR}-01-01T00:00:00Z and \
-                 {MAX_YEAR}-12-31T23:59:59Z (got {})",
+                "`{name}` must be an RFC 3339 date-time, years {MIN_YEAR:04} to {MAX_YEAR} \
+                 (got {})",
                 t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             ),
         )),
@@ -87,11 +91,11 @@ impl Step {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Start, inclusive (RFC 3339, years 1970–9999; others are a 400
-    /// `invalid-query` problem) [default: `to` − 10 min].
+    /// Start, inclusive (RFC 3339, years 0000–9999; extended years such as
+    /// `-262143` are a 400 `invalid-query` problem) [default: `to` − 10 min].
     pub from: Option<DateTime<Utc>>,
-    /// End, exclusive (RFC 3339, years 1970–9999; others are a 400
-    /// `invalid-query` problem) [default: now].
+    /// End, exclusive (RFC 3339, years 0000–9999; extended years such as
+    /// `-262143` are a 400 `invalid-query` problem) [default: now].
     pub to: Option<DateTime<Utc>>,
     /// `1s`, `10s` or `1m` [default: the finest step with at most 1000 points].
     pub step: Option<Step>,
@@ -237,7 +241,7 @@ pub fn bucket(samples: &[StreamMetrics], secs: i64) -> Vec<MetricsPoint> {
 }
 
 /// The range a query names (defaults: `to` = now, `from` = `to` −
-/// `default_span`); dates outside the years 1970–9999 are a 400 problem.
+/// `default_span`); dates no RFC 3339 date-time can name are a 400 problem.
 pub fn range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
@@ -372,36 +376,33 @@ mod tests {
     }
 
     #[test]
-    fn dates_outside_1970_to_9999_are_a_400() {
+    fn dates_beyond_rfc_3339_years_are_a_400() {
         let parse = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
         for bad in [
             "-262143-01-01T00:00:00Z",
             "+262142-12-31T23:59:59Z",
-            "1969-12-31T23:59:59Z",
-            "+10000-01-01T00:00:00Z",
+            "-0002-12-31T23:59:59Z",
+            "+10001-01-01T00:00:00Z",
         ] {
             let t = parse(bad);
             for (from, to) in [(Some(t), None), (None, Some(t)), (Some(t), Some(t))] {
                 let p = range(from, to, Duration::minutes(10)).unwrap_err();
                 assert_eq!(p.kind(), ProblemKind::InvalidQuery, "{bad}");
                 assert_eq!(p.status, 400);
-                assert!(p.detail.contains("1970"), "{}", p.detail);
+                assert!(p.detail.contains("RFC 3339"), "{}", p.detail);
             }
         }
-        let edge = range(
-            Some(parse("1970-01-01T00:00:00Z")),
-            Some(parse("9999-12-31T23:59:59.999999Z")),
+        // Every RFC 3339 date-time is accepted, offsets included.
+        let fixed = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (from, to) = range(
+            Some(fixed("0000-01-01T00:00:00+23:59")),
+            Some(fixed("9999-12-31T23:59:59.999999-23:59")),
             Duration::minutes(10),
         )
         .unwrap();
-        assert_eq!(edge.0.timestamp(), 0);
-        // The default `from` of the earliest `to` is before 1970: still fine.
-        let (from, _) = range(
-            None,
-            Some(parse("1970-01-01T00:00:00Z")),
-            Duration::hours(1),
-        )
-        .unwrap();
-        assert_eq!(from.timestamp(), -3600);
+        assert_eq!((from.year(), to.year()), (-1, 10000));
+        // The default `from` of the earliest `to` is earlier still: fine.
+        let (from, _) = range(None, Some(from), Duration::hours(1)).unwrap();
+        assert_eq!(from.year(), -1);
     }
 }

@@ -32,11 +32,11 @@ use crate::problem::Problem;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
-    /// Start (RFC 3339, years 1970–9999; others are a 400 `invalid-query`
-    /// problem) [default: `to` − 1 h].
+    /// Start (RFC 3339, years 0000–9999; extended years such as `-262143`
+    /// are a 400 `invalid-query` problem) [default: `to` − 1 h].
     pub from: Option<DateTime<Utc>>,
-    /// End (RFC 3339, years 1970–9999; others are a 400 `invalid-query`
-    /// problem) [default: now].
+    /// End (RFC 3339, years 0000–9999; extended years such as `-262143`
+    /// are a 400 `invalid-query` problem) [default: now].
     pub to: Option<DateTime<Utc>>,
 }
 
