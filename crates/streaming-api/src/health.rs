@@ -2,6 +2,14 @@
 //! body naming each check: `database` (fails → 503), `listeners` (fails →
 //! 503), `ffmpeg` (missing → `warn`, still 200: streams run source-only),
 //! and `shutdown` once the server is stopping (→ 503).
+//!
+//! The `database` check commits a real write (a row rewritten in a
+//! transaction, [`StreamRepository::probe_write`]) within [`DB_TIMEOUT`]: a
+//! database that answers reads but cannot take a write (disk full — for
+//! SQLite also less than 1 MiB free —, read-only, write-locked, PostgreSQL
+//! down) is not ready, since streams could not be created or recorded.
+//!
+//! [`StreamRepository::probe_write`]: streaming_core::repo::StreamRepository::probe_write
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,7 +25,7 @@ use utoipa::ToSchema;
 
 use crate::ApiState;
 
-/// How long `/ready` waits for the database.
+/// How long `/ready` waits for the database to commit its write probe.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an FFmpeg probe result is reused.
 const FFMPEG_TTL: Duration = Duration::from_secs(30);
@@ -150,22 +158,26 @@ pub async fn health() -> Json<Health> {
 )]
 pub async fn ready(State(state): State<ApiState>) -> Response {
     let (db, ffmpeg) = tokio::join!(
-        tokio::time::timeout(DB_TIMEOUT, state.repo.ping()),
+        tokio::time::timeout(DB_TIMEOUT, state.repo.probe_write()),
         state.readiness.ffmpeg.check()
     );
     let backend = state.repo.backend();
     let database = match db {
         Ok(Ok(())) => Check {
             status: CheckStatus::Pass,
-            detail: format!("{backend} answers"),
+            detail: format!("{backend} commits writes"),
         },
         Ok(Err(e)) => Check {
             status: CheckStatus::Fail,
-            detail: format!("{backend}: {e}"),
+            detail: format!("{backend} cannot commit a write: {e}"),
         },
         Err(_) => Check {
             status: CheckStatus::Fail,
-            detail: format!("{backend} did not answer within {} s", DB_TIMEOUT.as_secs()),
+            detail: format!(
+                "{backend} did not commit a write within {} s (unreachable, or write-locked by \
+                 another process)",
+                DB_TIMEOUT.as_secs()
+            ),
         },
     };
     let listeners = if state.readiness.listeners.is_empty() {

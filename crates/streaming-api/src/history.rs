@@ -11,13 +11,17 @@
 //! (`metrics.flush_secs`, 5 s by default). Any range may be asked for: an
 //! answer holds at most [`MAX_POINTS`] intervals, and when the range is longer
 //! `next_from` says where the next page starts. An empty or reversed range
-//! has no points.
+//! has no points. Dates are RFC 3339 date-times, whose years have four
+//! digits (0000–9999, [`check_date`]); the extended years the date parser
+//! also reads (`-262143-01-01T00:00:00Z`) are a 400 problem
+//! (`invalid-query`), and all date arithmetic is checked, so no query can
+//! overflow it.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 use streaming_core::model::{MetricsRollup, StreamMetrics};
 use utoipa::{IntoParams, ToSchema};
@@ -26,10 +30,33 @@ use uuid::Uuid;
 use crate::ApiState;
 use crate::docs::AdminErrors;
 use crate::extract::{Admin, ApiPath, ApiQuery, parse_id};
-use crate::problem::Problem;
+use crate::problem::{Problem, ProblemKind};
 
 /// Most points one answer holds.
 pub const MAX_POINTS: i64 = 10_000;
+
+/// Earliest year a query date may name (RFC 3339 years have four digits).
+pub const MIN_YEAR: i32 = 0;
+/// Latest year a query date may name.
+pub const MAX_YEAR: i32 = 9999;
+
+/// A query date (`name` is the parameter) that an RFC 3339 date-time can
+/// name, or a 400 problem (`invalid-query`). In UTC that is one year wider
+/// on each side than 0000–9999: `0000-01-01T00:00:00+23:59` is in the year
+/// −1 and `9999-12-31T23:59:59-23:59` in 10000.
+pub fn check_date(name: &str, t: Option<DateTime<Utc>>) -> Result<Option<DateTime<Utc>>, Problem> {
+    match t {
+        Some(t) if !(MIN_YEAR - 1..=MAX_YEAR + 1).contains(&t.year()) => Err(Problem::new(
+            ProblemKind::InvalidQuery,
+            format!(
+                "`{name}` must be an RFC 3339 date-time, years {MIN_YEAR:04} to {MAX_YEAR} \
+                 (got {})",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        )),
+        t => Ok(t),
+    }
+}
 
 /// Resolution of the points.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -64,9 +91,11 @@ impl Step {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
-    /// Start, inclusive (RFC 3339) [default: `to` − 10 min].
+    /// Start, inclusive (RFC 3339, years 0000–9999; extended years such as
+    /// `-262143` are a 400 `invalid-query` problem) [default: `to` − 10 min].
     pub from: Option<DateTime<Utc>>,
-    /// End, exclusive (RFC 3339) [default: now].
+    /// End, exclusive (RFC 3339, years 0000–9999; extended years such as
+    /// `-262143` are a 400 `invalid-query` problem) [default: now].
     pub to: Option<DateTime<Utc>>,
     /// `1s`, `10s` or `1m` [default: the finest step with at most 1000 points].
     pub step: Option<Step>,
@@ -211,14 +240,20 @@ pub fn bucket(samples: &[StreamMetrics], secs: i64) -> Vec<MetricsPoint> {
     out
 }
 
-/// The range a query names (defaults: `to` = now, `from` = `to` − `default_span`).
+/// The range a query names (defaults: `to` = now, `from` = `to` −
+/// `default_span`); dates no RFC 3339 date-time can name are a 400 problem.
 pub fn range(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     default_span: Duration,
-) -> (DateTime<Utc>, DateTime<Utc>) {
-    let to = to.unwrap_or_else(Utc::now);
-    (from.unwrap_or(to - default_span), to)
+) -> Result<(DateTime<Utc>, DateTime<Utc>), Problem> {
+    let from = check_date("from", from)?;
+    let to = check_date("to", to)?.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or_else(|| {
+        to.checked_sub_signed(default_span)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    });
+    Ok((from, to))
 }
 
 /// Loads the points of `[from, to)` at a step, at most [`MAX_POINTS`]
@@ -282,10 +317,10 @@ pub async fn metrics(
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<MetricsHistory>, Problem> {
     let stream_id = parse_id(&id, "stream")?;
-    let (from, to) = range(q.from, q.to, Duration::minutes(10));
+    let (from, to) = range(q.from, q.to, Duration::minutes(10))?;
     let step = q
         .step
-        .unwrap_or_else(|| Step::auto((to - from).num_seconds()));
+        .unwrap_or_else(|| Step::auto(to.signed_duration_since(from).num_seconds()));
     state.stream(stream_id).await?;
     let (points, next_from) = load(&state, stream_id, from, to, step).await?;
     Ok(Json(MetricsHistory {
@@ -336,7 +371,38 @@ mod tests {
         assert_eq!(Step::auto(60), Step::OneSecond);
         assert_eq!(Step::auto(3600), Step::TenSeconds);
         assert_eq!(Step::auto(86_400), Step::OneMinute);
-        let (from, to) = range(None, None, Duration::minutes(1));
+        let (from, to) = range(None, None, Duration::minutes(1)).unwrap();
         assert_eq!(to - from, Duration::minutes(1));
+    }
+
+    #[test]
+    fn dates_beyond_rfc_3339_years_are_a_400() {
+        let parse = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        for bad in [
+            "-262143-01-01T00:00:00Z",
+            "+262142-12-31T23:59:59Z",
+            "-0002-12-31T23:59:59Z",
+            "+10001-01-01T00:00:00Z",
+        ] {
+            let t = parse(bad);
+            for (from, to) in [(Some(t), None), (None, Some(t)), (Some(t), Some(t))] {
+                let p = range(from, to, Duration::minutes(10)).unwrap_err();
+                assert_eq!(p.kind(), ProblemKind::InvalidQuery, "{bad}");
+                assert_eq!(p.status, 400);
+                assert!(p.detail.contains("RFC 3339"), "{}", p.detail);
+            }
+        }
+        // Every RFC 3339 date-time is accepted, offsets included.
+        let fixed = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (from, to) = range(
+            Some(fixed("0000-01-01T00:00:00+23:59")),
+            Some(fixed("9999-12-31T23:59:59.999999-23:59")),
+            Duration::minutes(10),
+        )
+        .unwrap();
+        assert_eq!((from.year(), to.year()), (-1, 10000));
+        // The default `from` of the earliest `to` is earlier still: fine.
+        let (from, _) = range(None, Some(from), Duration::hours(1)).unwrap();
+        assert_eq!(from.year(), -1);
     }
 }

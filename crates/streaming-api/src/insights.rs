@@ -32,9 +32,11 @@ use crate::problem::Problem;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
-    /// Start (RFC 3339) [default: `to` − 1 h].
+    /// Start (RFC 3339, years 0000–9999; extended years such as `-262143`
+    /// are a 400 `invalid-query` problem) [default: `to` − 1 h].
     pub from: Option<DateTime<Utc>>,
-    /// End (RFC 3339) [default: now].
+    /// End (RFC 3339, years 0000–9999; extended years such as `-262143`
+    /// are a 400 `invalid-query` problem) [default: now].
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -335,18 +337,18 @@ pub async fn analytics(
     ApiQuery(q): ApiQuery<AnalyticsQuery>,
 ) -> Result<Json<Analytics>, Problem> {
     let stream_id = parse_id(&id, "stream")?;
-    let (from, to) = range(q.from, q.to, Duration::hours(1));
+    let (from, to) = range(q.from, q.to, Duration::hours(1))?;
     state.stream(stream_id).await?;
     // Seconds for up to 2 h (raw samples), minutes beyond; a range longer
     // than one page (~7 days of minutes) is analysed from its end.
-    let span = (to - from).num_seconds();
+    let span = to.signed_duration_since(from).num_seconds();
     let step = if span <= 7200 {
         Step::OneSecond
     } else {
         Step::OneMinute
     };
     let max_span = Duration::seconds(step.seconds() * crate::history::MAX_POINTS);
-    let from = from.max(to - max_span);
+    let from = from.max(to.checked_sub_signed(max_span).unwrap_or(from));
     let (points, _) = load(&state, stream_id, from, to, step).await?;
     let (factors, recommendations) = analyse(&points, segment_secs(&state, stream_id));
     let health_score = score(&factors);

@@ -217,29 +217,12 @@ impl IntoResponse for Problem {
     }
 }
 
-/// Whether a database error means "cannot reach the database right now"
-/// (503, retry) rather than a bug (500).
+/// Whether a database error means "the database cannot take this right
+/// now" (503, retry) rather than a bug (500): unreachable, shutting down,
+/// out of connections or disk, read-only, busy or locked. See
+/// [`streaming_core::repo::is_unavailable`] for the exact codes.
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(d) => {
-            let code = d.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions (class 08), shutdown and
-            // startup (57P01..57P03), too many connections (53300);
-            // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6).
-            code.starts_with("08")
-                || matches!(
-                    code.as_ref(),
-                    "57P01" | "57P02" | "57P03" | "53300" | "5" | "6"
-                )
-        }
-        _ => false,
-    }
+    streaming_core::repo::is_unavailable(e)
 }
 
 impl From<CoreError> for Problem {
@@ -297,6 +280,20 @@ mod tests {
             .into_response();
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn a_full_disk_is_503() {
+        let p: Problem = CoreError::Database {
+            context: "disk full",
+            source: sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space",
+            )),
+        }
+        .into();
+        assert_eq!(p.kind(), ProblemKind::DatabaseUnavailable);
+        assert_eq!(p.into_response().status(), 503);
     }
 
     #[test]

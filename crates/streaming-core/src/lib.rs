@@ -12,8 +12,10 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod recovery;
 pub mod repo;
 pub mod sessions;
+pub mod status;
 pub mod store;
 
 pub use error::CoreError;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, Timelike, Utc};
 use streaming_core::CoreError;
 use streaming_core::model::{
     MetricsRollup, PageRequest, QualityLevel, StreamMetrics, StreamStatus, ViewerSession,
@@ -665,6 +665,151 @@ async fn race_one_pool(repo: DynRepository) {
     race_to_activate(&[repo]).await;
 }
 
+/// A session of `stream_id` last seen at `seen`, open unless `ended`.
+fn session(stream_id: Uuid, seen: chrono::DateTime<Utc>, ended: bool) -> ViewerSession {
+    ViewerSession {
+        id: Uuid::new_v4(),
+        stream_id,
+        protocol: "hls".into(),
+        started_at: seen - Duration::seconds(30),
+        last_seen_at: seen,
+        ended_at: ended.then_some(seen),
+        ..ViewerSession::default()
+    }
+}
+
+/// Crash recovery: a node ends at start the streams it (or no recorded
+/// node) left ACTIVE, with the last time they were seen, and closes the
+/// open viewer sessions of streams that are not live; other nodes' live
+/// streams and their sessions are left alone.
+async fn crash_recovery_ends_only_this_nodes_streams(repo: DynRepository) {
+    let t0 = to_db_precision(Utc::now() - Duration::minutes(10))
+        .with_nanosecond(0)
+        .unwrap();
+    let mut ids = Vec::new();
+    for name in ["mine", "other node", "no node", "mine ended", "pending"] {
+        ids.push(repo.create_stream(name).await.unwrap().stream.id);
+    }
+    let [mine, other, no_node, mine_ended, pending] = ids[..] else {
+        unreachable!()
+    };
+    let active = |id, node: Option<&'static str>| {
+        let repo = repo.clone();
+        async move {
+            repo.transition_on_node(id, StreamStatus::Active, t0, node)
+                .await
+                .unwrap()
+        }
+    };
+    let s = active(mine, Some("n1")).await;
+    assert_eq!((s.status, s.started_at), (StreamStatus::Active, Some(t0)));
+    active(other, Some("n2")).await;
+    repo.transition(no_node, StreamStatus::Active, t0)
+        .await
+        .unwrap();
+    active(mine_ended, Some("n1")).await;
+    repo.transition_on_node(mine_ended, StreamStatus::Ended, t0, Some("n1"))
+        .await
+        .unwrap();
+    // Signs of life of `mine`: samples up to t0 + 40 s, a roll-up minute before.
+    let samples: Vec<StreamMetrics> = [5, 20, 40]
+        .iter()
+        .map(|s| StreamMetrics {
+            stream_id: mine,
+            at: t0 + Duration::seconds(*s),
+            ..StreamMetrics::default()
+        })
+        .collect();
+    repo.record_metrics_batch(&samples).await.unwrap();
+    let sessions = [
+        session(mine, t0 + Duration::seconds(35), false),
+        session(mine, t0 + Duration::seconds(10), true),
+        session(other, t0 + Duration::seconds(50), false),
+        session(mine_ended, t0 + Duration::seconds(3), false),
+    ];
+    for s in &sessions {
+        repo.upsert_viewer_session(s).await.unwrap();
+    }
+
+    let now = Utc::now();
+    let done = repo.end_orphaned_streams("n1", now).await.unwrap();
+    assert_eq!(
+        done.streams,
+        [(mine, t0 + Duration::seconds(40)), (no_node, t0)],
+        "this node's and the unowned ACTIVE streams, oldest first"
+    );
+    assert_eq!(done.sessions_closed, 2, "{done:?}");
+    let status = |id| {
+        let repo = repo.clone();
+        async move { repo.get_stream(id).await.unwrap().unwrap() }
+    };
+    let m = status(mine).await;
+    assert_eq!(
+        (m.status, m.started_at, m.ended_at),
+        (
+            StreamStatus::Ended,
+            Some(t0),
+            Some(t0 + Duration::seconds(40))
+        )
+    );
+    assert_eq!(status(no_node).await.status, StreamStatus::Ended);
+    assert_eq!(status(other).await.status, StreamStatus::Active);
+    assert_eq!(status(pending).await.status, StreamStatus::Pending);
+    assert_eq!(status(mine_ended).await.ended_at, Some(t0));
+    let listed = |id| {
+        let repo = repo.clone();
+        async move {
+            repo.page_viewer_sessions(id, false, page(1, 100))
+                .await
+                .unwrap()
+                .items
+        }
+    };
+    for v in listed(mine)
+        .await
+        .into_iter()
+        .chain(listed(mine_ended).await)
+    {
+        assert_eq!(
+            v.ended_at,
+            Some(v.last_seen_at),
+            "closed when last seen: {v:?}"
+        );
+    }
+    assert_eq!(repo.count_active_viewers(other).await.unwrap(), 1);
+    // Nothing left to do the second time.
+    assert_eq!(
+        repo.end_orphaned_streams("n1", Utc::now()).await.unwrap(),
+        Default::default()
+    );
+    // The node that made a stream ACTIVE last is the one that owns it.
+    let restart = t0 + Duration::seconds(60);
+    repo.transition_on_node(mine, StreamStatus::Active, restart, Some("n2"))
+        .await
+        .unwrap();
+    assert!(
+        repo.end_orphaned_streams("n1", Utc::now())
+            .await
+            .unwrap()
+            .streams
+            .is_empty()
+    );
+    let done = repo.end_orphaned_streams("n2", Utc::now()).await.unwrap();
+    let ended: Vec<Uuid> = done.streams.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ended, [mine, other]);
+    // Samples of an earlier broadcast do not count: last seen at its start.
+    assert_eq!(done.streams[0].1, restart);
+}
+
+/// The readiness probe commits a write (and again, and after other writes).
+async fn write_probe(repo: DynRepository) {
+    repo.probe_write().await.unwrap();
+    repo.create_stream("x").await.unwrap();
+    repo.probe_write().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    repo.probe_write().await.unwrap();
+}
+
 macro_rules! both_backends {
     ($($case:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -696,6 +841,8 @@ both_backends!(
     metrics_batches_and_ranges,
     viewer_session_beacon_fields,
     race_one_pool,
+    crash_recovery_ends_only_this_nodes_streams,
+    write_probe,
 );
 
 /// The acceptance race: two separate connection pools (two "replicas") on

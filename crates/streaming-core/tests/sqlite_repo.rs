@@ -100,3 +100,88 @@ async fn state_machine_is_enforced() {
         Err(CoreError::Invalid(_))
     ));
 }
+
+/// Another connection (as another process would) holds the write lock:
+/// reads go on at once on the read pool; a write waits for the lock and
+/// succeeds once it is released; a write still locked out after the busy
+/// timeout fails as "unavailable" (HTTP 503, status changes retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_not_starved_by_a_held_write_lock() {
+    use sqlx::Connection;
+    let (dir, repo) = repo().await;
+    let id = repo.create_stream("locked").await.unwrap().stream.id;
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let writer = {
+        let repo = repo.clone();
+        tokio::spawn(async move { repo.create_stream("waits for the lock").await })
+    };
+    let other_writes: Vec<_> = (0..4)
+        .map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(async move { repo.rename_stream(id, &format!("w{i}")).await })
+        })
+        .collect();
+    // Every read completes while the lock is held and writers queue.
+    for _ in 0..20 {
+        let got = tokio::time::timeout(std::time::Duration::from_secs(2), repo.get_stream(id))
+            .await
+            .expect("a read waited for the write lock")
+            .unwrap();
+        assert_eq!(got.unwrap().status, StreamStatus::Pending);
+    }
+    assert!(!writer.is_finished(), "the write went through a held lock");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let created = writer
+        .await
+        .unwrap()
+        .expect("the write goes through once the lock is free");
+    assert_eq!(created.stream.name, "waits for the lock");
+    for w in other_writes {
+        match w.await.unwrap() {
+            Ok(_) => {}
+            Err(e) => assert!(
+                streaming_core::repo::is_unavailable_error(&e),
+                "a queued write failed with something else than unavailable: {e}"
+            ),
+        }
+    }
+
+    // Locked for longer than the busy timeout: a clear "unavailable".
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let Err(e) = repo.create_stream("refused").await else {
+        panic!("a write went through a lock held past the busy timeout");
+    };
+    assert!(streaming_core::repo::is_unavailable_error(&e), "{e}");
+    let probe = tokio::time::timeout(std::time::Duration::from_secs(1), repo.probe_write()).await;
+    assert!(
+        !matches!(probe, Ok(Ok(()))),
+        "the write probe passed under a held lock"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    repo.probe_write().await.unwrap();
+}
+
+/// The read pool cannot write (query-only connections), and SQLite's
+/// "read-only" error counts as unavailable.
+#[tokio::test]
+async fn the_read_pool_is_read_only() {
+    let (_dir, repo) = repo().await;
+    let e = sqlx::query("INSERT INTO health_probe (id, at) VALUES (7, 'x')")
+        .execute(repo.read_pool())
+        .await
+        .unwrap_err();
+    assert!(streaming_core::repo::is_unavailable(&e), "{e}");
+    sqlx::query("INSERT INTO health_probe (id, at) VALUES (7, 'x')")
+        .execute(repo.pool())
+        .await
+        .unwrap();
+}

@@ -11,6 +11,7 @@ use streaming_core::events::Event;
 use streaming_core::hub::{CancellationToken, PublishStart, Publisher};
 use streaming_core::model::StreamStatus;
 use streaming_core::repo::KeyCheck;
+use streaming_core::status::{Outcome, Request};
 use streaming_media::rtmp::{ServerConfig, ServerEvent, ServerOutput, ServerSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -302,20 +303,44 @@ impl Conn {
     }
 
     async fn activate(&self, stream_id: Uuid) {
+        /// Longest wait for the change to reach the database before the
+        /// broadcast (and its event) goes on regardless; it stays queued.
+        const STATUS_ACK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
         let now = Utc::now();
-        match self
-            .ctx
-            .repo
-            .transition(stream_id, StreamStatus::Active, now)
-            .await
-        {
-            Ok(_) => info!("stream ACTIVE"),
-            // A takeover continues a broadcast that is already ACTIVE.
-            Err(CoreError::InvalidTransition {
+        // The status writer records the change, retrying through database
+        // faults; the broadcast and its event never wait for the database
+        // longer than STATUS_ACK_WAIT.
+        let outcome = match &self.ctx.status {
+            Some(writer) => match writer.request(stream_id, StreamStatus::Active, now) {
+                // A takeover continues a broadcast that is already ACTIVE.
+                Request::Unchanged => return,
+                Request::Queued(receipt) => receipt.wait(STATUS_ACK_WAIT).await,
+            },
+            None => Some(
+                match self
+                    .ctx
+                    .repo
+                    .transition(stream_id, StreamStatus::Active, now)
+                    .await
+                {
+                    Ok(s) => Outcome::Applied(s),
+                    Err(e) => Outcome::Dropped(e),
+                },
+            ),
+        };
+        match outcome {
+            Some(Outcome::Applied(_)) => info!("stream ACTIVE"),
+            // ACTIVE already (a takeover, or another replica has it live).
+            Some(Outcome::Dropped(CoreError::InvalidTransition {
                 from: StreamStatus::Active,
                 ..
-            }) => return,
-            Err(e) => warn!(error = %e, "could not mark the stream ACTIVE"),
+            })) => return,
+            Some(Outcome::Dropped(e)) => warn!(error = %e, "could not mark the stream ACTIVE"),
+            Some(Outcome::Superseded | Outcome::Abandoned) | None => {
+                info!(
+                    "stream ACTIVE (not saved yet: the database is slow or unavailable; retrying)"
+                )
+            }
         }
         self.ctx.metrics.stream_started(stream_id);
         self.ctx
@@ -336,14 +361,32 @@ impl Conn {
         }
         let now = Utc::now();
         if got_media {
-            match self
-                .ctx
-                .repo
-                .transition(stream_id, StreamStatus::Ended, now)
-                .await
-            {
-                Ok(_) => info!(reason, "stream ENDED"),
-                Err(e) => warn!(error = %e, "could not mark the stream ENDED"),
+            /// As in `activate`.
+            const STATUS_ACK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+            let outcome = match &self.ctx.status {
+                Some(writer) => match writer.request(stream_id, StreamStatus::Ended, now) {
+                    Request::Unchanged => Some(Outcome::Superseded),
+                    Request::Queued(receipt) => receipt.wait(STATUS_ACK_WAIT).await,
+                },
+                None => Some(
+                    match self
+                        .ctx
+                        .repo
+                        .transition(stream_id, StreamStatus::Ended, now)
+                        .await
+                    {
+                        Ok(s) => Outcome::Applied(s),
+                        Err(e) => Outcome::Dropped(e),
+                    },
+                ),
+            };
+            match outcome {
+                Some(Outcome::Applied(_)) => info!(reason, "stream ENDED"),
+                Some(Outcome::Dropped(e)) => warn!(error = %e, "could not mark the stream ENDED"),
+                Some(Outcome::Superseded | Outcome::Abandoned) | None => info!(
+                    reason,
+                    "stream ENDED (not saved yet: the database is slow or unavailable; retrying)"
+                ),
             }
         }
         self.ctx.metrics.remove_stream(stream_id);

@@ -19,6 +19,7 @@ use streaming_core::events::EventBus;
 use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::DynRepository;
+use streaming_core::status::StatusWriter;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
@@ -32,6 +33,10 @@ pub struct IngestContext {
     pub config: IngestConfig,
     /// Prometheus metrics (a private registry unless [`IngestContext::with_metrics`] is used).
     pub metrics: Metrics,
+    /// Records status changes, retrying through database faults (without
+    /// one, see [`IngestContext::with_status_writer`], changes are written
+    /// directly and lost when the database fails).
+    pub status: Option<StatusWriter>,
     next_conn: AtomicU64,
 }
 
@@ -48,6 +53,7 @@ impl IngestContext {
             events,
             config,
             metrics: Metrics::default(),
+            status: None,
             next_conn: AtomicU64::new(1),
         }
     }
@@ -55,6 +61,12 @@ impl IngestContext {
     /// Records into the server's shared metrics.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Records status changes through the process's status writer.
+    pub fn with_status_writer(mut self, status: StatusWriter) -> Self {
+        self.status = Some(status);
         self
     }
 

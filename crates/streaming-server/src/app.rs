@@ -122,6 +122,13 @@ fn primary_addrs(l: &Listeners) -> anyhow::Result<(SocketAddr, SocketAddr)> {
 /// Starts every role; returns once the listeners are bound.
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let repo = open_repo(&config).await?;
+    // Crash recovery, before any publish: end what a crash of this node left ACTIVE.
+    let node_id = streaming_core::recovery::node_id(&config.data_dir).context("node id")?;
+    if let Err(e) = streaming_core::recovery::end_orphaned_at_start(&*repo, &node_id).await {
+        warn!(error = %e, "crash recovery failed: streams left ACTIVE stay so");
+    }
+    let (status, status_task) =
+        streaming_core::status::StatusWriter::spawn(repo.clone(), Some(node_id));
     let admin_token = crate::secrets::load_or_generate(
         &crate::secrets::ADMIN_TOKEN,
         config.admin_token.as_ref(),
@@ -239,7 +246,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             events.clone(),
             config.ingest.clone(),
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_status_writer(status),
     );
     let Listeners {
         rtmp,
@@ -317,6 +325,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             info!("shutting down: ending live streams");
             hub.kick_all();
             ingest.wait().await;
+            status_task.shutdown(Duration::from_millis(1500)).await;
             packagers.close();
             if tokio::time::timeout(Duration::from_secs(3), packagers.wait())
                 .await

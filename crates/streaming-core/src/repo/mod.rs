@@ -15,10 +15,19 @@
 //! - [`StreamRepository::transition`] is atomic: on PostgreSQL the stream row
 //!   is locked (`SELECT … FOR UPDATE`) so that two replicas can never both make
 //!   one stream ACTIVE; on SQLite the write lock is taken up front
-//!   (`BEGIN IMMEDIATE`).
+//!   (`BEGIN IMMEDIATE`);
+//! - [`StreamRepository::transition_on_node`] records which node made a
+//!   stream ACTIVE, and [`StreamRepository::end_orphaned_streams`] ends, at
+//!   start, the streams a crash of that node left ACTIVE (crash recovery);
+//! - [`StreamRepository::probe_write`] commits a real write (readiness);
+//! - a database that cannot take a write right now (unreachable, disk full,
+//!   read-only, locked) fails with an error [`is_unavailable`] recognises, so
+//!   that callers retry (status changes) or answer 503 (the API).
 
 mod postgres;
+mod recovery;
 pub mod scratch;
+mod space;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashSet};
@@ -172,6 +181,92 @@ pub trait StreamRepository: Send + Sync + 'static {
     async fn list_quality_levels(&self, stream_id: Uuid) -> Result<Vec<QualityLevel>, CoreError>;
 
     async fn ping(&self) -> Result<(), CoreError>;
+
+    /// [`StreamRepository::transition`], also recording `node` (a node id,
+    /// see [`crate::recovery::node_id`]) as the node that made the stream
+    /// ACTIVE when `to` is ACTIVE (`None` records no node). The status writer
+    /// of ingest moves streams with this.
+    async fn transition_on_node(
+        &self,
+        id: Uuid,
+        to: StreamStatus,
+        at: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Stream, CoreError>;
+
+    /// Crash recovery, run once at start before any publish is accepted:
+    /// every stream left ACTIVE by `node` (or by no recorded node) is ENDED
+    /// with `ended_at` = the last time it was seen (its newest stored metrics
+    /// sample or roll-up minute, else `started_at`, never after `now`), and
+    /// the open viewer sessions of streams that are not ACTIVE any more are
+    /// closed with `ended_at` = their `last_seen_at`. Streams other nodes
+    /// keep ACTIVE are left alone. One transaction.
+    async fn end_orphaned_streams(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered, CoreError>;
+
+    /// Readiness: commits one small write in a transaction (SQLite also
+    /// refuses when its filesystem has almost no free space left, see
+    /// [`MIN_FREE_BYTES`]). An error means the database cannot take a write
+    /// right now. A success is reused for up to a second.
+    async fn probe_write(&self) -> Result<(), CoreError>;
+}
+
+/// What [`StreamRepository::end_orphaned_streams`] did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Recovered {
+    /// The streams ended, each with the `ended_at` it was given, oldest
+    /// stream first.
+    pub streams: Vec<(Uuid, DateTime<Utc>)>,
+    /// Viewer sessions closed.
+    pub sessions_closed: u64,
+}
+
+/// Below this much free space on the SQLite database's filesystem, writes
+/// are refused as "disk full" (a WAL commit may still fit into space the
+/// WAL already holds, so a failing write alone would not tell).
+pub const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
+pub use space::free_bytes;
+
+/// Whether a database error means "the database cannot take this right now"
+/// (retry later; HTTP 503) rather than a bug (HTTP 500): the pool timed out
+/// or closed, the connection broke, PostgreSQL is shutting down, starting,
+/// out of connections or out of disk (SQLSTATE class 08, 53, 57P01–57P03,
+/// 58030, 25006), SQLite is busy, locked, read-only, failing I/O, full or
+/// cannot open the file (primary result codes 5, 6, 8, 10, 13, 14; sqlx
+/// reports the extended code, whose low byte is the primary one).
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                let primary = code.parse::<i64>().map_or(0, |c| c & 0xff);
+                matches!(primary, 5 | 6 | 8 | 10 | 13 | 14)
+            } else {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(
+                        code.as_ref(),
+                        "57P01" | "57P02" | "57P03" | "58030" | "25006"
+                    )
+            }
+        }
+        _ => false,
+    }
+}
+
+/// [`is_unavailable`] of a domain error (only database errors can be).
+pub fn is_unavailable_error(e: &CoreError) -> bool {
+    matches!(e, CoreError::Database { source, .. } if is_unavailable(source))
 }
 
 pub type DynRepository = Arc<dyn StreamRepository>;

@@ -14,7 +14,8 @@
 //! reconnects by itself once PostgreSQL is back.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,9 +25,9 @@ use uuid::Uuid;
 
 use super::sqlite::transition_times;
 use super::{
-    CreatedStream, KeyCheck, StreamRepository, db_bound, distribution_json, finite, finite_opt,
-    fk_as_not_found, last_per_key, normalize_name, parse_distribution, parse_rollup_distribution,
-    rollup_distribution_json, to_count, to_i64, to_u32, to_u64,
+    CreatedStream, KeyCheck, Recovered, StreamRepository, db_bound, distribution_json, finite,
+    finite_opt, fk_as_not_found, last_per_key, normalize_name, parse_distribution,
+    parse_rollup_distribution, rollup_distribution_json, to_count, to_i64, to_u32, to_u64,
 };
 use crate::CoreError;
 use crate::keys;
@@ -38,7 +39,12 @@ use crate::model::{
 #[derive(Clone)]
 pub struct PostgresRepository {
     pool: PgPool,
+    /// When the write probe last succeeded.
+    probed: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How long a successful write probe is reused by `/ready`.
+const PROBE_TTL: Duration = Duration::from_secs(1);
 
 impl PostgresRepository {
     /// Longest wait for a pooled connection before an operation fails.
@@ -62,7 +68,10 @@ impl PostgresRepository {
             .await
             .map_err(CoreError::db("connect to postgres"))?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            probed: Arc::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -341,38 +350,7 @@ impl StreamRepository for PostgresRepository {
         to: StreamStatus,
         at: DateTime<Utc>,
     ) -> Result<Stream, CoreError> {
-        let at = model::to_db_precision(at);
-        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
-        // The row lock serialises transitions of this stream across every
-        // connection of every replica until this transaction ends.
-        let row = sqlx::query("SELECT * FROM streams WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::db("lock stream"))?
-            .ok_or(CoreError::StreamNotFound(id))?;
-        let mut stream = stream_from_row(&row);
-        if !stream.status.can_transition_to(to) {
-            return Err(CoreError::InvalidTransition {
-                stream_id: id,
-                from: stream.status,
-                to,
-            });
-        }
-        let (started, ended) = transition_times(&stream, to, at);
-        sqlx::query("UPDATE streams SET status = $1, started_at = $2, ended_at = $3 WHERE id = $4")
-            .bind(to.as_str())
-            .bind(started)
-            .bind(ended)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(CoreError::db("update stream status"))?;
-        tx.commit().await.map_err(CoreError::db("commit"))?;
-        stream.status = to;
-        stream.started_at = started;
-        stream.ended_at = ended;
-        Ok(stream)
+        self.move_stream(id, to, at, None).await
     }
 
     async fn add_key(&self, stream_id: Uuid) -> Result<(StreamKey, String), CoreError> {
@@ -768,6 +746,100 @@ impl StreamRepository for PostgresRepository {
             .await
             .map_err(CoreError::db("ping"))?;
         Ok(())
+    }
+
+    async fn transition_on_node(
+        &self,
+        id: Uuid,
+        to: StreamStatus,
+        at: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Stream, CoreError> {
+        self.move_stream(id, to, at, node).await
+    }
+
+    async fn end_orphaned_streams(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered, CoreError> {
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let out =
+            super::recovery::pg_end_orphaned(&mut tx, node, model::to_db_precision(now)).await?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(out)
+    }
+
+    async fn probe_write(&self) -> Result<(), CoreError> {
+        if super::recovery::fresh(&self.probed, PROBE_TTL) {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        sqlx::query(
+            "INSERT INTO health_probe (id, at) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(model::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(CoreError::db("write probe"))?;
+        tx.commit()
+            .await
+            .map_err(CoreError::db("commit write probe"))?;
+        super::recovery::mark_fresh(&self.probed);
+        Ok(())
+    }
+}
+
+impl PostgresRepository {
+    /// A transition, recording `node` when the stream goes ACTIVE.
+    async fn move_stream(
+        &self,
+        id: Uuid,
+        to: StreamStatus,
+        at: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Stream, CoreError> {
+        let at = model::to_db_precision(at);
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        // The row lock serialises transitions of this stream across every
+        // connection of every replica until this transaction ends.
+        let row = sqlx::query("SELECT * FROM streams WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::db("lock stream"))?
+            .ok_or(CoreError::StreamNotFound(id))?;
+        let mut stream = stream_from_row(&row);
+        if !stream.status.can_transition_to(to) {
+            return Err(CoreError::InvalidTransition {
+                stream_id: id,
+                from: stream.status,
+                to,
+            });
+        }
+        let (started, ended) = transition_times(&stream, to, at);
+        let node = match to {
+            StreamStatus::Active => node.map(str::to_string),
+            _ => row.get::<Option<String>, _>("node_id"),
+        };
+        sqlx::query(
+            "UPDATE streams SET status = $1, started_at = $2, ended_at = $3, node_id = $4 \
+             WHERE id = $5",
+        )
+        .bind(to.as_str())
+        .bind(started)
+        .bind(ended)
+        .bind(node)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(CoreError::db("update stream status"))?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        stream.status = to;
+        stream.started_at = started;
+        stream.ended_at = ended;
+        Ok(stream)
     }
 }
 

@@ -1,10 +1,22 @@
 //! SQLite repository (the embedded default), migrations in `migrations/sqlite`.
 //!
 //! Ids are UUID text, timestamps RFC 3339 UTC text with microseconds (which
-//! sorts lexicographically in time order). Transitions take the write lock
-//! up front (`BEGIN IMMEDIATE`) so that a read-check-write cannot interleave.
+//! sorts lexicographically in time order). Every write transaction takes the
+//! write lock up front (`BEGIN IMMEDIATE`) so that a read-check-write cannot
+//! interleave.
+//!
+//! Two pools, so that reads are never starved by a stuck writer: reads go to
+//! a pool of query-only connections (WAL mode lets them read while another
+//! connection, or another process, holds the write lock); every write goes
+//! through one write connection that waits at most [`BUSY_TIMEOUT`] for the
+//! lock. Before a write the free space under the database is checked
+//! ([`super::MIN_FREE_BYTES`]): a full disk is a clear "cannot write" (HTTP
+//! 503, status changes retried), never a write that works one time in two.
 
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,8 +27,8 @@ use sqlx::sqlite::{
 use uuid::Uuid;
 
 use super::{
-    CreatedStream, KeyCheck, StreamRepository, db_bound, distribution_json, finite, finite_opt,
-    fk_as_not_found, normalize_name, parse_distribution, parse_rollup_distribution,
+    CreatedStream, KeyCheck, Recovered, StreamRepository, db_bound, distribution_json, finite,
+    finite_opt, fk_as_not_found, normalize_name, parse_distribution, parse_rollup_distribution,
     rollup_distribution_json, to_count, to_i64, to_u32, to_u64,
 };
 use crate::CoreError;
@@ -26,40 +38,109 @@ use crate::model::{
     StreamStatus, ViewerSession,
 };
 
+/// Longest wait for another connection's (or process's) write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a pooled connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read connections per process.
+const READ_CONNECTIONS: u32 = 4;
+/// How long a successful write probe is reused by `/ready`.
+const PROBE_TTL: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct SqliteRepository {
-    pool: SqlitePool,
+    /// Query-only connections for every read.
+    read: SqlitePool,
+    /// One connection for every write.
+    write: SqlitePool,
+    /// The database's directory (free-space checks); `None` in memory.
+    dir: Option<PathBuf>,
+    /// When the write probe last succeeded.
+    probed: Arc<Mutex<Option<Instant>>>,
 }
 
 impl SqliteRepository {
     /// Opens (creating if needed) the database and runs the migrations.
     pub async fn connect(url: &str) -> Result<Self, CoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
+        let base = SqliteConnectOptions::from_str(url)
             .map_err(CoreError::db("parse sqlite url"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect_with(opts)
+            .busy_timeout(BUSY_TIMEOUT);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // The write connection stays open: the WAL and its index stay
+            // in place for the read connections.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal),
+            )
             .await
             .map_err(CoreError::db("open sqlite database"))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let (read, dir) = if in_memory {
+            // Every connection would see a database of its own.
+            (write.clone(), None)
+        } else {
+            let read = SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(base.clone().pragma("query_only", "ON"))
+                .await
+                .map_err(CoreError::db("open sqlite database for reading"))?;
+            let file = base.get_filename();
+            let dir = file
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), PathBuf::from);
+            (read, Some(dir))
+        };
+        Ok(Self {
+            read,
+            write,
+            dir,
+            probed: Arc::default(),
+        })
     }
 
+    /// The pool of the write connection (every write goes through it).
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        &self.write
+    }
+
+    /// The pool of query-only read connections.
+    pub fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// Refuses a write while the disk is (almost) full.
+    fn writable(&self) -> Result<(), CoreError> {
+        match &self.dir {
+            Some(dir) => super::space::check_space(dir),
+            None => Ok(()),
+        }
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE` on the write connection).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, CoreError> {
+        self.writable()?;
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(CoreError::db("begin immediate"))
     }
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(super) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_ts(s: Option<String>) -> Option<DateTime<Utc>> {
+pub(super) fn parse_ts(s: Option<String>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc))
 }
@@ -256,7 +337,7 @@ impl StreamRepository for SqliteRepository {
             started_at: None,
             ended_at: None,
         };
-        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO streams (id, name, status, created_at) VALUES (?, ?, ?, ?)")
             .bind(stream.id.to_string())
             .bind(&stream.name)
@@ -277,7 +358,7 @@ impl StreamRepository for SqliteRepository {
     async fn get_stream(&self, id: Uuid) -> Result<Option<Stream>, CoreError> {
         let row = sqlx::query("SELECT * FROM streams WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
             .map_err(CoreError::db("select stream"))?;
         Ok(row.as_ref().map(stream_from_row))
@@ -288,7 +369,7 @@ impl StreamRepository for SqliteRepository {
             "SELECT * FROM streams WHERE (?1 IS NULL OR status = ?1) ORDER BY created_at, id",
         )
         .bind(status.map(StreamStatus::as_str))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(CoreError::db("list streams"))?;
         Ok(rows.iter().map(stream_from_row).collect())
@@ -303,7 +384,7 @@ impl StreamRepository for SqliteRepository {
         let total: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM streams WHERE (?1 IS NULL OR status = ?1)")
                 .bind(status)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.read)
                 .await
                 .map_err(CoreError::db("count streams"))?;
         let rows = sqlx::query(
@@ -313,7 +394,7 @@ impl StreamRepository for SqliteRepository {
         .bind(status)
         .bind(page.limit())
         .bind(page.offset())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(CoreError::db("page streams"))?;
         Ok(Page {
@@ -326,10 +407,11 @@ impl StreamRepository for SqliteRepository {
 
     async fn rename_stream(&self, id: Uuid, name: &str) -> Result<Stream, CoreError> {
         let name = normalize_name(name)?;
+        self.writable()?;
         let row = sqlx::query("UPDATE streams SET name = ? WHERE id = ? RETURNING *")
             .bind(&name)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.write)
             .await
             .map_err(CoreError::db("rename stream"))?
             .ok_or(CoreError::StreamNotFound(id))?;
@@ -337,9 +419,10 @@ impl StreamRepository for SqliteRepository {
     }
 
     async fn delete_stream(&self, id: Uuid) -> Result<(), CoreError> {
+        self.writable()?;
         let done = sqlx::query("DELETE FROM streams WHERE id = ?")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
             .map_err(CoreError::db("delete stream"))?;
         if done.rows_affected() == 0 {
@@ -354,46 +437,11 @@ impl StreamRepository for SqliteRepository {
         to: StreamStatus,
         at: DateTime<Utc>,
     ) -> Result<Stream, CoreError> {
-        let at = model::to_db_precision(at);
-        // The write lock first: no other writer can change the row between
-        // the check and the update.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(CoreError::db("begin immediate"))?;
-        let row = sqlx::query("SELECT * FROM streams WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::db("select stream"))?
-            .ok_or(CoreError::StreamNotFound(id))?;
-        let mut stream = stream_from_row(&row);
-        if !stream.status.can_transition_to(to) {
-            return Err(CoreError::InvalidTransition {
-                stream_id: id,
-                from: stream.status,
-                to,
-            });
-        }
-        let (started, ended) = transition_times(&stream, to, at);
-        sqlx::query("UPDATE streams SET status = ?, started_at = ?, ended_at = ? WHERE id = ?")
-            .bind(to.as_str())
-            .bind(started.map(ts))
-            .bind(ended.map(ts))
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(CoreError::db("update stream status"))?;
-        tx.commit().await.map_err(CoreError::db("commit"))?;
-        stream.status = to;
-        stream.started_at = started;
-        stream.ended_at = ended;
-        Ok(stream)
+        self.move_stream(id, to, at, None).await
     }
 
     async fn add_key(&self, stream_id: Uuid) -> Result<(StreamKey, String), CoreError> {
-        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let mut tx = self.begin_write().await?;
         let out = insert_key(&mut tx, stream_id).await?;
         tx.commit().await.map_err(CoreError::db("commit"))?;
         Ok(out)
@@ -402,7 +450,7 @@ impl StreamRepository for SqliteRepository {
     async fn get_key(&self, key_id: Uuid) -> Result<Option<StreamKey>, CoreError> {
         let row = sqlx::query("SELECT * FROM stream_keys WHERE id = ?")
             .bind(key_id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await
             .map_err(CoreError::db("select key"))?;
         Ok(row.as_ref().map(key_from_row))
@@ -412,17 +460,18 @@ impl StreamRepository for SqliteRepository {
         let rows =
             sqlx::query("SELECT * FROM stream_keys WHERE stream_id = ? ORDER BY created_at, id")
                 .bind(stream_id.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await
                 .map_err(CoreError::db("list keys"))?;
         Ok(rows.iter().map(key_from_row).collect())
     }
 
     async fn revoke_key(&self, key_id: Uuid) -> Result<StreamKey, CoreError> {
+        self.writable()?;
         sqlx::query("UPDATE stream_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(ts(model::now()))
             .bind(key_id.to_string())
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
             .map_err(CoreError::db("revoke key"))?;
         self.get_key(key_id)
@@ -434,12 +483,13 @@ impl StreamRepository for SqliteRepository {
         if self.get_stream(stream_id).await?.is_none() {
             return Err(CoreError::StreamNotFound(stream_id));
         }
+        self.writable()?;
         let done = sqlx::query(
             "UPDATE stream_keys SET revoked_at = ? WHERE stream_id = ? AND revoked_at IS NULL",
         )
         .bind(ts(model::now()))
         .bind(stream_id.to_string())
-        .execute(&self.pool)
+        .execute(&self.write)
         .await
         .map_err(CoreError::db("revoke stream keys"))?;
         Ok(done.rows_affected())
@@ -451,7 +501,7 @@ impl StreamRepository for SqliteRepository {
         };
         let rows = sqlx::query("SELECT * FROM stream_keys WHERE prefix = ?")
             .bind(prefix)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await
             .map_err(CoreError::db("select keys by prefix"))?;
         let keys: Vec<StreamKey> = rows.iter().map(key_from_row).collect();
@@ -472,6 +522,7 @@ impl StreamRepository for SqliteRepository {
     }
 
     async fn upsert_viewer_session(&self, s: &ViewerSession) -> Result<(), CoreError> {
+        self.writable()?;
         sqlx::query(
             "INSERT INTO viewer_sessions \
              (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent, \
@@ -497,7 +548,7 @@ impl StreamRepository for SqliteRepository {
         .bind(i64::from(s.stalls))
         .bind(to_i64(s.stall_ms))
         .bind(i64::from(s.errors))
-        .execute(&self.pool)
+        .execute(&self.write)
         .await
         .map_err(fk_as_not_found(s.stream_id, "upsert viewer session"))?;
         Ok(())
@@ -514,7 +565,7 @@ impl StreamRepository for SqliteRepository {
         )
         .bind(stream_id.to_string())
         .bind(active_only)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.read)
         .await
         .map_err(CoreError::db("count viewer sessions"))?;
         let rows = sqlx::query(
@@ -525,7 +576,7 @@ impl StreamRepository for SqliteRepository {
         .bind(active_only)
         .bind(page.limit())
         .bind(page.offset())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(CoreError::db("page viewer sessions"))?;
         Ok(Page {
@@ -541,14 +592,15 @@ impl StreamRepository for SqliteRepository {
             "SELECT COUNT(*) FROM viewer_sessions WHERE stream_id = ? AND ended_at IS NULL",
         )
         .bind(stream_id.to_string())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.read)
         .await
         .map_err(CoreError::db("count active viewers"))?;
         Ok(to_u64(n))
     }
 
     async fn record_metrics(&self, m: &StreamMetrics) -> Result<(), CoreError> {
-        upsert_sample(&self.pool, INSERT_SAMPLE, m)
+        self.writable()?;
+        upsert_sample(&self.write, INSERT_SAMPLE, m)
             .await
             .map_err(fk_as_not_found(m.stream_id, "record metrics"))?;
         Ok(())
@@ -567,7 +619,7 @@ impl StreamRepository for SqliteRepository {
         .bind(stream_id.to_string())
         .bind(since.map(|t| ts(model::to_db_precision(t))))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(CoreError::db("list metrics"))?;
         Ok(rows.iter().map(metrics_from_row).collect())
@@ -579,11 +631,7 @@ impl StreamRepository for SqliteRepository {
         }
         // One transaction, one statement (prepared once, cached by the
         // connection) executed per sample: a 1000-sample batch is one fsync.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(CoreError::db("begin immediate"))?;
+        let mut tx = self.begin_write().await?;
         for m in samples {
             upsert_sample(&mut *tx, INSERT_SAMPLE_IF_STREAM, m)
                 .await
@@ -608,7 +656,7 @@ impl StreamRepository for SqliteRepository {
         .bind(ts(db_bound(from)))
         .bind(ts(db_bound(to)))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(CoreError::db("list metrics range"))?;
         Ok(rows.iter().map(metrics_from_row).collect())
@@ -618,11 +666,7 @@ impl StreamRepository for SqliteRepository {
         if rollups.is_empty() {
             return Ok(());
         }
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(CoreError::db("begin immediate"))?;
+        let mut tx = self.begin_write().await?;
         for r in rollups {
             sqlx::query(UPSERT_ROLLUP)
                 .bind(r.stream_id.to_string())
@@ -662,16 +706,17 @@ impl StreamRepository for SqliteRepository {
         .bind(ts(db_bound(from)))
         .bind(ts(db_bound(to)))
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.read)
         .await
         .map_err(CoreError::db("list rollups"))?;
         Ok(rows.iter().map(rollup_from_row).collect())
     }
 
     async fn prune_metrics(&self, before: DateTime<Utc>) -> Result<u64, CoreError> {
+        self.writable()?;
         let done = sqlx::query("DELETE FROM stream_metrics WHERE at < ?")
             .bind(ts(db_bound(before)))
-            .execute(&self.pool)
+            .execute(&self.write)
             .await
             .map_err(CoreError::db("prune metrics"))?;
         Ok(done.rows_affected())
@@ -682,7 +727,7 @@ impl StreamRepository for SqliteRepository {
         stream_id: Uuid,
         levels: &[QualityLevel],
     ) -> Result<(), CoreError> {
-        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        let mut tx = self.begin_write().await?;
         let exists = sqlx::query("SELECT 1 FROM streams WHERE id = ?")
             .bind(stream_id.to_string())
             .fetch_optional(&mut *tx)
@@ -729,7 +774,7 @@ impl StreamRepository for SqliteRepository {
         let rows =
             sqlx::query("SELECT * FROM quality_levels WHERE stream_id = ? ORDER BY position")
                 .bind(stream_id.to_string())
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read)
                 .await
                 .map_err(CoreError::db("list quality levels"))?;
         Ok(rows.iter().map(quality_from_row).collect())
@@ -737,10 +782,103 @@ impl StreamRepository for SqliteRepository {
 
     async fn ping(&self) -> Result<(), CoreError> {
         sqlx::query("SELECT 1")
-            .execute(&self.pool)
+            .execute(&self.read)
             .await
             .map_err(CoreError::db("ping"))?;
         Ok(())
+    }
+
+    async fn transition_on_node(
+        &self,
+        id: Uuid,
+        to: StreamStatus,
+        at: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Stream, CoreError> {
+        self.move_stream(id, to, at, node).await
+    }
+
+    async fn end_orphaned_streams(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Recovered, CoreError> {
+        let mut tx = self.begin_write().await?;
+        let out = super::recovery::sqlite_end_orphaned(&mut tx, node, model::to_db_precision(now))
+            .await?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(out)
+    }
+
+    async fn probe_write(&self) -> Result<(), CoreError> {
+        if super::recovery::fresh(&self.probed, PROBE_TTL) {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO health_probe (id, at) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(ts(model::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(CoreError::db("write probe"))?;
+        tx.commit()
+            .await
+            .map_err(CoreError::db("commit write probe"))?;
+        super::recovery::mark_fresh(&self.probed);
+        Ok(())
+    }
+}
+
+impl SqliteRepository {
+    /// A transition, recording `node` when the stream goes ACTIVE.
+    async fn move_stream(
+        &self,
+        id: Uuid,
+        to: StreamStatus,
+        at: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Stream, CoreError> {
+        let at = model::to_db_precision(at);
+        // The write lock first: no other writer can change the row between
+        // the check and the update.
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("SELECT * FROM streams WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::db("select stream"))?
+            .ok_or(CoreError::StreamNotFound(id))?;
+        let mut stream = stream_from_row(&row);
+        if !stream.status.can_transition_to(to) {
+            return Err(CoreError::InvalidTransition {
+                stream_id: id,
+                from: stream.status,
+                to,
+            });
+        }
+        let (started, ended) = transition_times(&stream, to, at);
+        let node = match to {
+            StreamStatus::Active => node.map(str::to_string),
+            _ => row.get::<Option<String>, _>("node_id"),
+        };
+        sqlx::query(
+            "UPDATE streams SET status = ?, started_at = ?, ended_at = ?, node_id = ? WHERE id = ?",
+        )
+        .bind(to.as_str())
+        .bind(started.map(ts))
+        .bind(ended.map(ts))
+        .bind(node)
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(CoreError::db("update stream status"))?;
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        stream.status = to;
+        stream.started_at = started;
+        stream.ended_at = ended;
+        Ok(stream)
     }
 }
 
