@@ -186,9 +186,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             events.clone(),
             config.ingest.clone(),
         )
-        .with_metrics(metrics.clone()),
+        .with_limits(streaming_core::limits::Limits::new(metrics.clone())),
     );
-    let ingest = tokio::spawn(streaming_ingest::serve(rtmp, ingest_ctx, shutdown.clone()));
+    let ingest = tokio::spawn(streaming_ingest::serve(
+        rtmp,
+        ingest_ctx,
+        shutdown.clone(),
+        None,
+    ));
     let http_stop = CancellationToken::new();
     let http_task = {
         let stop = http_stop.clone();
