@@ -400,7 +400,15 @@ impl Conn {
                 format!("unknown application {app:?}; publish to rtmp://HOST/{APP}/STREAM_KEY");
             return self.reject(io, rtmp_stream_id, &why, None).await;
         }
-        let check = match self.ctx.repo.check_key(key).await {
+        // The key check counts inside the publish deadline too.
+        let deadline = self.accepted_at + self.ctx.publish_timeout();
+        let checked = tokio::time::timeout_at(deadline, self.ctx.repo.check_key(key)).await;
+        let Ok(checked) = checked else {
+            let t = self.ctx.publish_timeout();
+            let why = format!("no accepted publish within {t:?} of accept (key check pending)");
+            return Err(self.trip(LimitKind::RtmpPublishTimeout, why));
+        };
+        let check = match checked {
             Ok(c) => c,
             Err(e) => {
                 warn!(error = %e, "stream key check failed");

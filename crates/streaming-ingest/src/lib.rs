@@ -42,6 +42,7 @@ pub struct IngestContext {
     pub repo: DynRepository,
     pub hub: StreamHub,
     pub events: EventBus,
+    /// The limits in it are read when the context is built.
     pub config: IngestConfig,
     /// Prometheus metrics (a private registry unless [`IngestContext::with_metrics`] is used).
     pub metrics: Metrics,
