@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use streaming_media::amf0::{Amf0Error, Amf0Value, encode_all};
 use streaming_media::rtmp::{
     ClientConfig, ClientSession, HANDSHAKE_SIZE, RtmpError, ServerConfig, ServerOutput,
-    ServerSession,
+    ServerSession, SessionLimits,
 };
 
 fn handshake_bytes() -> Vec<u8> {
@@ -166,7 +166,10 @@ fn largest_chunk_size_is_accepted_but_lengths_stay_bounded() {
 #[test]
 fn message_longer_than_configured_max() {
     let config = ServerConfig {
-        max_message_len: 1000,
+        publishing: SessionLimits {
+            max_message_len: 1000,
+            ..SessionLimits::PUBLISHING
+        },
         ..ServerConfig::default()
     };
     let mut s = server_with(config, &handshake_bytes());
@@ -252,7 +255,21 @@ fn amf_nested_ten_thousand_deep() {
         body.extend_from_slice(&[0x03, 0x00, 0x01, b'a']);
     }
     body.push(0x05);
+    // Before publish the pre-publish nesting limit (8) refuses it.
     let mut s = server_with(ServerConfig::default(), &handshake_bytes());
+    let r = feed(&mut s, &chunks(3, 0x14, 0, &body, 128));
+    assert!(
+        matches!(
+            r,
+            Err(RtmpError::Amf {
+                source: Amf0Error::TooDeep { max: 8, .. },
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // While publishing, the decoder's own bound (32).
+    let mut s = publishing_server();
     let r = feed(&mut s, &chunks(3, 0x14, 0, &body, 128));
     assert!(
         matches!(

@@ -246,7 +246,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
             events.clone(),
             config.ingest.clone(),
         )
-        .with_metrics(metrics.clone())
+        .with_limits(limits.clone())
         .with_status_writer(status),
     );
     let Listeners {
@@ -256,16 +256,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         https,
         metrics: metrics_listener,
     } = listeners;
+    // Both RTMP listeners share one context: pools, bans and the
+    // reassembly budget hold across them.
     let ingest = TaskTracker::new();
     if let Some(l) = rtmp {
         ingest.spawn(streaming_ingest::serve(
             l,
             ingest_ctx.clone(),
             shutdown.clone(),
+            None,
         ));
     }
-    if rtmps.is_some() {
-        anyhow::bail!("RTMPS is not wired yet");
+    if let Some(l) = rtmps {
+        let acceptor = tls.as_ref().map(|t| t.rtmps.clone());
+        ingest.spawn(streaming_ingest::serve(
+            l,
+            ingest_ctx.clone(),
+            shutdown.clone(),
+            acceptor,
+        ));
     }
     ingest.close();
 

@@ -1,11 +1,19 @@
-//! AMF0 decoding (AMF0 §2). Bounded: no recursion deeper than [`MAX_DEPTH`], no
-//! allocation larger than the remaining input.
+//! AMF0 decoding (AMF0 §2). Bounded while it runs: no recursion deeper than
+//! [`DecodeLimits::max_depth`] (at most [`MAX_DEPTH`]), no more values than
+//! [`DecodeLimits::max_values`], no allocation larger than the remaining input.
 
-use super::{Amf0Error, Amf0Value, MAX_DEPTH, marker};
+use super::{Amf0Error, Amf0Value, DecodeLimits, MAX_DEPTH, marker};
 
-/// Decode every value in `buf` (an RTMP command or data message body).
+/// Decode every value in `buf` (an RTMP command or data message body), with
+/// the default limits (nesting up to [`MAX_DEPTH`], any number of values).
 pub fn decode_all(buf: &[u8]) -> Result<Vec<Amf0Value>, Amf0Error> {
-    let mut d = Decoder { buf, pos: 0 };
+    decode_all_with(buf, DecodeLimits::default())
+}
+
+/// [`decode_all`] within `limits`: decoding stops at the first value over a
+/// limit, so at most `limits.max_values` values are ever built.
+pub fn decode_all_with(buf: &[u8], limits: DecodeLimits) -> Result<Vec<Amf0Value>, Amf0Error> {
+    let mut d = Decoder::new(buf, limits);
     let mut values = Vec::new();
     while d.pos < buf.len() {
         values.push(d.value(0)?);
@@ -15,7 +23,12 @@ pub fn decode_all(buf: &[u8]) -> Result<Vec<Amf0Value>, Amf0Error> {
 
 /// Decode the first value in `buf`; returns it with the number of bytes it used.
 pub fn decode_one(buf: &[u8]) -> Result<(Amf0Value, usize), Amf0Error> {
-    let mut d = Decoder { buf, pos: 0 };
+    decode_one_with(buf, DecodeLimits::default())
+}
+
+/// [`decode_one`] within `limits` (the values nested in it count).
+pub fn decode_one_with(buf: &[u8], limits: DecodeLimits) -> Result<(Amf0Value, usize), Amf0Error> {
+    let mut d = Decoder::new(buf, limits);
     let v = d.value(0)?;
     Ok((v, d.pos))
 }
@@ -23,9 +36,23 @@ pub fn decode_one(buf: &[u8]) -> Result<(Amf0Value, usize), Amf0Error> {
 struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Values started so far.
+    values: usize,
+    max_values: usize,
+    max_depth: usize,
 }
 
 impl<'a> Decoder<'a> {
+    fn new(buf: &'a [u8], limits: DecodeLimits) -> Self {
+        Self {
+            buf,
+            pos: 0,
+            values: 0,
+            max_values: limits.max_values,
+            max_depth: limits.max_depth.min(MAX_DEPTH),
+        }
+    }
+
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -78,26 +105,33 @@ impl<'a> Decoder<'a> {
 
     fn value(&mut self, depth: usize) -> Result<Amf0Value, Amf0Error> {
         let offset = self.pos;
+        if self.values >= self.max_values {
+            return Err(Amf0Error::TooManyValues {
+                offset,
+                max: self.max_values,
+            });
+        }
+        self.values += 1;
         let m = self.u8()?;
         Ok(match m {
             marker::NUMBER => Amf0Value::Number(self.f64()?),
             marker::BOOLEAN => Amf0Value::Boolean(self.u8()? != 0),
             marker::STRING => Amf0Value::String(self.short_string()?),
             marker::OBJECT => {
-                let depth = Self::deeper(depth, offset)?;
+                let depth = self.deeper(depth, offset)?;
                 Amf0Value::Object(self.properties(depth)?)
             }
             marker::NULL => Amf0Value::Null,
             marker::UNDEFINED => Amf0Value::Undefined,
             marker::ECMA_ARRAY => {
-                let depth = Self::deeper(depth, offset)?;
+                let depth = self.deeper(depth, offset)?;
                 // The count is advisory (AMF0 §2.10); the object-end marker ends it.
                 let _count = self.u32()?;
                 Amf0Value::EcmaArray(self.properties(depth)?)
             }
             marker::OBJECT_END => return Err(Amf0Error::UnexpectedObjectEnd { offset }),
             marker::STRICT_ARRAY => {
-                let depth = Self::deeper(depth, offset)?;
+                let depth = self.deeper(depth, offset)?;
                 let count = self.u32()?;
                 // Every element takes at least one byte.
                 if count as usize > self.remaining() {
@@ -107,7 +141,10 @@ impl<'a> Decoder<'a> {
                         remaining: self.remaining(),
                     });
                 }
-                let mut items = Vec::with_capacity(count as usize);
+                // Capacity within the values still allowed: a count the
+                // limit refuses allocates nothing for it.
+                let allowed = self.max_values.saturating_sub(self.values);
+                let mut items = Vec::with_capacity((count as usize).min(allowed));
                 for _ in 0..count {
                     items.push(self.value(depth)?);
                 }
@@ -133,11 +170,11 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn deeper(depth: usize, offset: usize) -> Result<usize, Amf0Error> {
-        if depth >= MAX_DEPTH {
+    fn deeper(&self, depth: usize, offset: usize) -> Result<usize, Amf0Error> {
+        if depth >= self.max_depth {
             Err(Amf0Error::TooDeep {
                 offset,
-                max: MAX_DEPTH,
+                max: self.max_depth,
             })
         } else {
             Ok(depth + 1)

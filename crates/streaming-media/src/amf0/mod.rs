@@ -11,8 +11,11 @@
 //! rejected with [`Amf0Error::UnsupportedMarker`].
 //!
 //! Decoding never panics and never trusts a length or count field: nesting is
-//! bounded by [`MAX_DEPTH`], and no allocation is larger than the bytes that
-//! remain in the input.
+//! bounded by [`MAX_DEPTH`] (or a smaller [`DecodeLimits::max_depth`]), the
+//! number of values by [`DecodeLimits::max_values`], both enforced while
+//! decoding (the decoder stops at the first value over a limit, so a hostile
+//! body never expands in memory before it is refused), and no allocation is
+//! larger than the bytes that remain in the input.
 
 mod decode;
 mod encode;
@@ -20,11 +23,33 @@ mod encode;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{decode_all, decode_one};
+pub use decode::{decode_all, decode_all_with, decode_one, decode_one_with};
 pub use encode::{encode, encode_all};
 
 /// Deepest nesting of objects and arrays that [`decode_all`] accepts.
 pub const MAX_DEPTH: usize = 32;
+
+/// Bounds on one decode call, checked as values are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Values decoded in all, nested ones included (every type marker read
+    /// counts as one; object keys do not). The value past it fails with
+    /// [`Amf0Error::TooManyValues`].
+    pub max_values: usize,
+    /// Deepest nesting of objects and arrays (at most [`MAX_DEPTH`]; a
+    /// larger value is read as [`MAX_DEPTH`]). Past it: [`Amf0Error::TooDeep`].
+    pub max_depth: usize,
+}
+
+impl Default for DecodeLimits {
+    /// Any number of values, nesting up to [`MAX_DEPTH`].
+    fn default() -> Self {
+        Self {
+            max_values: usize::MAX,
+            max_depth: MAX_DEPTH,
+        }
+    }
+}
 
 /// AMF0 type markers (AMF0 §2.1).
 pub mod marker {
@@ -136,6 +161,9 @@ pub enum Amf0Error {
     UnexpectedObjectEnd { offset: usize },
     #[error("AMF0: nesting deeper than {max} at offset {offset}")]
     TooDeep { offset: usize, max: usize },
+    /// The value starting at `offset` is value number `max + 1`.
+    #[error("AMF0: more than {max} values, the next one at offset {offset}")]
+    TooManyValues { offset: usize, max: usize },
     #[error("AMF0: invalid UTF-8 in string at offset {offset}")]
     InvalidUtf8 { offset: usize },
     #[error(

@@ -204,6 +204,91 @@ fn nesting_is_bounded() {
     assert!(matches!(decode_all(&deep), Err(Amf0Error::TooDeep { .. })));
 }
 
+#[test]
+fn value_count_is_enforced_while_decoding() {
+    let limits = DecodeLimits {
+        max_values: 1024,
+        max_depth: 8,
+    };
+    // 64 KiB of 1-byte nulls: value 1,025 (at offset 1,024) is refused.
+    let nulls = vec![marker::NULL; 64 * 1024];
+    assert_eq!(
+        decode_all_with(&nulls, limits),
+        Err(Amf0Error::TooManyValues {
+            offset: 1024,
+            max: 1024
+        })
+    );
+    assert_eq!(decode_all_with(&nulls[..1024], limits).unwrap().len(), 1024);
+    // Nested values count: an object holding 1,023 properties is 1,024 values.
+    let object = |props: usize| {
+        let mut b = vec![marker::OBJECT];
+        for _ in 0..props {
+            b.extend_from_slice(&[0, 1, b'k', marker::NULL]);
+        }
+        b.extend_from_slice(&[0, 0, marker::OBJECT_END]);
+        b
+    };
+    assert!(decode_one_with(&object(1023), limits).is_ok());
+    assert_eq!(
+        decode_one_with(&object(1024), limits),
+        Err(Amf0Error::TooManyValues {
+            offset: 1 + 1023 * 4 + 3,
+            max: 1024
+        })
+    );
+    // A strict array claiming 60,000 elements: refused at element 1,024
+    // (the array itself is value 1), and nothing was sized by its count.
+    let mut arr = vec![marker::STRICT_ARRAY];
+    arr.extend_from_slice(&60_000u32.to_be_bytes());
+    arr.extend(std::iter::repeat_n(marker::NULL, 60_000));
+    assert_eq!(
+        decode_all_with(&arr, limits),
+        Err(Amf0Error::TooManyValues {
+            offset: 5 + 1023,
+            max: 1024
+        })
+    );
+    // The default limits count nothing.
+    assert_eq!(decode_all(&nulls).unwrap().len(), 64 * 1024);
+}
+
+#[test]
+fn depth_limit_below_the_maximum() {
+    let limits = DecodeLimits {
+        max_values: 1024,
+        max_depth: 8,
+    };
+    let nest = |n: usize| {
+        let mut b = Vec::new();
+        for _ in 0..n {
+            b.extend_from_slice(&[0x03, 0, 1, b'k']);
+        }
+        b.push(0x05);
+        for _ in 0..n {
+            b.extend_from_slice(&[0, 0, 0x09]);
+        }
+        b
+    };
+    assert!(decode_all_with(&nest(8), limits).is_ok());
+    assert_eq!(
+        decode_all_with(&nest(9), limits),
+        Err(Amf0Error::TooDeep { offset: 32, max: 8 })
+    );
+    // A limit above MAX_DEPTH is read as MAX_DEPTH.
+    let loose = DecodeLimits {
+        max_values: usize::MAX,
+        max_depth: 1000,
+    };
+    assert_eq!(
+        decode_all_with(&nest(MAX_DEPTH + 1), loose),
+        Err(Amf0Error::TooDeep {
+            offset: 4 * MAX_DEPTH,
+            max: MAX_DEPTH
+        })
+    );
+}
+
 fn arb_value() -> impl Strategy<Value = Amf0Value> {
     let leaf = prop_oneof![
         any::<f64>()

@@ -326,7 +326,7 @@ impl ClientSession {
         };
         match msg.type_id {
             msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
-                let cmd = Command::parse(&msg)?;
+                let cmd = Command::parse(&msg, crate::amf0::DecodeLimits::default())?;
                 self.command(&msg, cmd)
             }
             // A publisher has no use for media or data from the server.

@@ -3,6 +3,7 @@
 //! message stream id (`msid`) and `offset`, the position in the connection's
 //! received byte stream (handshake included) where the offending chunk began.
 
+use super::RtmpLimit;
 use crate::amf0::Amf0Error;
 
 /// A fatal RTMP protocol error: the connection should be closed (after
@@ -22,7 +23,9 @@ pub enum RtmpError {
     /// Set Chunk Size above the configured `max_in_chunk_size`.
     #[error("chunk size {size} above the limit {max} at offset {offset}")]
     ChunkSizeTooLarge { size: u32, max: u32, offset: u64 },
-    /// A message header announced more than `max_message_len` bytes.
+    /// A message header announced more than the session's current
+    /// [`super::SessionLimits::max_message_len`] (refused before any of its
+    /// payload is buffered).
     #[error(
         "message of {length} bytes (type {type_id}) on chunk stream {csid} exceeds the limit {max} at offset {offset}"
     )]
@@ -51,13 +54,31 @@ pub enum RtmpError {
         length: u32,
         offset: u64,
     },
-    /// More distinct chunk streams, or more messages being reassembled at the
-    /// same time, than any encoder uses.
+    /// More distinct chunk streams than any encoder uses.
     #[error("too many chunk streams ({what}, limit {max}) at chunk stream {csid}, offset {offset}")]
     TooManyChunkStreams {
         csid: u32,
         what: &'static str,
         max: usize,
+        offset: u64,
+    },
+    /// A message started while [`super::SessionLimits::max_partial_messages`]
+    /// others were still in reassembly.
+    #[error(
+        "too many messages in reassembly (limit {max}): another one starts on chunk stream {csid} at offset {offset}"
+    )]
+    TooManyPartialMessages { csid: u32, max: usize, offset: u64 },
+    /// Growing a reassembly buffer by `requested` bytes would exceed the
+    /// [`super::ReassemblyBudget`] all sessions share (`used` of `limit` bytes
+    /// held when it was tried).
+    #[error(
+        "reassembly budget spent ({used} of {limit} bytes held by all connections): {requested} more bytes for chunk stream {csid} refused at offset {offset}"
+    )]
+    ReassemblyBudget {
+        csid: u32,
+        requested: u64,
+        used: u64,
+        limit: u64,
         offset: u64,
     },
     /// A message type id that RTMP 1.0 §5.4 / §7.1 does not define.
@@ -74,14 +95,17 @@ pub enum RtmpError {
         length: usize,
         reason: &'static str,
     },
-    /// The AMF0 body of a command or data message did not decode.
+    /// The AMF0 body of a command or data message did not decode, or went
+    /// over the session's AMF0 limits (`source` says which; its offset is
+    /// within the body, `offset` is where the message began).
     #[error(
-        "bad AMF0 in message type {type_id} on chunk stream {csid}, message stream {msid}: {source}"
+        "bad AMF0 in message type {type_id} on chunk stream {csid}, message stream {msid} at offset {offset}: {source}"
     )]
     Amf {
         csid: u32,
         type_id: u8,
         msid: u32,
+        offset: u64,
         #[source]
         source: Amf0Error,
     },
@@ -98,4 +122,26 @@ pub enum RtmpError {
     /// The session already failed; the connection must be closed.
     #[error("session already failed; close the connection")]
     Closed,
+}
+
+impl RtmpError {
+    /// The resource limit this error reports, if it is one (so a driver can
+    /// count it); `None` for protocol violations.
+    pub fn limit(&self) -> Option<RtmpLimit> {
+        match self {
+            RtmpError::MessageTooLarge { .. } => Some(RtmpLimit::MessageSize),
+            RtmpError::TooManyChunkStreams { .. } => Some(RtmpLimit::ChunkStreams),
+            RtmpError::TooManyPartialMessages { .. } => Some(RtmpLimit::PartialMessages),
+            RtmpError::ReassemblyBudget { .. } => Some(RtmpLimit::ReassemblyBudget),
+            RtmpError::Amf {
+                source: Amf0Error::TooManyValues { .. },
+                ..
+            } => Some(RtmpLimit::AmfValues),
+            RtmpError::Amf {
+                source: Amf0Error::TooDeep { .. },
+                ..
+            } => Some(RtmpLimit::AmfDepth),
+            _ => None,
+        }
+    }
 }

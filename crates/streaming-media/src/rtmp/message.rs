@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::RtmpError;
 use super::chunk::RawMessage;
-use crate::amf0::{self, Amf0Value};
+use crate::amf0::{self, Amf0Value, DecodeLimits};
 
 /// Message type ids (RTMP 1.0 §5.4, §7.1).
 pub(crate) mod msg_type {
@@ -64,6 +64,7 @@ pub(crate) fn amf_error(msg: &RawMessage, source: amf0::Amf0Error) -> RtmpError 
         csid: msg.csid,
         type_id: msg.type_id,
         msid: msg.msid,
+        offset: msg.offset,
         source,
     }
 }
@@ -88,8 +89,10 @@ pub(crate) struct Command {
 }
 
 impl Command {
-    pub(crate) fn parse(msg: &RawMessage) -> Result<Command, RtmpError> {
-        let values = amf0::decode_all(&amf_body(msg)).map_err(|e| amf_error(msg, e))?;
+    /// Decodes the command within `limits` (checked while decoding).
+    pub(crate) fn parse(msg: &RawMessage, limits: DecodeLimits) -> Result<Command, RtmpError> {
+        let values =
+            amf0::decode_all_with(&amf_body(msg), limits).map_err(|e| amf_error(msg, e))?;
         let mut it = values.into_iter();
         let name = match it.next() {
             Some(Amf0Value::String(s)) => s,
@@ -264,7 +267,7 @@ mod tests {
             5.0,
             &[Amf0Value::Null, "key?x=1".into(), "live".into()],
         );
-        let c = Command::parse(&raw(20, 0, &body)).unwrap();
+        let c = Command::parse(&raw(20, 0, &body), DecodeLimits::default()).unwrap();
         assert_eq!(c.name, "publish");
         assert_eq!(c.txn, 5.0);
         assert_eq!(c.arg_str(0), Some("key?x=1"));
@@ -272,13 +275,16 @@ mod tests {
         // AMF3 command: leading format byte.
         let mut amf3 = vec![0];
         amf3.extend_from_slice(&body);
-        assert_eq!(Command::parse(&raw(17, 0, &amf3)).unwrap(), c);
+        assert_eq!(
+            Command::parse(&raw(17, 0, &amf3), DecodeLimits::default()).unwrap(),
+            c
+        );
         assert!(matches!(
-            Command::parse(&raw(20, 0, &[0x00, 0x3f])),
+            Command::parse(&raw(20, 0, &[0x00, 0x3f]), DecodeLimits::default()),
             Err(RtmpError::Amf { .. })
         ));
         assert!(matches!(
-            Command::parse(&raw(20, 0, &[0x05])),
+            Command::parse(&raw(20, 0, &[0x05]), DecodeLimits::default()),
             Err(RtmpError::MalformedMessage { .. })
         ));
     }

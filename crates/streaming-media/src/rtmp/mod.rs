@@ -16,6 +16,7 @@ mod client;
 mod conn;
 mod error;
 mod handshake;
+mod limits;
 mod message;
 mod server;
 
@@ -23,4 +24,5 @@ pub use chunk::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE};
 pub use client::{ClientConfig, ClientEvent, ClientOutput, ClientSession};
 pub use error::RtmpError;
 pub use handshake::{HANDSHAKE_SIZE, RTMP_VERSION};
+pub use limits::{ReassemblyBudget, RtmpLimit, SessionLimits};
 pub use server::{ServerConfig, ServerEvent, ServerOutput, ServerSession};

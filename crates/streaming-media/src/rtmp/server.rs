@@ -10,25 +10,38 @@
 //! [`ServerOutput::Transmit`] to the socket in order and acting on every
 //! [`ServerOutput::Event`]. Do the same after [`ServerSession::accept_publish`]
 //! and [`ServerSession::reject_publish`].
+//!
+//! Limits (see [`super::limits`]): [`ServerConfig::pre_publish`] until a
+//! publish is accepted on the connection, [`ServerConfig::publishing`] after;
+//! reassembly buffers are charged to [`ServerConfig::reassembly_budget`].
+//! Timers (handshake and publish deadlines, idle publish) belong to the
+//! driver: the session reports [`ServerSession::handshake_done`] and
+//! [`ServerSession::publish_accepted`].
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::RtmpError;
 use super::chunk::{MAX_CHUNK_SIZE, RawMessage};
 use super::conn::Conn;
 use super::handshake::ServerHandshake;
 use super::message::{self, Command, csid, msg_type, status, user_control};
-use crate::amf0::{self, Amf0Value};
+use super::{ReassemblyBudget, RtmpError, SessionLimits};
+use crate::amf0::{self, Amf0Value, DecodeLimits};
 use crate::frame::{Frame, FrameKind};
 
-/// Limits and the values the server announces after `connect`.
+/// Limits and the values the server announces after `connect`. Cheap to
+/// construct and clone (the budget is a shared handle).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Largest message accepted (bytes). Default 8 MiB.
-    pub max_message_len: u32,
+    /// Limits until a publish is accepted on the connection (each bound
+    /// capped by the `publishing` one). Default [`SessionLimits::PRE_PUBLISH`].
+    pub pre_publish: SessionLimits,
+    /// Limits once a publish was accepted. Default [`SessionLimits::PUBLISHING`].
+    pub publishing: SessionLimits,
+    /// Reassembly bytes shared with other sessions; `None`: not counted.
+    pub reassembly_budget: Option<ReassemblyBudget>,
     /// Window Acknowledgement Size sent to the client (RTMP 1.0 §5.4.4).
     pub window_ack_size: u32,
     /// Set Peer Bandwidth sent to the client (RTMP 1.0 §5.4.5), limit type dynamic.
@@ -43,7 +56,9 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            max_message_len: 8 * 1024 * 1024,
+            pre_publish: SessionLimits::PRE_PUBLISH,
+            publishing: SessionLimits::PUBLISHING,
+            reassembly_budget: None,
             window_ack_size: 2_500_000,
             peer_bandwidth: 2_500_000,
             out_chunk_size: 4096,
@@ -111,11 +126,17 @@ pub struct ServerSession {
     streams: Vec<NetStream>,
     next_stream_id: u32,
     failed: bool,
+    /// A publish was accepted on this connection: the publishing limits apply.
+    published: bool,
 }
 
 impl ServerSession {
     pub fn new(config: ServerConfig) -> Self {
-        let conn = Conn::new(config.max_message_len, config.max_in_chunk_size);
+        let limits = config.pre_publish.min(config.publishing);
+        let mut conn = Conn::new(limits.max_message_len, config.max_in_chunk_size);
+        conn.decoder
+            .set_limits(limits.max_message_len, limits.max_partial_messages as usize);
+        conn.decoder.set_budget(config.reassembly_budget.clone());
         Self {
             config,
             handshake: ServerHandshake::new(),
@@ -125,6 +146,7 @@ impl ServerSession {
             streams: Vec::new(),
             next_stream_id: 1,
             failed: false,
+            published: false,
         }
     }
 
@@ -140,8 +162,33 @@ impl ServerSession {
         let r = self.input(data);
         if r.is_err() {
             self.failed = true;
+            // Nothing more is decoded: give the reassembly bytes back now.
+            self.conn.decoder.release_all();
         }
         r
+    }
+
+    /// The handshake (C0–C2) is complete.
+    pub fn handshake_done(&self) -> bool {
+        self.handshake.is_done()
+    }
+
+    /// A publish was accepted on this connection (it may have ended since).
+    pub fn publish_accepted(&self) -> bool {
+        self.published
+    }
+
+    /// The limits in force now.
+    pub fn limits(&self) -> SessionLimits {
+        if self.published {
+            self.config.publishing
+        } else {
+            self.config.pre_publish.min(self.config.publishing)
+        }
+    }
+
+    fn amf_limits(&self) -> DecodeLimits {
+        self.limits().amf()
     }
 
     /// Next output; drain until `None` after every `handle_input`,
@@ -166,6 +213,13 @@ impl ServerSession {
         s.publish = Publish::Live {
             name: std::mem::take(name),
         };
+        if !self.published {
+            self.published = true;
+            let l = self.config.publishing;
+            self.conn
+                .decoder
+                .set_limits(l.max_message_len, l.max_partial_messages as usize);
+        }
         self.conn
             .send_user_control(user_control::STREAM_BEGIN, &stream_id.to_be_bytes());
         self.on_status(
@@ -221,22 +275,26 @@ impl ServerSession {
             msg_type::VIDEO => self.media(msg.msid, FrameKind::Video, msg.timestamp, msg.payload),
             msg_type::DATA_AMF0 | msg_type::DATA_AMF3 => {
                 let body = message::amf_body(&msg);
-                let data = script_data(&body).map_err(|e| message::amf_error(&msg, e))?;
+                let data = script_data(&body, self.amf_limits())
+                    .map_err(|e| message::amf_error(&msg, e))?;
                 if let Some(data) = data {
                     self.media(msg.msid, FrameKind::Script, msg.timestamp, data);
                 }
             }
             msg_type::COMMAND_AMF0 | msg_type::COMMAND_AMF3 => {
-                let cmd = Command::parse(&msg)?;
+                let cmd = Command::parse(&msg, self.amf_limits())?;
                 self.command(msg.msid, cmd);
             }
-            msg_type::AGGREGATE => {
+            // Before a stream is live its media is dropped anyway: no need
+            // to split (and hold) an aggregate's sub-messages.
+            msg_type::AGGREGATE if self.is_live(msg.msid) => {
+                let limits = self.amf_limits();
                 for sub in message::split_aggregate(&msg)? {
                     let kind = match sub.type_id {
                         msg_type::AUDIO => FrameKind::Audio,
                         msg_type::VIDEO => FrameKind::Video,
                         msg_type::DATA_AMF0 => {
-                            let data = script_data(&sub.payload)
+                            let data = script_data(&sub.payload, limits)
                                 .map_err(|e| message::amf_error(&msg, e))?;
                             if let Some(data) = data {
                                 self.media(msg.msid, FrameKind::Script, sub.timestamp, data);
@@ -253,6 +311,7 @@ impl ServerSession {
                     self.media(msg.msid, kind, sub.timestamp, sub.payload);
                 }
             }
+            msg_type::AGGREGATE => {}
             msg_type::SHARED_OBJECT_AMF0 | msg_type::SHARED_OBJECT_AMF3 => {
                 return Err(RtmpError::UnsupportedMessageType {
                     csid: msg.csid,
@@ -271,12 +330,14 @@ impl ServerSession {
         Ok(())
     }
 
-    fn media(&mut self, msid: u32, kind: FrameKind, timestamp: u32, data: Bytes) {
-        let live = self
-            .streams
+    fn is_live(&self, msid: u32) -> bool {
+        self.streams
             .iter()
-            .any(|s| s.id == msid && matches!(s.publish, Publish::Live { .. }));
-        if live && !data.is_empty() {
+            .any(|s| s.id == msid && matches!(s.publish, Publish::Live { .. }))
+    }
+
+    fn media(&mut self, msid: u32, kind: FrameKind, timestamp: u32, data: Bytes) {
+        if self.is_live(msid) && !data.is_empty() {
             self.events
                 .push_back(ServerEvent::Media(Frame::new(kind, timestamp, data)));
         }
@@ -489,11 +550,11 @@ fn f64_to_id(n: f64) -> u32 {
 /// The FLV script tag body of a data message: `@setDataFrame` stripped, or
 /// the whole body when it starts with `onMetaData`; `None` for other data
 /// messages (`onTextData`, `@clearDataFrame`, `|RtmpSampleAccess`, ...).
-fn script_data(body: &Bytes) -> Result<Option<Bytes>, amf0::Amf0Error> {
+fn script_data(body: &Bytes, limits: DecodeLimits) -> Result<Option<Bytes>, amf0::Amf0Error> {
     if body.is_empty() {
         return Ok(None);
     }
-    let (first, n) = amf0::decode_one(body)?;
+    let (first, n) = amf0::decode_one_with(body, limits)?;
     Ok(match first.as_str() {
         Some("@setDataFrame") if n < body.len() => Some(body.slice(n..)),
         Some("onMetaData") => Some(body.clone()),

@@ -13,19 +13,24 @@
 //! 0xFFFFFF, continuation chunks included. On a continuation chunk its value is
 //! ignored; on a type 3 chunk that starts a message it is the delta.
 //!
-//! Limits: messages above `max_message_len`, more than [`MAX_CHUNK_STREAMS`]
-//! chunk streams or [`MAX_PARTIAL_MESSAGES`] concurrently reassembled messages
-//! are errors. Buffers grow with the bytes that actually arrive, never by a
-//! length field alone.
+//! Limits: messages above `max_message_len` (refused at their first chunk
+//! header, before any payload is buffered), more than [`MAX_CHUNK_STREAMS`]
+//! chunk streams or `max_partials` concurrently reassembled messages are
+//! errors. Buffers grow with the bytes that actually arrive, never by a
+//! length field alone, and every byte of buffer capacity is charged to the
+//! shared [`ReassemblyBudget`] (when one is set) before it is allocated; it is
+//! given back when the message completes or is aborted, or the decoder is
+//! dropped or cleared.
 
 use bytes::{BufMut, BytesMut};
 
 use super::{DEFAULT_CHUNK_SIZE, EXTENDED_TIMESTAMP, RawMessage};
-use crate::rtmp::RtmpError;
+use crate::rtmp::{ReassemblyBudget, RtmpError};
 
 /// Distinct chunk stream ids one connection may use (encoders use < 10).
 pub(crate) const MAX_CHUNK_STREAMS: usize = 256;
-/// Messages that may be in reassembly at the same time (encoders interleave 2–4).
+/// Messages that may be in reassembly at the same time unless set otherwise
+/// (encoders interleave 2–4).
 pub(crate) const MAX_PARTIAL_MESSAGES: usize = 16;
 /// Smallest first allocation for a message buffer.
 const MIN_ALLOC: usize = 4096;
@@ -44,6 +49,8 @@ struct InStream {
     extended: bool,
     /// The message being reassembled.
     partial: Option<BytesMut>,
+    /// Capacity of `partial` charged to the budget.
+    charged: usize,
     /// Connection offset of the current message's first chunk.
     start: u64,
 }
@@ -62,6 +69,10 @@ enum State {
 pub(crate) struct ChunkDecoder {
     chunk_size: u32,
     max_message_len: u32,
+    max_partials: usize,
+    budget: Option<ReassemblyBudget>,
+    /// Bytes charged to `budget` now (the sum of the streams' `charged`).
+    charged: u64,
     streams: Vec<InStream>,
     partials: usize,
     state: State,
@@ -79,6 +90,9 @@ impl ChunkDecoder {
         Self {
             chunk_size: DEFAULT_CHUNK_SIZE,
             max_message_len,
+            max_partials: MAX_PARTIAL_MESSAGES,
+            budget: None,
+            charged: 0,
             streams: Vec::new(),
             partials: 0,
             state: State::Header,
@@ -94,14 +108,99 @@ impl ChunkDecoder {
         self.chunk_size = size;
     }
 
+    /// Limits for messages that start from now on (messages in reassembly
+    /// keep going).
+    pub(crate) fn set_limits(&mut self, max_message_len: u32, max_partials: usize) {
+        self.max_message_len = max_message_len;
+        self.max_partials = max_partials.max(1);
+    }
+
+    /// Charge reassembly buffers to `budget` from now on.
+    pub(crate) fn set_budget(&mut self, budget: Option<ReassemblyBudget>) {
+        self.release_all();
+        self.budget = budget;
+    }
+
     /// Abort Message (RTMP 1.0 §5.4.2): drop the partial message on `csid`.
     pub(crate) fn abort(&mut self, csid: u32) {
-        if let Some(st) = self.streams.iter_mut().find(|s| s.csid == csid)
-            && st.partial.take().is_some()
+        if let Some(index) = self.streams.iter().position(|s| s.csid == csid)
+            && self.streams[index].partial.is_some()
         {
             // Called between messages, so the decoder is never inside its payload.
-            self.partials -= 1;
+            self.drop_partial(index);
         }
+    }
+
+    /// Drop every partial message and give their bytes back to the budget
+    /// (the session failed; nothing more will be decoded).
+    pub(crate) fn release_all(&mut self) {
+        for index in 0..self.streams.len() {
+            if self.streams[index].partial.is_some() {
+                self.drop_partial(index);
+            }
+        }
+        self.state = State::Header;
+    }
+
+    fn drop_partial(&mut self, index: usize) {
+        let st = &mut self.streams[index];
+        st.partial = None;
+        let n = std::mem::take(&mut st.charged) as u64;
+        self.partials = self.partials.saturating_sub(1);
+        self.uncharge(n);
+    }
+
+    fn uncharge(&mut self, n: u64) {
+        self.charged = self.charged.saturating_sub(n);
+        if let Some(b) = &self.budget {
+            b.release(n);
+        }
+    }
+
+    /// Charge `n` more bytes of buffer for the message on `csid`.
+    fn charge(&mut self, n: usize, csid: u32) -> Result<(), RtmpError> {
+        let n = n as u64;
+        if let Some(b) = &self.budget
+            && !b.try_charge(n)
+        {
+            return Err(RtmpError::ReassemblyBudget {
+                csid,
+                requested: n,
+                used: b.used(),
+                limit: b.limit(),
+                offset: self.chunk_start,
+            });
+        }
+        self.charged += n;
+        Ok(())
+    }
+
+    /// Make room for `n` more bytes in the partial message of stream
+    /// `index`: exact-size allocations, at most doubling, so capacity stays
+    /// within twice what arrived (plus the input at hand) and ends exactly at
+    /// the message length. The growth is charged first.
+    fn reserve(&mut self, index: usize, n: usize) -> Result<(), RtmpError> {
+        let st = &self.streams[index];
+        let Some(buf) = st.partial.as_ref() else {
+            return Ok(());
+        };
+        if buf.capacity() - buf.len() >= n {
+            return Ok(());
+        }
+        let want = (buf.len() + n)
+            .max(2 * buf.capacity())
+            .min(st.length as usize);
+        let extra = want.saturating_sub(st.charged);
+        let csid = st.csid;
+        self.charge(extra, csid)?;
+        let st = &mut self.streams[index];
+        st.charged += extra;
+        if let Some(buf) = st.partial.as_mut() {
+            let mut grown = BytesMut::with_capacity(want);
+            grown.put_slice(buf);
+            *buf = grown;
+        }
+        Ok(())
     }
 
     /// Decode from `data` until one message is complete or `data` is used up.
@@ -122,6 +221,7 @@ impl ChunkDecoder {
                 State::Payload { index, remaining } => {
                     let avail = data.len() - pos;
                     let n = avail.min(remaining as usize);
+                    self.reserve(index, n)?;
                     let st = &mut self.streams[index];
                     let length = st.length as usize;
                     // Invariant: a Payload state always has a partial buffer.
@@ -129,7 +229,6 @@ impl ChunkDecoder {
                         self.state = State::Header;
                         continue;
                     };
-                    reserve(buf, n, length);
                     buf.put_slice(&data[pos..pos + n]);
                     pos += n;
                     self.offset += n as u64;
@@ -152,14 +251,18 @@ impl ChunkDecoder {
     fn finish(&mut self, index: usize) -> RawMessage {
         let st = &mut self.streams[index];
         self.partials -= 1;
-        RawMessage {
+        // A complete message is no longer reassembly: its bytes go back.
+        let n = std::mem::take(&mut st.charged) as u64;
+        let msg = RawMessage {
             csid: st.csid,
             timestamp: st.timestamp,
             type_id: st.type_id,
             msid: st.msid,
             payload: st.partial.take().unwrap_or_default().freeze(),
             offset: st.start,
-        }
+        };
+        self.uncharge(n);
+        msg
     }
 
     /// Total header length implied by the bytes collected so far, if known.
@@ -272,6 +375,7 @@ impl ChunkDecoder {
                     delta: 0,
                     extended: false,
                     partial: None,
+                    charged: 0,
                     start: offset,
                 });
                 self.streams.len() - 1
@@ -336,18 +440,21 @@ impl ChunkDecoder {
                 offset,
             }));
         }
-        if self.partials >= MAX_PARTIAL_MESSAGES {
-            return Err(RtmpError::TooManyChunkStreams {
+        if self.partials >= self.max_partials {
+            return Err(RtmpError::TooManyPartialMessages {
                 csid,
-                what: "messages in reassembly",
-                max: MAX_PARTIAL_MESSAGES,
+                max: self.max_partials,
                 offset,
             });
         }
-        let length = st.length as usize;
-        st.partial = Some(BytesMut::with_capacity(length.min(avail.max(MIN_ALLOC))));
+        let length = st.length;
+        let cap = (length as usize).min(avail.max(MIN_ALLOC));
+        self.charge(cap, csid)?;
+        let st = &mut self.streams[index];
+        st.partial = Some(BytesMut::with_capacity(cap));
+        st.charged = cap;
         self.partials += 1;
-        let remaining = st.length.min(self.chunk_size);
+        let remaining = length.min(self.chunk_size);
         self.state = State::Payload { index, remaining };
         Ok(None)
     }
@@ -357,17 +464,12 @@ fn be24(b: &[u8]) -> u32 {
     u32::from_be_bytes([0, b[0], b[1], b[2]])
 }
 
-/// Make room for `n` more bytes of a `length`-byte message: exact-size
-/// allocations, at most doubling, so capacity stays within twice what arrived
-/// (plus the input at hand) and ends exactly at `length`.
-fn reserve(buf: &mut BytesMut, n: usize, length: usize) {
-    if buf.capacity() - buf.len() >= n {
-        return;
+impl Drop for ChunkDecoder {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.release(self.charged);
+        }
     }
-    let want = (buf.len() + n).max(2 * buf.capacity()).min(length);
-    let mut grown = BytesMut::with_capacity(want);
-    grown.put_slice(buf);
-    *buf = grown;
 }
 
 #[cfg(test)]

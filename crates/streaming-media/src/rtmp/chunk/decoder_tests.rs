@@ -192,7 +192,7 @@ fn partial_and_stream_limits() {
     }
     assert!(matches!(
         decode_all(&mut d, &s),
-        Err(RtmpError::TooManyChunkStreams {
+        Err(RtmpError::TooManyPartialMessages {
             max: MAX_PARTIAL_MESSAGES,
             ..
         })
@@ -253,4 +253,143 @@ fn reassembled_buffer_is_exact() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].payload.len(), len as usize);
     assert_eq!(got[0].payload[99_999], (99_999u32) as u8);
+}
+
+/// The header of a type 0 chunk on `csid` announcing a `len`-byte video message.
+fn video_header(csid: u8, len: u32) -> Vec<u8> {
+    let mut v = vec![csid, 0, 0, 0];
+    v.extend_from_slice(&len.to_be_bytes()[1..]);
+    v.extend_from_slice(&[9, 1, 0, 0, 0]);
+    v
+}
+
+#[test]
+fn fifth_partial_message_fails_with_a_limit_of_four() {
+    let mut d = ChunkDecoder::new(MAX, 0);
+    d.set_limits(MAX, 4);
+    // Four messages of 200 bytes, each with its first 128-byte chunk only.
+    let mut s = Vec::new();
+    for csid in 3..7u8 {
+        s.extend(video_header(csid, 200));
+        s.extend_from_slice(&[0; 128]);
+    }
+    assert!(decode_all(&mut d, &s).unwrap().is_empty());
+    let fifth_at = s.len() as u64;
+    assert_eq!(
+        decode_all(&mut d, &video_header(7, 200)),
+        Err(RtmpError::TooManyPartialMessages {
+            csid: 7,
+            max: 4,
+            offset: fifth_at
+        })
+    );
+    // With one of the four finished, a fifth message may start.
+    let mut d = ChunkDecoder::new(MAX, 0);
+    d.set_limits(MAX, 4);
+    assert!(decode_all(&mut d, &s).unwrap().is_empty());
+    let mut rest = vec![0xc3];
+    rest.extend_from_slice(&[0; 72]);
+    assert_eq!(decode_all(&mut d, &rest).unwrap().len(), 1);
+    let mut fifth = video_header(7, 2);
+    fifth.extend_from_slice(&[1, 2]);
+    assert_eq!(decode_all(&mut d, &fifth).unwrap().len(), 1);
+}
+
+#[test]
+fn message_length_limit_is_checked_at_the_header() {
+    let mut d = ChunkDecoder::new(MAX, 3073);
+    d.set_limits(64 * 1024, 4);
+    let mut h = video_header(3, 8 << 20);
+    h[7] = 20; // an AMF0 command
+    // Eleven header bytes: waiting; the twelfth completes it and is refused.
+    assert!(decode_all(&mut d, &h[..11]).unwrap().is_empty());
+    assert_eq!(
+        decode_all(&mut d, &h[11..]),
+        Err(RtmpError::MessageTooLarge {
+            csid: 3,
+            type_id: 20,
+            length: 8 << 20,
+            max: 64 * 1024,
+            offset: 3073
+        })
+    );
+    assert!(d.streams[0].partial.is_none(), "no payload was buffered");
+    let mut d = ChunkDecoder::new(MAX, 0);
+    d.set_limits(64 * 1024, 4);
+    let mut ok = video_header(3, 64 * 1024);
+    ok.extend_from_slice(&[0; 16]);
+    assert!(
+        decode_all(&mut d, &ok).unwrap().is_empty(),
+        "64 KiB is allowed"
+    );
+}
+
+#[test]
+fn decoders_sharing_a_budget() {
+    let budget = ReassemblyBudget::new(6500);
+    let mut a = ChunkDecoder::new(MAX, 0);
+    a.set_budget(Some(budget.clone()));
+    a.set_chunk_size(10_000);
+    // A: 6,000 of a 6,400-byte message.
+    let mut s = video_header(4, 6400);
+    s.extend(std::iter::repeat_n(7, 6000));
+    assert!(decode_all(&mut a, &s).unwrap().is_empty());
+    let held = budget.used();
+    assert_eq!(held, 6000, "A holds what arrived");
+    // B: a 1,000-byte message does not fit next to it.
+    let mut b = ChunkDecoder::new(MAX, 0);
+    b.set_budget(Some(budget.clone()));
+    let mut m = video_header(4, 1000);
+    m.extend(std::iter::repeat_n(1, 128));
+    assert_eq!(
+        decode_all(&mut b, &m),
+        Err(RtmpError::ReassemblyBudget {
+            csid: 4,
+            requested: 1000,
+            used: held,
+            limit: 6500,
+            offset: 0
+        })
+    );
+    assert_eq!(budget.used(), held, "the refused bytes were not charged");
+    // A completes: its bytes go back, and another decoder fits.
+    let done = decode_all(&mut a, &[7; 400]).unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].payload.len(), 6400);
+    assert_eq!(budget.used(), 0);
+    let mut c = ChunkDecoder::new(MAX, 0);
+    c.set_budget(Some(budget.clone()));
+    assert!(decode_all(&mut c, &m).unwrap().is_empty());
+    assert_eq!(budget.used(), 1000);
+    // Dropping a decoder mid-message gives its bytes back too.
+    drop(c);
+    assert_eq!(budget.used(), 0);
+    let mut e = ChunkDecoder::new(MAX, 0);
+    e.set_budget(Some(budget.clone()));
+    e.set_chunk_size(10_000);
+    assert!(decode_all(&mut e, &s).unwrap().is_empty());
+    e.abort(4);
+    assert_eq!(budget.used(), 0, "an aborted message gives its bytes back");
+    // Growth is charged as it happens: the whole budget, then one byte more.
+    let mut f = ChunkDecoder::new(MAX, 0);
+    f.set_budget(Some(budget.clone()));
+    f.set_chunk_size(20_000);
+    let mut big = video_header(5, 9000);
+    big.extend(std::iter::repeat_n(3, 4096));
+    assert!(decode_all(&mut f, &big).unwrap().is_empty());
+    assert_eq!(budget.used(), 4096);
+    let r = decode_all(&mut f, &[3; 4096]);
+    assert!(
+        matches!(
+            r,
+            Err(RtmpError::ReassemblyBudget {
+                requested: 4096,
+                used: 4096,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    f.release_all();
+    assert_eq!(budget.used(), 0);
 }
