@@ -101,7 +101,7 @@ async fn presented_cert(addr: SocketAddr) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_plays_in_chromium_and_certificates_reload_without_restart() {
+async fn rtmps_publish_plays_over_https_in_chromium_and_certificates_reload() {
     require("node", "nodejs");
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
@@ -109,13 +109,21 @@ async fn https_plays_in_chromium_and_certificates_reload_without_restart() {
     let ca = TestCa::new();
     let (cert, key, first_der) = ca.write_leaf(&certs, "first");
     let toml = format!(
-        "[tls]\ncert_file = {:?}\nkey_file = {:?}\nhttps_addr = \"127.0.0.1:0\"\nreload_check_secs = 1\n",
+        "[tls]\ncert_file = {:?}\nkey_file = {:?}\nhttps_addr = \"127.0.0.1:0\"\n\
+         rtmps_addr = \"127.0.0.1:0\"\nplain_http = false\nplain_rtmp = false\nreload_check_secs = 1\n",
         cert.display().to_string(),
         key.display().to_string()
     );
     let server = ServerProcess::start(&dir.path().join("data"), &toml).await;
     let https =
         banner_addr(&server.banner, "HTTPS https://").expect("HTTPS listener in the banner");
+    let rtmps =
+        banner_addr(&server.banner, "RTMPS rtmps://").expect("RTMPS listener in the banner");
+    assert!(
+        !server.banner.contains(" rtmp://") && !server.banner.contains(" http://"),
+        "plain listeners are off: {}",
+        server.banner
+    );
     let base = format!("https://{https}");
 
     // A client that trusts the test CA speaks HTTPS to the server.
@@ -144,11 +152,11 @@ async fn https_plays_in_chromium_and_certificates_reload_without_restart() {
     );
     assert_eq!(presented_cert(https).await, first_der);
 
-    // Publish (plain RTMP here; RTMPS has its own test) and watch over HTTPS.
+    // FFmpeg publishes over RTMPS; the watch page plays over HTTPS.
     let id = created["id"].as_str().unwrap().to_string();
     let key = created["stream_key"].as_str().unwrap().to_string();
     let mut ffmpeg = ffmpeg_publish(
-        &format!("rtmp://{}/live/{key}", server.rtmp_addr),
+        &format!("rtmps://{rtmps}/live/{key}"),
         &Publish {
             seconds: 60.0,
             width: 320,
@@ -187,6 +195,12 @@ async fn https_plays_in_chromium_and_certificates_reload_without_restart() {
     )
     .await;
     assert!(ok, "the watch page did not play over HTTPS: {out} {err}");
+
+    assert_eq!(
+        presented_cert(rtmps).await,
+        first_der,
+        "RTMPS presents the certificate"
+    );
 
     // Replace the certificate: new connections get the new one, no restart.
     let (_, _, second_der) = ca.write_leaf(&certs, "second");
