@@ -18,6 +18,7 @@ mod history;
 mod insights;
 mod keys;
 pub mod problem;
+mod sessions;
 mod streams;
 mod viewers;
 pub mod views;
@@ -131,6 +132,7 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(viewers::viewers))
         .routes(routes!(history::metrics))
         .routes(routes!(insights::analytics))
+        .routes(routes!(sessions::mint))
         .routes(routes!(beacons::events))
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
@@ -149,7 +151,6 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1", any(docs::unknown_route))
         .route("/api/v1/{*rest}", any(docs::unknown_route))
         .method_not_allowed_fallback(docs::method_not_allowed)
-        .layer(axum::middleware::from_fn(beacons::cors))
         .with_state(state);
     api.merge(docs::router(doc))
 }

@@ -13,9 +13,10 @@ use anyhow::Context;
 use streaming_core::config::Config;
 use streaming_core::events::EventBus;
 use streaming_core::hub::{CancellationToken, StreamHub};
+use streaming_core::limits::Limits;
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
-use streaming_core::sessions::ViewerSessions;
+use streaming_core::sessions::{SessionPolicy, ViewerSessions};
 use streaming_core::store::SegmentStore;
 use streaming_delivery::{CollectorDeps, DeliveryState, LiveFeed};
 use streaming_ingest::IngestContext;
@@ -121,7 +122,16 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     );
     transcoder.set_metrics(metrics.clone());
     transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
-    let sessions = ViewerSessions::new();
+    let session_secret = crate::secrets::load_or_generate(
+        &crate::secrets::SESSION_SECRET,
+        config.sessions.secret.as_ref(),
+        &config.data_dir,
+    )?;
+    let sessions = ViewerSessions::with_policy(
+        session_secret.as_bytes(),
+        SessionPolicy::from_config(&config.sessions, &config.http),
+        Limits::new(metrics.clone()),
+    );
     let feed = LiveFeed::new();
     streaming_delivery::spawn_collector(
         CollectorDeps {
@@ -134,6 +144,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 config.media.segment_duration_ms,
             ),
             config: config.metrics.clone(),
+            session_retention: Duration::from_secs(
+                u64::from(config.sessions.retention_days.max(1)) * 86_400,
+            ),
         },
         packagers.clone(),
         shutdown.clone(),
@@ -193,6 +206,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     let http_task = {
         let stop = http_stop.clone();
         tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let serve = axum::serve(http, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await });
             if let Err(e) = serve.await {
