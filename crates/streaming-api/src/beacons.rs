@@ -99,8 +99,14 @@ impl BeaconEvent {
 #[serde(untagged)]
 pub enum BeaconBody {
     One(BeaconEvent),
-    Many(Vec<BeaconEvent>),
+    Many(BeaconList),
 }
+
+/// Several events (1 to 20 by default, `http.max_beacon_events`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(min_items = 1, max_items = 20)]
+pub struct BeaconList(Vec<BeaconEvent>);
 
 /// A reported quality, cleaned: control characters dropped, at most
 /// [`MAX_QUALITY`] characters; nothing left is no quality.
@@ -201,7 +207,7 @@ async fn read_events(
     let ApiJson(body) = ApiJson::<BeaconBody>::from_request(req, &()).await?;
     let list = match body {
         BeaconBody::One(e) => vec![e],
-        BeaconBody::Many(v) => v,
+        BeaconBody::Many(BeaconList(v)) => v,
     };
     if list.len() > policy.max_beacon_events {
         return Err(too_large(
@@ -341,7 +347,7 @@ mod tests {
             r#"[{{"type":"stall_start","stream_id":"{sid}"}},{{"type":"stall_end","stream_id":"{sid}","duration_ms":300}}]"#
         ))
         .unwrap();
-        assert!(matches!(many, BeaconBody::Many(v) if v.len() == 2));
+        assert!(matches!(many, BeaconBody::Many(BeaconList(v)) if v.len() == 2));
         assert!(serde_json::from_str::<BeaconBody>(r#"{"type":"nope"}"#).is_err());
         let e = event(&format!(
             r#"{{"type":"stall_end","stream_id":"{sid}","duration_ms":2406.0}}"#
@@ -352,5 +358,28 @@ mod tests {
                 duration_ms: Some(2406)
             }
         );
+    }
+
+    #[test]
+    fn the_document_states_the_event_limits_and_the_id_shape() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let list = &doc["components"]["schemas"]["BeaconList"];
+        assert_eq!(
+            (list["minItems"].as_u64(), list["maxItems"].as_u64()),
+            (Some(1), Some(20)),
+            "{list}"
+        );
+        let op = &doc["paths"]["/api/v1/sessions/{session_id}/events"]["post"];
+        let pattern = op["parameters"][0]["schema"]["pattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(pattern.contains(r"\.[0-9a-fA-F]{32}$"), "{op}");
+        for status in ["403", "409", "413", "429"] {
+            assert!(op["responses"][status].is_object(), "{status}: {op}");
+        }
+        let mint = &doc["paths"]["/api/v1/streams/{id}/sessions"]["post"];
+        for status in ["201", "404", "429", "503"] {
+            assert!(mint["responses"][status].is_object(), "{status}: {mint}");
+        }
     }
 }
