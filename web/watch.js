@@ -11,10 +11,15 @@
 // are retried with exponential back-off while the stream is ACTIVE (or its
 // status is unknown or ERROR).
 //
-// Beacons: the page draws its own session id, loads the master playlist
-// with `?sid=<id>` and POSTs player events to /api/v1/sessions/{sid}/events
+// Beacons: before loading anything the page asks the server for a signed
+// session id (POST /api/v1/streams/{id}/sessions; ids are minted by the
+// server, a made-up one is refused), loads the master playlist with
+// `?sid=<id>` and POSTs player events to /api/v1/sessions/{sid}/events
 // (startup, stall_start/stall_end, quality_change, error, and a heartbeat
-// every 2 s while playing or paused-but-visible). Beacon failures are ignored.
+// every 2 s while playing or paused-but-visible), so its requests and its
+// beacons make one session. Without an id (the server refused one, or did
+// not answer within 3 s) the page plays all the same and sends no beacons.
+// Beacon failures are ignored.
 //
 // Tests read `window.__player` = { hls, video, engine, status, errors, sessionId }.
 (function () {
@@ -29,10 +34,12 @@
 
   var streamId = document.body.dataset.streamId || "";
   var enc = encodeURIComponent(streamId);
-  var sessionId = newSessionId();
-  var sourceUrl = "/hls/" + enc + "/master.m3u8?sid=" + sessionId;
+  var MINT_TIMEOUT_MS = 3000;
+  var sessionId = null; // signed by the server: "{uuid}.{mac}"
+  var sourceUrl = "/hls/" + enc + "/master.m3u8";
   var statusUrl = "/api/v1/streams/" + enc + "/status";
-  var beaconUrl = "/api/v1/sessions/" + sessionId + "/events";
+  var mintUrl = "/api/v1/streams/" + enc + "/sessions";
+  var beaconUrl = null;
 
   var video = document.getElementById("video");
   var statusEl = document.getElementById("status");
@@ -72,7 +79,9 @@
       return status;
     },
     errors: errors,
-    sessionId: sessionId,
+    get sessionId() {
+      return sessionId;
+    },
     reload: function () {
       load();
     },
@@ -81,21 +90,40 @@
 
   // ---- beacons ---------------------------------------------------------
 
-  function newSessionId() {
-    var c = window.crypto;
-    if (c && typeof c.randomUUID === "function") return c.randomUUID();
-    // Plain-http pages (not a secure context) have no randomUUID.
-    var b = new Uint8Array(16);
-    if (c && c.getRandomValues) c.getRandomValues(b);
-    else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
-    b[6] = (b[6] & 0x0f) | 0x40; // version 4
-    b[8] = (b[8] & 0x3f) | 0x80; // variant 10
-    var h = Array.prototype.map
-      .call(b, function (x) {
-        return (x + 0x100).toString(16).slice(1);
-      })
-      .join("");
-    return [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20)].join("-");
+  // Asks the server for a signed session id; resolves either way (at most
+  // MINT_TIMEOUT_MS), with the id in sessionId/sourceUrl/beaconUrl if given.
+  function mintSession() {
+    return new Promise(function (resolve) {
+      var done = false;
+      function finish() {
+        if (!done) {
+          done = true;
+          resolve();
+        }
+      }
+      setTimeout(finish, MINT_TIMEOUT_MS);
+      try {
+        fetch(mintUrl, { method: "POST", cache: "no-store", headers: { Accept: "application/json" } })
+          .then(function (res) {
+            if (res.status !== 201) throw new Error("HTTP " + res.status);
+            return res.json();
+          })
+          .then(function (body) {
+            var id = body && body.session_id;
+            if (!done && typeof id === "string" && /^[0-9a-f-]{36}\.[0-9a-f]{32}$/.test(id)) {
+              sessionId = id;
+              sourceUrl += "?sid=" + encodeURIComponent(id);
+              beaconUrl = "/api/v1/sessions/" + encodeURIComponent(id) + "/events";
+            }
+          })
+          .catch(function (err) {
+            noteError("session id: " + err.message);
+          })
+          .then(finish);
+      } catch (_e) {
+        finish();
+      }
+    });
   }
 
   function beaconBody(type, extra) {
@@ -106,6 +134,7 @@
   }
 
   function beacon(type, extra) {
+    if (!beaconUrl) return;
     try {
       fetch(beaconUrl, {
         method: "POST",
@@ -138,7 +167,7 @@
 
   window.addEventListener("pagehide", function () {
     try {
-      if (!navigator.sendBeacon || !hasPlayed) return;
+      if (!navigator.sendBeacon || !hasPlayed || !beaconUrl) return;
       var body = beaconBody("heartbeat", {});
       navigator.sendBeacon(beaconUrl, new Blob([body], { type: "application/json" }));
     } catch (_e) {
@@ -403,8 +432,10 @@
   }
 
   showStatus(null);
-  // Start at once: a stream that is already live (or a finished recording)
-  // plays without waiting for the first status answer.
-  load();
-  poll();
+  // Start as soon as the session id is there: a stream that is already live
+  // (or a finished recording) plays without waiting for the first status answer.
+  mintSession().then(function () {
+    load();
+    poll();
+  });
 })();

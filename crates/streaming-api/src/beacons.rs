@@ -1,25 +1,36 @@
 //! Player beacons: `POST /api/v1/sessions/{session_id}/events`.
 //!
 //! Players report what the origin cannot see: startup time, stalls, quality
-//! changes, errors, and a heartbeat (every 2 s from the watch page). A
-//! session id the server does not know starts a session, so a viewer whose
-//! playlists and segments come from a CDN is counted from its beacons alone;
-//! a player that put its own id on the master URL (`?sid=`) has its requests
-//! and its beacons in one session. Public (players hold no token); CORS is
-//! open so players on other origins may send them.
+//! changes, errors, and a heartbeat (every 2 s from the watch page). The
+//! session id is one the server signed for the stream the events name (from
+//! a master playlist's `sid`, or `POST /api/v1/streams/{id}/sessions`); any
+//! other is refused (403, counted as `sessions_unsigned`). Beacons are taken
+//! for live streams only (409 otherwise), at most
+//! `sessions.beacons_per_session_per_sec` per session (429). A valid id this
+//! node does not hold opens a session (within the caps of
+//! [`streaming_core::sessions`]), so a viewer whose playlists and segments
+//! come from a CDN is counted from its beacons alone. Bodies: at most
+//! `http.max_beacon_body_bytes` and `http.max_beacon_events` events (413).
+//! Nothing a player sends makes more than one log line per second.
+//! Public (players hold no token).
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use serde::Deserialize;
+use streaming_core::limits::LimitKind;
 use streaming_core::sessions::{Beacon, BeaconError};
-use tracing::{debug, info};
+use tracing::debug;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ApiState;
 use crate::docs::BeaconErrors;
-use crate::extract::{ApiJson, ApiPath, parse_id};
+use crate::extract::{ApiJson, ApiPath};
 use crate::problem::{Problem, ProblemKind};
+use crate::sessions::{client_ip, is_live, refusal, user_agent};
 
 /// Longest quality name accepted.
 const MAX_QUALITY: usize = 64;
@@ -83,13 +94,19 @@ impl BeaconEvent {
     }
 }
 
-/// One event, or several in an array (the body is at most 2 MiB).
+/// One event, or several in an array (at most 20 events and 64 KiB by default).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum BeaconBody {
     One(BeaconEvent),
-    Many(Vec<BeaconEvent>),
+    Many(BeaconList),
 }
+
+/// Several events (1 to 20 by default, `http.max_beacon_events`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(min_items = 1, max_items = 20)]
+pub struct BeaconList(Vec<BeaconEvent>);
 
 /// A reported quality, cleaned: control characters dropped, at most
 /// [`MAX_QUALITY`] characters; nothing left is no quality.
@@ -145,36 +162,119 @@ fn other_stream() -> Problem {
     )
 }
 
+/// A body limit tripped: counted, 413.
+fn too_large(state: &ApiState, peer: std::net::IpAddr, detail: String) -> Problem {
+    state
+        .sessions
+        .limits()
+        .trip(LimitKind::HttpBodySize, Some(peer), || {
+            format!("beacon refused: {detail}")
+        });
+    Problem::new(ProblemKind::PayloadTooLarge, detail)
+}
+
+/// Reads and parses a beacon body within the limits (size, then events).
+async fn read_events(
+    state: &ApiState,
+    peer: std::net::IpAddr,
+    req: Request,
+) -> Result<Vec<BeaconEvent>, Problem> {
+    let policy = state.sessions.policy();
+    let max_bytes = policy.max_beacon_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_bytes as u64) {
+        return Err(too_large(
+            state,
+            peer,
+            format!("the body is larger than {max_bytes} bytes"),
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    // A body that cannot be read in full within the limit is too large
+    // (an undeclared length above it; the reader never holds more).
+    let Ok(bytes) = axum::body::to_bytes(body, max_bytes).await else {
+        return Err(too_large(
+            state,
+            peer,
+            format!("the body is larger than {max_bytes} bytes"),
+        ));
+    };
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let ApiJson(body) = ApiJson::<BeaconBody>::from_request(req, &()).await?;
+    let list = match body {
+        BeaconBody::One(e) => vec![e],
+        BeaconBody::Many(BeaconList(v)) => v,
+    };
+    if list.len() > policy.max_beacon_events {
+        return Err(too_large(
+            state,
+            peer,
+            format!(
+                "{} events in one body; at most {} are taken",
+                list.len(),
+                policy.max_beacon_events
+            ),
+        ));
+    }
+    if list.is_empty() {
+        return Err(Problem::new(ProblemKind::InvalidInput, "no events"));
+    }
+    Ok(list)
+}
+
 /// Records player events for a viewer session.
 #[utoipa::path(
     post, path = "/api/v1/sessions/{session_id}/events", tag = "analytics",
-    params(("session_id" = Uuid, Path, description = "The viewer session (the `sid` of the playback URLs, or one the player drew)")),
+    params(("session_id" = String, Path,
+        description = "The signed session id (`{uuid}.{mac}`): the `sid` of the playback URLs, or `session_id` from `POST /api/v1/streams/{id}/sessions`",
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\.[0-9a-fA-F]{32}$")),
     request_body(content = BeaconBody, content_type = "application/json"),
     responses((status = 204, description = "Recorded"), BeaconErrors)
 )]
 pub async fn events(
     State(state): State<ApiState>,
+    ApiPath(token): ApiPath<String>,
     headers: HeaderMap,
-    ApiPath(id): ApiPath<String>,
-    ApiJson(body): ApiJson<BeaconBody>,
+    ext: Extensions,
+    req: Request,
 ) -> Result<StatusCode, Problem> {
-    let sid = parse_id(&id, "session")?;
-    let list = match body {
-        BeaconBody::One(e) => vec![e],
-        BeaconBody::Many(v) => v,
-    };
-    let ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect::<String>());
-    for event in &list {
-        let stream_id = event.stream_id();
-        match state.sessions.stream_of(sid) {
-            Some(s) if s == stream_id => {}
-            Some(_) => return Err(other_stream()),
-            // A new session: the stream must exist.
-            None => drop(state.stream(stream_id).await?),
+    let peer = client_ip(&ext);
+    let list = read_events(&state, peer, req).await?;
+    let sessions = &state.sessions;
+    // The id must be signed for the stream every event names.
+    let streams: BTreeSet<Uuid> = list.iter().map(BeaconEvent::stream_id).collect();
+    let mut sid = None;
+    for stream_id in &streams {
+        match sessions.verify(*stream_id, &token, peer) {
+            Some(id) => sid = Some(id),
+            None => {
+                return Err(Problem::new(
+                    ProblemKind::Forbidden,
+                    "not a session id this server signed for this stream; get one from \
+                     POST /api/v1/streams/{id}/sessions or the master playlist",
+                ));
+            }
         }
+    }
+    let (Some(sid), Some(&stream_id)) = (sid, streams.first()) else {
+        return Err(Problem::new(ProblemKind::InvalidInput, "no events"));
+    };
+    if !is_live(&state, stream_id) {
+        return Err(Problem::new(
+            ProblemKind::Conflict,
+            format!("stream {stream_id} is not live; beacons are taken for live streams only"),
+        ));
+    }
+    let ua = user_agent(&headers);
+    let now = Instant::now();
+    sessions
+        .accept_beacons(sid, stream_id, peer, ua.clone(), now)
+        .map_err(refusal)?;
+    for event in &list {
         if let BeaconEvent::Error { message, .. } = event {
             let message: String = message
                 .as_deref()
@@ -183,12 +283,9 @@ pub async fn events(
                 .filter(|c| !c.is_control())
                 .take(MAX_MESSAGE)
                 .collect();
-            info!(%stream_id, session = %sid, %message, "player reported an error");
+            sessions.log_player_error(stream_id, sid, &message, now);
         }
-        match state
-            .sessions
-            .beacon(sid, stream_id, to_beacon(event), ua.clone())
-        {
+        match sessions.beacon(sid, stream_id, to_beacon(event), ua.clone()) {
             Ok(()) => {}
             Err(BeaconError::OtherStream) => return Err(other_stream()),
         }
@@ -250,7 +347,7 @@ mod tests {
             r#"[{{"type":"stall_start","stream_id":"{sid}"}},{{"type":"stall_end","stream_id":"{sid}","duration_ms":300}}]"#
         ))
         .unwrap();
-        assert!(matches!(many, BeaconBody::Many(v) if v.len() == 2));
+        assert!(matches!(many, BeaconBody::Many(BeaconList(v)) if v.len() == 2));
         assert!(serde_json::from_str::<BeaconBody>(r#"{"type":"nope"}"#).is_err());
         let e = event(&format!(
             r#"{{"type":"stall_end","stream_id":"{sid}","duration_ms":2406.0}}"#
@@ -261,5 +358,28 @@ mod tests {
                 duration_ms: Some(2406)
             }
         );
+    }
+
+    #[test]
+    fn the_document_states_the_event_limits_and_the_id_shape() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let list = &doc["components"]["schemas"]["BeaconList"];
+        assert_eq!(
+            (list["minItems"].as_u64(), list["maxItems"].as_u64()),
+            (Some(1), Some(20)),
+            "{list}"
+        );
+        let op = &doc["paths"]["/api/v1/sessions/{session_id}/events"]["post"];
+        let pattern = op["parameters"][0]["schema"]["pattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(pattern.contains(r"\.[0-9a-fA-F]{32}$"), "{op}");
+        for status in ["403", "409", "413", "429"] {
+            assert!(op["responses"][status].is_object(), "{status}: {op}");
+        }
+        let mint = &doc["paths"]["/api/v1/streams/{id}/sessions"]["post"];
+        for status in ["201", "404", "429", "503"] {
+            assert!(mint["responses"][status].is_object(), "{status}: {mint}");
+        }
     }
 }

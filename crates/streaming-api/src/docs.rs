@@ -92,27 +92,52 @@ pub enum BeaconErrors {
     /// The body is not JSON.
     #[response(status = 400, content_type = "application/problem+json")]
     InvalidBody(Problem),
-    /// No such stream.
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(Problem),
-    /// The body is too large.
+    /// Not a session id this server signed for the stream the events name.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// The stream is not live (beacons are taken for live streams only), or
+    /// the session belongs to another stream.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// The body is larger than `http.max_beacon_body_bytes` (64 KiB) or holds
+    /// more than `http.max_beacon_events` (20) events.
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
     /// The body is not `application/json`.
     #[response(status = 415, content_type = "application/problem+json")]
     UnsupportedMediaType(Problem),
-    /// The session belongs to another stream.
-    #[response(status = 409, content_type = "application/problem+json")]
-    Conflict(Problem),
-    /// Well-formed JSON that is not an event (unknown `type`, missing field).
+    /// Well-formed JSON that is not an event (unknown `type`, missing field),
+    /// or no event at all.
     #[response(status = 422, content_type = "application/problem+json")]
     InvalidInput(Problem),
-    /// Too many requests from this address; see `Retry-After`.
+    /// More than `sessions.beacons_per_session_per_sec` beacons for this
+    /// session (or, for a session new to this node, too many new sessions
+    /// from this address).
     #[response(status = 429, content_type = "application/problem+json",
                headers(("retry-after" = u64, description = "Seconds to wait")))]
     RateLimited(Problem),
-    /// The database is unavailable; retry later.
-    #[response(status = 503, content_type = "application/problem+json")]
+    /// The node holds its maximum of live viewer sessions (a session new to
+    /// this node is not opened); retry later.
+    #[response(status = 503, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
+    Overloaded(Problem),
+}
+
+/// Errors of the public session-minting operation.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum MintErrors {
+    /// No such stream.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// More than `sessions.new_per_addr_per_sec` new sessions from this address.
+    #[response(status = 429, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
+    RateLimited(Problem),
+    /// The node holds its maximum of live viewer sessions, or the database
+    /// is unavailable; retry later.
+    #[response(status = 503, content_type = "application/problem+json",
+               headers(("retry-after" = u64, description = "Seconds to wait")))]
     Unavailable(Problem),
 }
 

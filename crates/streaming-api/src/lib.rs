@@ -19,6 +19,7 @@ mod history;
 mod insights;
 mod keys;
 pub mod problem;
+mod sessions;
 mod streams;
 mod viewers;
 pub mod views;
@@ -136,6 +137,7 @@ fn parts() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
         .routes(routes!(viewers::viewers))
         .routes(routes!(history::metrics))
         .routes(routes!(insights::analytics))
+        .routes(routes!(sessions::mint))
         .routes(routes!(beacons::events))
         .routes(routes!(health::health))
         .routes(routes!(health::ready))

@@ -892,3 +892,101 @@ async fn unsupported_database_urls_are_a_typed_error() {
         );
     }
 }
+
+/// Viewer sessions written in batches (the collector's writes) and pruned
+/// after their retention: one transaction, the last record of an id wins,
+/// sessions of a stream that is gone are skipped, only ended ones are pruned.
+async fn viewer_session_batches_and_pruning(repo: DynRepository) {
+    let id = repo.create_stream("batches").await.unwrap().stream.id;
+    repo.upsert_viewer_sessions(&[]).await.unwrap();
+    let now = streaming_core::model::now();
+    let open_old = viewer(id, 50 * 86_400);
+    let mut ended_old = viewer(id, 45 * 86_400);
+    ended_old.ended_at = Some(now - Duration::days(40));
+    let mut ended_recent = viewer(id, 2 * 86_400);
+    ended_recent.ended_at = Some(now - Duration::days(1));
+    // Confirmed, then ended within the same batch: the last record wins.
+    let mut open_old_later = open_old.clone();
+    open_old_later.bytes_sent = 12_345;
+    open_old_later.quality = Some("720p".into());
+    open_old_later.quality_switches = 2;
+    open_old_later.startup_ms = Some(800);
+    open_old_later.stalls = 1;
+    open_old_later.stall_ms = 1500;
+    open_old_later.errors = 3;
+    open_old_later.last_seen_at = now - Duration::seconds(5);
+    let gone = viewer(Uuid::new_v4(), 10);
+    repo.upsert_viewer_sessions(&[
+        open_old.clone(),
+        ended_old.clone(),
+        gone,
+        ended_recent.clone(),
+        open_old_later.clone(),
+    ])
+    .await
+    .expect("a batch with a session of a missing stream still commits");
+    let mut got = repo
+        .page_viewer_sessions(id, false, page(1, 10))
+        .await
+        .unwrap()
+        .items;
+    got.sort_by_key(|s| s.started_at);
+    assert_eq!(got, vec![open_old_later.clone(), ended_old, ended_recent]);
+
+    // A later batch replaces every field (here: the open session ends).
+    let mut closed = open_old_later.clone();
+    closed.ended_at = Some(now - Duration::seconds(1));
+    closed.bytes_sent = 99;
+    closed.startup_ms = None;
+    repo.upsert_viewer_sessions(std::slice::from_ref(&closed))
+        .await
+        .unwrap();
+    assert_eq!(repo.count_active_viewers(id).await.unwrap(), 0);
+
+    // Past the chunk size of one statement, still one batch.
+    let many: Vec<_> = (0..5_001).map(|_| viewer(id, 60)).collect();
+    repo.upsert_viewer_sessions(&many).await.unwrap();
+    let page1 = repo
+        .page_viewer_sessions(id, true, page(1, 1))
+        .await
+        .unwrap();
+    assert_eq!(page1.total, 5_001);
+
+    // Retention: only sessions that ended before the bound go.
+    assert_eq!(
+        repo.prune_viewer_sessions(now - Duration::days(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        repo.prune_viewer_sessions(now - Duration::days(30))
+            .await
+            .unwrap(),
+        0
+    );
+    let all = repo
+        .page_viewer_sessions(id, false, page(1, 1))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 5_001 + 2, "open sessions are never pruned");
+    assert_eq!(
+        repo.prune_viewer_sessions(now + Duration::days(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(repo.count_active_viewers(id).await.unwrap(), 5_001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_viewer_session_batches_and_pruning() {
+    let (_guard, repo) = sqlite().await;
+    viewer_session_batches_and_pruning(repo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_viewer_session_batches_and_pruning() {
+    let (_guard, repo) = postgres().await;
+    viewer_session_batches_and_pruning(repo).await;
+}

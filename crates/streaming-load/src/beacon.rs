@@ -16,6 +16,27 @@ pub fn events_url(base: &Url, session: &str) -> Option<Url> {
     Some(u)
 }
 
+/// Where a player of `stream_id` gets a signed session id (`POST`).
+pub fn sessions_url(base: &Url, stream_id: &str) -> Option<Url> {
+    let mut u = base.join("/api/v1/streams/").ok()?;
+    u.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .push(stream_id)
+        .push("sessions");
+    Some(u)
+}
+
+/// The `session_id` of a minting answer (`{"session_id": …}`).
+pub fn session_id_from(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let id = v["session_id"].as_str()?;
+    // URL-safe as the server makes them: hex digits, hyphens, one dot.
+    id.bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'-' || b == b'.')
+        .then(|| id.to_string())
+}
+
 /// `{"type":"heartbeat","stream_id":…,"quality":…}`.
 pub fn heartbeat(stream_id: &str, quality: Option<&str>) -> Value {
     with_quality(
@@ -113,5 +134,15 @@ mod tests {
             events_url(&m, "s-1").unwrap().as_str(),
             "http://127.0.0.1:8080/api/v1/sessions/s-1/events"
         );
+        assert_eq!(
+            sessions_url(&m, "abc-1").unwrap().as_str(),
+            "http://127.0.0.1:8080/api/v1/streams/abc-1/sessions"
+        );
+        assert_eq!(
+            session_id_from(br#"{"session_id":"0b6c-1.f00d","stream_id":"x"}"#).as_deref(),
+            Some("0b6c-1.f00d")
+        );
+        assert_eq!(session_id_from(br#"{"session_id":"a/../b"}"#), None);
+        assert_eq!(session_id_from(b"not json"), None);
     }
 }

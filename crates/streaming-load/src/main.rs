@@ -62,8 +62,9 @@ enum Cmd {
         /// the first segment, `quality_change` on switches, `heartbeat` every 2 s.
         #[arg(long)]
         beacons: bool,
-        /// Fetch nothing: each viewer draws its own session id and only sends
-        /// `startup` and then a `heartbeat` every 2 s (viewers behind a CDN).
+        /// Fetch nothing: each viewer asks the server for a signed session id
+        /// (POST /api/v1/streams/{id}/sessions) and only sends `startup` and
+        /// then a `heartbeat` every 2 s under it (viewers behind a CDN).
         #[arg(long, conflicts_with_all = ["beacons", "switchers", "lowest"])]
         beacon_only: bool,
         /// The rendition named in --beacon-only beacons.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 /// Requests, bytes, latencies and errors, keyed by request kind
-/// (`master`, `playlist`, `init`, `segment`, `beacon`).
+/// (`master`, `playlist`, `init`, `segment`, `session`, `beacon`).
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub requests: BTreeMap<&'static str, u64>,

@@ -1,8 +1,9 @@
 //! Simulated HLS viewers: master → variant → media playlist polled about once
 //! per target duration → init + every new segment once, optional quality
 //! switches and player beacons (`startup`, `heartbeat`, `quality_change`).
-//! In beacon-only mode a viewer fetches nothing and only sends beacons under
-//! its own session id, like a player whose media comes from a CDN.
+//! In beacon-only mode a viewer fetches no media: it asks the server for a
+//! signed session id (`POST /api/v1/streams/{id}/sessions`) and only sends
+//! beacons under it, like a player whose media comes from a CDN.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -207,17 +208,38 @@ pub fn variants_of(master_url: &Url, body: &[u8]) -> Result<(Vec<Url>, usize), S
     }
 }
 
-/// A simulated CDN viewer: its own session id, `startup` then a `heartbeat`
-/// every 2 s until the end of the run; nothing fetched from the origin.
+/// A simulated CDN viewer: a signed session id from the server, `startup`
+/// then a `heartbeat` every 2 s until the end of the run; no media fetched
+/// from the origin.
 pub async fn run_beacon_only(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> ViewerResult {
     let mut r = ViewerResult::default();
     let deadline = opts.deadline;
     ramp_delay(idx, &opts).await;
-    let session = uuid::Uuid::new_v4().to_string();
-    let (Some(url), Some(stream_id)) = (
-        beacon::events_url(&opts.master, &session),
-        opts.stream_id.as_deref(),
-    ) else {
+    let Some(stream_id) = opts.stream_id.as_deref() else {
+        r.stats.error("beacon_url".into());
+        return r;
+    };
+    let Some(mint) = beacon::sessions_url(&opts.master, stream_id) else {
+        r.stats.error("beacon_url".into());
+        return r;
+    };
+    // The session id (retried, like a player, until the end of the run).
+    let session = loop {
+        if Instant::now() >= deadline {
+            return r;
+        }
+        if let Some(body) = http
+            .request(&mut r.stats, "session", &mint, Some(&json!({})))
+            .await
+        {
+            match beacon::session_id_from(&body) {
+                Some(id) => break id,
+                None => r.stats.error("session_parse".into()),
+            }
+        }
+        sleep_bounded(RETRY_AFTER, deadline).await;
+    };
+    let Some(url) = beacon::events_url(&opts.master, &session) else {
         r.stats.error("beacon_url".into());
         return r;
     };
@@ -275,12 +297,13 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
     let mut next_switch = Instant::now() + opts.switch_every;
     let mut next_seq: Option<u64> = None;
     let mut inits_fetched: HashSet<Url> = HashSet::new();
-    let session = variants
-        .iter()
-        .find_map(session_from)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let beacon_url = match (&opts.stream_id, opts.beacons) {
-        (Some(id), true) => beacon::events_url(&opts.master, &session).map(|u| (u, id.as_str())),
+    // The server's signed id from the variant URLs; without one (the server
+    // gave none) there is nothing to send beacons under.
+    let session = variants.iter().find_map(session_from);
+    let beacon_url = match (&opts.stream_id, opts.beacons, &session) {
+        (Some(id), true, Some(session)) => {
+            beacon::events_url(&opts.master, session).map(|u| (u, id.as_str()))
+        }
         _ => None,
     };
     let mut next_beacon = Instant::now();

@@ -20,7 +20,7 @@ use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::limits::{AddrSlots, Limits, Origins};
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
-use streaming_core::sessions::ViewerSessions;
+use streaming_core::sessions::{SessionPolicy, ViewerSessions};
 use streaming_core::store::SegmentStore;
 use streaming_delivery::http::DeliveryGuard;
 use streaming_delivery::{CollectorDeps, DeliveryState, LiveFeed};
@@ -169,7 +169,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     );
     transcoder.set_metrics(metrics.clone());
     transcoder.spawn(&hub, packagers.clone(), shutdown.clone());
-    let sessions = ViewerSessions::new();
+    let limits = Limits::new(metrics.clone());
+    let session_secret = crate::secrets::load_or_generate(
+        &crate::secrets::SESSION_SECRET,
+        config.sessions.secret.as_ref(),
+        &config.data_dir,
+    )?;
+    let sessions = ViewerSessions::with_policy(
+        session_secret.as_bytes(),
+        SessionPolicy::from_config(&config.sessions, &config.http),
+        limits.clone(),
+    );
     let feed = LiveFeed::new();
     streaming_delivery::spawn_collector(
         CollectorDeps {
@@ -182,12 +192,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 config.media.segment_duration_ms,
             ),
             config: config.metrics.clone(),
+            session_retention: Duration::from_secs(
+                u64::from(config.sessions.retention_days.max(1)) * 86_400,
+            ),
         },
         packagers.clone(),
         shutdown.clone(),
     );
 
-    let limits = Limits::new(metrics.clone());
     let listeners = Listeners::bind(&config).await?;
     let tls = crate::tls::acceptors(&config.tls, &shutdown)?;
     let named = listeners.named();

@@ -1,6 +1,7 @@
 //! Acceptance: headless Chromium (playwright-core) plays the watch page with
 //! hls.js and a test page with dash.js; frames decode and currentTime advances;
-//! the watch page's beacons and requests make one counted session.
+//! the watch page's beacons and requests make one counted session, under the
+//! signed id it obtained from the server.
 
 mod common;
 
@@ -83,6 +84,19 @@ async fn hlsjs_and_dashjs_play_in_chromium() {
         "segments charged to it: {s}"
     );
     assert_eq!(s["quality"], "source", "{s}");
+    // Minted for the page (POST /api/v1/streams/{id}/sessions), then taken
+    // over by its HLS requests; no id the page used was refused.
+    assert_eq!(s["protocol"], "hls", "{s}");
+    let metrics = ts.get_text("/metrics").await.unwrap_or_default();
+    assert!(
+        metrics.contains("streaming_limit_hits_total{kind=\"sessions_unsigned\"} 0"),
+        "the watch page used an unsigned session id: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("sessions_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert!(
         s["user_agent"]
             .as_str()

@@ -31,7 +31,21 @@ async fn start(backend: Backend) -> BackendServer {
     BackendServer { ts, backend, db }
 }
 
-async fn beacon(ts: &TestServer, sid: Uuid, body: Value) {
+/// A signed session id for a beacon-only player of `stream`, as a player
+/// behind a CDN gets it.
+async fn mint(ts: &TestServer, stream: Uuid) -> String {
+    let resp = ts
+        .client
+        .post(ts.url(&format!("/api/v1/streams/{stream}/sessions")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    body["session_id"].as_str().unwrap().to_string()
+}
+
+async fn beacon(ts: &TestServer, sid: &str, body: Value) {
     let resp = ts
         .client
         .post(ts.url(&format!("/api/v1/sessions/{sid}/events")))
@@ -81,25 +95,28 @@ async fn history_matches_what_was_pushed(backend: Backend) {
     let from = chrono::Utc::now();
 
     // Three players behind a "CDN": beacons only. `a` stalls for 2 s.
-    let viewers = [Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4()];
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(mint(&ts, id).await);
+    }
     for (i, sid) in viewers.iter().enumerate() {
         let q = if i == 2 { "audio" } else { "source" };
         beacon(
             &ts,
-            *sid,
+            sid,
             json!({"type": "startup", "stream_id": id, "startup_ms": 700 + i, "quality": q}),
         )
         .await;
     }
     for second in 0..8 {
         for sid in &viewers {
-            beacon(&ts, *sid, json!({"type": "heartbeat", "stream_id": id})).await;
+            beacon(&ts, sid, json!({"type": "heartbeat", "stream_id": id})).await;
         }
         match second {
             2 => {
                 beacon(
                     &ts,
-                    viewers[0],
+                    &viewers[0],
                     json!({"type": "stall_start", "stream_id": id}),
                 )
                 .await
@@ -107,7 +124,7 @@ async fn history_matches_what_was_pushed(backend: Backend) {
             4 => {
                 beacon(
                     &ts,
-                    viewers[0],
+                    &viewers[0],
                     json!([{"type": "stall_end", "stream_id": id}]),
                 )
                 .await
@@ -240,7 +257,7 @@ async fn history_matches_what_was_pushed(backend: Backend) {
         .unwrap_or_else(|| panic!("{backend:?}: sessions not saved"));
     let a = items
         .iter()
-        .find(|v| v["id"] == viewers[0].to_string())
+        .find(|v| v["id"] == viewers[0][..36])
         .expect("the stalling viewer");
     assert_eq!(a["startup_ms"], 700, "{a}");
     assert_eq!(a["stalls"], 1, "{a}");

@@ -2,9 +2,9 @@
 //! ten simulated HLS viewers (in-process, reqwest) follow the session URLs,
 //! three of them switch to the audio-only rendition. The registry, `/metrics`,
 //! the REST API and the WebSocket metrics message all report 10 viewers and
-//! the same quality distribution; once the viewers stop, the count reaches 0
-//! within the inactivity timeout (+2 s) and every session is persisted with
-//! its bytes.
+//! the same quality distribution; a made-up session id is charged to nobody;
+//! once the viewers stop, the count reaches 0 within the inactivity timeout
+//! (+2 s) and every session is persisted with its bytes.
 
 mod common;
 
@@ -64,12 +64,15 @@ async fn viewer(
         .find(|u| u.starts_with("audio/"))
         .expect("audio rendition")
         .clone();
-    let sid: Uuid = video
+    // A signed id: `{uuid}.{mac}`; the uuid is the session's id.
+    let token = video
         .split("sid=")
         .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("the master's child URIs carry sid");
-    assert!(audio.ends_with(&format!("?sid={sid}")), "{audio}");
+        .expect("the master's child URIs carry sid")
+        .to_string();
+    assert_eq!(token.len(), 69, "{token}");
+    let sid: Uuid = token[..36].parse().expect("a uuid before the tag");
+    assert!(audio.ends_with(&format!("?sid={token}")), "{audio}");
     let mut fetched = HashSet::new();
     let mut polls = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -87,7 +90,7 @@ async fn viewer(
         assert_eq!(resp.status(), 200);
         let text = resp.text().await.unwrap();
         for uri in uris(&text) {
-            assert!(uri.ends_with(&format!("?sid={sid}")), "{uri}");
+            assert!(uri.ends_with(&format!("?sid={token}")), "{uri}");
             let key = format!("{dir}/{uri}");
             if fetched.insert(key.clone()) {
                 let r = client.get(format!("{base}/{key}")).send().await.unwrap();
@@ -190,6 +193,25 @@ async fn ten_viewers_are_counted_everywhere_and_persisted() {
     assert_eq!(listing["concurrent_viewers"], VIEWERS as u64, "{listing}");
     assert_eq!(listing["total"], VIEWERS as u64, "{listing}");
     assert!(started.elapsed() < Duration::from_secs(4));
+
+    // A made-up session id is charged to nobody: the media playlist plays,
+    // without the id on its segments, and no viewer appears.
+    let forged = format!("{}.{}", Uuid::new_v4(), "0".repeat(32));
+    for _ in 0..5 {
+        let text = ts
+            .get_text(&format!("/hls/{id}/source/index.m3u8?sid={forged}"))
+            .await
+            .expect("media playlist with a made-up sid");
+        assert!(!text.contains("sid="), "{text}");
+        let seg = uris(&text).pop().expect("a segment");
+        assert!(
+            ts.get_bytes(&format!("/hls/{id}/source/{seg}?sid={forged}"))
+                .await
+                .is_some(),
+            "{seg}"
+        );
+    }
+    assert_eq!(sessions.count(id), VIEWERS as u64);
 
     // The switchers settle on audio (no video request for a few seconds):
     // the WebSocket metrics message carries 10 and the distribution.

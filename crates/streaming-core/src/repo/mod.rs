@@ -212,6 +212,16 @@ pub trait StreamRepository: Send + Sync + 'static {
     /// [`MIN_FREE_BYTES`]). An error means the database cannot take a write
     /// right now. A success is reused for up to a second.
     async fn probe_write(&self) -> Result<(), CoreError>;
+
+    /// Inserts or replaces viewer sessions in one transaction (what the
+    /// collector saves each second: sessions confirmed, sessions ended). Of
+    /// several records of one id in the batch the last wins; records of
+    /// streams that do not exist (any more) are skipped silently, like
+    /// samples in [`StreamRepository::record_metrics_batch`].
+    async fn upsert_viewer_sessions(&self, sessions: &[ViewerSession]) -> Result<(), CoreError>;
+    /// Deletes ended viewer sessions with `ended_at < ended_before`, of every
+    /// stream (open sessions stay); returns how many went.
+    async fn prune_viewer_sessions(&self, ended_before: DateTime<Utc>) -> Result<u64, CoreError>;
 }
 
 /// What [`StreamRepository::end_orphaned_streams`] did.

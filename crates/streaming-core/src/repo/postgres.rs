@@ -789,6 +789,50 @@ impl StreamRepository for PostgresRepository {
         super::recovery::mark_fresh(&self.probed);
         Ok(())
     }
+
+    async fn upsert_viewer_sessions(&self, sessions: &[ViewerSession]) -> Result<(), CoreError> {
+        // One row per id: a statement may not upsert one row twice.
+        let sessions = last_per_key(sessions, |s| s.id);
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(CoreError::db("begin"))?;
+        for chunk in sessions.chunks(CHUNK) {
+            let at = |f: fn(&ViewerSession) -> DateTime<Utc>| {
+                column(chunk, |s| model::to_db_precision(f(s)))
+            };
+            sqlx::query(UPSERT_VIEWER_SESSIONS_IF_STREAM)
+                .bind(column(chunk, |s| s.id))
+                .bind(column(chunk, |s| s.stream_id))
+                .bind(column(chunk, |s| s.protocol.clone()))
+                .bind(column(chunk, |s| s.quality.clone()))
+                .bind(column(chunk, |s| s.user_agent.clone()))
+                .bind(at(|s| s.started_at))
+                .bind(at(|s| s.last_seen_at))
+                .bind(column(chunk, |s| s.ended_at.map(model::to_db_precision)))
+                .bind(column(chunk, |s| to_i64(s.bytes_sent)))
+                .bind(column(chunk, |s| i64::from(s.quality_switches)))
+                .bind(column(chunk, |s| s.startup_ms.map(i64::from)))
+                .bind(column(chunk, |s| i64::from(s.stalls)))
+                .bind(column(chunk, |s| to_i64(s.stall_ms)))
+                .bind(column(chunk, |s| i64::from(s.errors)))
+                .execute(&mut *tx)
+                .await
+                .map_err(CoreError::db("upsert viewer sessions"))?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn prune_viewer_sessions(&self, ended_before: DateTime<Utc>) -> Result<u64, CoreError> {
+        let done =
+            sqlx::query("DELETE FROM viewer_sessions WHERE ended_at IS NOT NULL AND ended_at < $1")
+                .bind(db_bound(ended_before))
+                .execute(&self.pool)
+                .await
+                .map_err(CoreError::db("prune viewer sessions"))?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl PostgresRepository {
@@ -874,3 +918,20 @@ async fn insert_key(
     .map_err(fk_as_not_found(stream_id, "insert key"))?;
     Ok((key, new.plaintext))
 }
+
+/// Viewer sessions in one statement, like [`INSERT_SAMPLES_IF_STREAM`]:
+/// every field but `stream_id` and `started_at` replaced when the id exists.
+const UPSERT_VIEWER_SESSIONS_IF_STREAM: &str = "INSERT INTO viewer_sessions (id, stream_id, \
+     protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent, \
+     quality_switches, startup_ms, stalls, stall_ms, errors) \
+     SELECT u.* FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+     $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int8[], \
+     $11::int8[], $12::int8[], $13::int8[], $14::int8[]) \
+     AS u (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, \
+     bytes_sent, quality_switches, startup_ms, stalls, stall_ms, errors) \
+     WHERE EXISTS (SELECT 1 FROM streams s WHERE s.id = u.stream_id) \
+     ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, quality = excluded.quality, \
+     user_agent = excluded.user_agent, last_seen_at = excluded.last_seen_at, \
+     ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent, \
+     quality_switches = excluded.quality_switches, startup_ms = excluded.startup_ms, \
+     stalls = excluded.stalls, stall_ms = excluded.stall_ms, errors = excluded.errors";

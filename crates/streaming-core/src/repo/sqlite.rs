@@ -829,6 +829,33 @@ impl StreamRepository for SqliteRepository {
         super::recovery::mark_fresh(&self.probed);
         Ok(())
     }
+
+    async fn upsert_viewer_sessions(&self, sessions: &[ViewerSession]) -> Result<(), CoreError> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        // One transaction, one statement (prepared once, cached by the
+        // connection) executed per session, in order: the last record wins.
+        let mut tx = self.begin_write().await?;
+        for s in sessions {
+            bind_viewer_session(sqlx::query(UPSERT_VIEWER_SESSION_IF_STREAM), s)
+                .execute(&mut *tx)
+                .await
+                .map_err(CoreError::db("upsert viewer sessions"))?;
+        }
+        tx.commit().await.map_err(CoreError::db("commit"))?;
+        Ok(())
+    }
+
+    async fn prune_viewer_sessions(&self, ended_before: DateTime<Utc>) -> Result<u64, CoreError> {
+        let done =
+            sqlx::query("DELETE FROM viewer_sessions WHERE ended_at IS NOT NULL AND ended_at < ?")
+                .bind(ts(db_bound(ended_before)))
+                .execute(&self.write)
+                .await
+                .map_err(CoreError::db("prune viewer sessions"))?;
+        Ok(done.rows_affected())
+    }
 }
 
 impl SqliteRepository {
@@ -920,4 +947,37 @@ async fn insert_key(
     .await
     .map_err(fk_as_not_found(stream_id, "insert key"))?;
     Ok((key, new.plaintext))
+}
+
+/// A viewer session upserted unless its stream is gone (batch writes).
+const UPSERT_VIEWER_SESSION_IF_STREAM: &str = "INSERT INTO viewer_sessions \
+     (id, stream_id, protocol, quality, user_agent, started_at, last_seen_at, ended_at, bytes_sent, \
+     quality_switches, startup_ms, stalls, stall_ms, errors) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14 \
+     WHERE EXISTS (SELECT 1 FROM streams WHERE id = ?2) \
+     ON CONFLICT (id) DO UPDATE SET protocol = excluded.protocol, quality = excluded.quality, \
+     user_agent = excluded.user_agent, last_seen_at = excluded.last_seen_at, \
+     ended_at = excluded.ended_at, bytes_sent = excluded.bytes_sent, \
+     quality_switches = excluded.quality_switches, startup_ms = excluded.startup_ms, \
+     stalls = excluded.stalls, stall_ms = excluded.stall_ms, errors = excluded.errors";
+
+/// Binds a session's 14 columns, in table order, to `q`.
+fn bind_viewer_session<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    s: &'q ViewerSession,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    q.bind(s.id.to_string())
+        .bind(s.stream_id.to_string())
+        .bind(&s.protocol)
+        .bind(&s.quality)
+        .bind(&s.user_agent)
+        .bind(ts(s.started_at))
+        .bind(ts(s.last_seen_at))
+        .bind(s.ended_at.map(ts))
+        .bind(to_i64(s.bytes_sent))
+        .bind(i64::from(s.quality_switches))
+        .bind(s.startup_ms.map(i64::from))
+        .bind(i64::from(s.stalls))
+        .bind(to_i64(s.stall_ms))
+        .bind(i64::from(s.errors))
 }

@@ -6,6 +6,9 @@
 //! all its clients), and queue the samples. Every `metrics.flush_secs` the
 //! queued samples and the roll-ups go to the repository in one batch; raw
 //! samples older than `metrics.raw_retention_hours` are pruned every minute.
+//! Viewer sessions go to the repository in one batch per tick (those
+//! confirmed and those ended); ended sessions older than
+//! `sessions.retention_days` are pruned at start and every hour.
 //! Writes run in order on one writer task behind a bounded queue: a slow
 //! database delays history, never the tick (a full queue drops the batch with
 //! a warning). On shutdown every session ends and the last batch is written.
@@ -34,6 +37,8 @@ use crate::live::LiveFeed;
 const WRITE_QUEUE: usize = 64;
 /// Interval of raw-sample pruning.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Interval of viewer-session pruning.
+const PRUNE_SESSIONS_EVERY: Duration = Duration::from_secs(3600);
 
 /// What the collector reads and where it writes.
 #[derive(Clone)]
@@ -46,12 +51,15 @@ pub struct CollectorDeps {
     /// Viewer-session inactivity timeout.
     pub inactivity: Duration,
     pub config: MetricsConfig,
+    /// How long ended viewer sessions are kept (`sessions.retention_days`).
+    pub session_retention: Duration,
 }
 
 enum Write {
     Sessions(Vec<ViewerSession>),
     History(Vec<StreamMetrics>, Vec<MetricsRollup>),
     Prune(chrono::DateTime<Utc>),
+    PruneSessions(chrono::DateTime<Utc>),
 }
 
 /// Starts the collector and its writer on `tasks`; both stop on `shutdown`
@@ -65,16 +73,11 @@ pub fn spawn_collector(deps: CollectorDeps, tasks: TaskTracker, shutdown: Cancel
 async fn writer(repo: DynRepository, mut rx: mpsc::Receiver<Write>) {
     while let Some(w) = rx.recv().await {
         match w {
-            Write::Sessions(list) => {
-                for s in list {
-                    match repo.upsert_viewer_session(&s).await {
-                        Ok(()) => debug!(session = %s.id, stream_id = %s.stream_id,
-                            ended = s.ended_at.is_some(), bytes = s.bytes_sent, "viewer session saved"),
-                        Err(e) => warn!(session = %s.id, stream_id = %s.stream_id, error = %e,
-                            "saving a viewer session failed"),
-                    }
-                }
-            }
+            Write::Sessions(list) => match repo.upsert_viewer_sessions(&list).await {
+                Ok(()) => debug!(sessions = list.len(), "viewer sessions saved"),
+                Err(e) => warn!(sessions = list.len(), error = %e,
+                    "saving viewer sessions failed"),
+            },
             Write::History(samples, rollups) => {
                 if !samples.is_empty()
                     && let Err(e) = repo.record_metrics_batch(&samples).await
@@ -91,6 +94,11 @@ async fn writer(repo: DynRepository, mut rx: mpsc::Receiver<Write>) {
                 Ok(n) if n > 0 => debug!(removed = n, %before, "pruned raw metrics samples"),
                 Ok(_) => {}
                 Err(e) => warn!(error = %e, "pruning metrics samples failed"),
+            },
+            Write::PruneSessions(before) => match repo.prune_viewer_sessions(before).await {
+                Ok(n) if n > 0 => debug!(removed = n, %before, "pruned ended viewer sessions"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "pruning viewer sessions failed"),
             },
         }
     }
@@ -115,6 +123,9 @@ async fn run(deps: CollectorDeps, tx: mpsc::Sender<Write>, shutdown: Cancellatio
     let retention = chrono::Duration::hours(i64::from(deps.config.raw_retention_hours.max(1)));
     let mut last_flush = Instant::now();
     let mut last_prune: Option<Instant> = None;
+    let mut last_session_prune: Option<Instant> = None;
+    let session_retention =
+        chrono::Duration::from_std(deps.session_retention).unwrap_or(chrono::Duration::MAX);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -131,6 +142,12 @@ async fn run(deps: CollectorDeps, tx: mpsc::Sender<Write>, shutdown: Cancellatio
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
             last_prune = Some(Instant::now());
             queue(&tx, Write::Prune(Utc::now() - retention));
+        }
+        if last_session_prune.is_none_or(|t| t.elapsed() >= PRUNE_SESSIONS_EVERY) {
+            last_session_prune = Some(Instant::now());
+            if let Some(before) = Utc::now().checked_sub_signed(session_retention) {
+                queue(&tx, Write::PruneSessions(before));
+            }
         }
     }
     // Every session ends with the server; the minutes in progress close.

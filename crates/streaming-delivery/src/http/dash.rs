@@ -2,9 +2,12 @@
 //! segments HLS serves. Dynamic while live, static once the stream ends.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use std::time::Instant;
+
+use axum::http::{Extensions, HeaderMap};
 use axum::response::Response;
 use bytes::Bytes;
+use streaming_core::sessions::SignedSid;
 use streaming_core::store::{Rendition, StreamMediaState};
 use streaming_media::dash::{
     AdaptationSet, ContentType, Mpd, Representation, TimelineEntry, write_mpd,
@@ -15,13 +18,16 @@ use super::DeliveryState;
 use super::hls::playable;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
 use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{OpenedSession, etag_without_sid, sid_of, with_sid};
+use crate::sessions::{
+    ManifestSession, ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid,
+};
 
 pub async fn manifest(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    ext: Extensions,
 ) -> Response {
     let Some(id) = Uuid::parse_str(&stream_id).ok() else {
         return not_found("stream");
@@ -30,12 +36,22 @@ pub async fn manifest(
         return not_found("stream");
     };
     let snapshot = media.snapshot();
-    let given = sid_of(query.as_deref());
-    let sid = given.unwrap_or_else(Uuid::new_v4);
-    let Some(text) = mpd_text(&snapshot, id, &state, Some(sid)) else {
+    if !super::hls::manifest_ready(&snapshot) {
+        return not_found("manifest (the stream has no media yet)");
+    }
+    let peer = crate::sessions::client_ip(&ext);
+    let session = manifest_session(
+        &state.sessions,
+        id,
+        sid_of(query.as_deref()),
+        peer,
+        Instant::now(),
+    );
+    let sid = session.signed().map(SignedSid::as_str);
+    let Some(text) = mpd_text(&snapshot, id, &state, sid) else {
         return not_found("manifest (the stream has no media yet)");
     };
-    let etag = etag_without_sid(&text, Some(sid));
+    let etag = etag_without_sid(&text, sid);
     let cache = if snapshot.ended {
         CACHE_IMMUTABLE
     } else {
@@ -43,14 +59,27 @@ pub async fn manifest(
     };
     let data = Bytes::from(text);
     let mut resp = response::body(&headers, MPD, cache, snapshot.updated_ms, etag, data);
-    // A new viewer (not a revalidation): open its session.
-    // A player may draw its own id (`?sid=`, so that its beacons and its
-    // requests meet in one session): an id not known yet opens one too.
-    if resp.status().is_success() && (given.is_none() || state.sessions.get(sid).is_none()) {
-        let ua = crate::sessions::user_agent(&headers);
-        state.sessions.open(sid, id, "dash", ua);
-        resp.extensions_mut().insert(OpenedSession(sid));
-    }
+    let resolved = match session {
+        ManifestSession::Known(s) => Some(ResolvedSession {
+            sid: Some(s.id()),
+            opened: false,
+        }),
+        // A new viewer (not a revalidation): open its session.
+        ManifestSession::New(s) if resp.status().is_success() => {
+            let ua = crate::sessions::user_agent(&headers);
+            state.sessions.open(s.id(), id, "dash", ua);
+            Some(ResolvedSession {
+                sid: Some(s.id()),
+                opened: true,
+            })
+        }
+        _ => None,
+    };
+    resp.extensions_mut()
+        .insert(resolved.unwrap_or(ResolvedSession {
+            sid: None,
+            opened: false,
+        }));
     resp
 }
 
@@ -60,7 +89,7 @@ fn representation(
     r: &Rendition,
     listed: usize,
     reference: Option<&Rendition>,
-    sid: Option<Uuid>,
+    sid: Option<&str>,
 ) -> Representation {
     let segs: Vec<_> = r.listed(listed).collect();
     // `$Number$` counts timeline entries, so a rendition missing segments (its
@@ -110,7 +139,7 @@ pub(crate) fn mpd_text(
     st: &StreamMediaState,
     id: Uuid,
     state: &DeliveryState,
-    sid: Option<Uuid>,
+    sid: Option<&str>,
 ) -> Option<String> {
     if super::hls::audio_pending(st) {
         return None;

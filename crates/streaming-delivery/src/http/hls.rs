@@ -1,9 +1,12 @@
 //! HLS (RFC 8216bis): master and media playlists over the stored CMAF segments.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
+use std::time::Instant;
+
+use axum::http::{Extensions, HeaderMap};
 use axum::response::Response;
 use bytes::Bytes;
+use streaming_core::sessions::SignedSid;
 use streaming_core::store::{Rendition, RenditionKind, StoredSegment, StreamMediaState};
 use streaming_media::hls::{
     AudioRendition, MasterPlaylist, MediaPlaylist, MediaSegment, Variant, write_master, write_media,
@@ -13,7 +16,9 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, M3U8, not_found};
 use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{OpenedSession, etag_without_sid, sid_of, with_sid};
+use crate::sessions::{
+    ManifestSession, ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid,
+};
 
 /// The packager numbers init segments from 1; the first is `init.mp4`.
 const FIRST_INIT: u32 = 1;
@@ -44,11 +49,20 @@ pub(crate) fn audio_pending(st: &StreamMediaState) -> bool {
             .is_some_and(|r| !r.inits.is_empty() && r.segments.is_empty())
 }
 
+/// A master playlist or MPD can be written: some rendition is playable and
+/// no announced audio is pending (what [`master_text`] and the MPD writer
+/// need, without writing them).
+pub(crate) fn manifest_ready(st: &StreamMediaState) -> bool {
+    !audio_pending(st)
+        && (!video_renditions(st).is_empty() || st.renditions.get(AUDIO).is_some_and(playable))
+}
+
 pub async fn master(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    ext: Extensions,
 ) -> Response {
     let Some((id, media)) = Uuid::parse_str(&stream_id)
         .ok()
@@ -57,9 +71,19 @@ pub async fn master(
         return not_found("stream");
     };
     let snapshot = media.snapshot();
-    let given = sid_of(query.as_deref());
-    let sid = given.unwrap_or_else(Uuid::new_v4);
-    let Some(text) = master_text(&snapshot, Some(sid)) else {
+    if !manifest_ready(&snapshot) {
+        return not_found("playlist (the stream has no media yet)");
+    }
+    let peer = crate::sessions::client_ip(&ext);
+    let session = manifest_session(
+        &state.sessions,
+        id,
+        sid_of(query.as_deref()),
+        peer,
+        Instant::now(),
+    );
+    let sid = session.signed().map(SignedSid::as_str);
+    let Some(text) = master_text(&snapshot, sid) else {
         return not_found("playlist (the stream has no media yet)");
     };
     let cache = if snapshot.ended {
@@ -67,18 +91,31 @@ pub async fn master(
     } else {
         CACHE_LIVE
     };
-    let etag = etag_without_sid(&text, Some(sid));
+    let etag = etag_without_sid(&text, sid);
     let data = Bytes::from(text);
     let mut resp = response::body(&headers, M3U8, cache, snapshot.updated_ms, etag, data);
-    // A new viewer (not a revalidation): open its session under the id
-    // written into the playlist.
-    // A player may draw its own id (`?sid=`, so that its beacons and its
-    // requests meet in one session): an id not known yet opens one too.
-    if resp.status().is_success() && (given.is_none() || state.sessions.get(sid).is_none()) {
-        let ua = crate::sessions::user_agent(&headers);
-        state.sessions.open(sid, id, "hls", ua);
-        resp.extensions_mut().insert(OpenedSession(sid));
-    }
+    let resolved = match session {
+        ManifestSession::Known(s) => Some(ResolvedSession {
+            sid: Some(s.id()),
+            opened: false,
+        }),
+        // A new viewer (not a revalidation): open its session under the id
+        // written into the playlist.
+        ManifestSession::New(s) if resp.status().is_success() => {
+            let ua = crate::sessions::user_agent(&headers);
+            state.sessions.open(s.id(), id, "hls", ua);
+            Some(ResolvedSession {
+                sid: Some(s.id()),
+                opened: true,
+            })
+        }
+        _ => None,
+    };
+    resp.extensions_mut()
+        .insert(resolved.unwrap_or(ResolvedSession {
+            sid: None,
+            opened: false,
+        }));
     resp
 }
 
@@ -94,7 +131,7 @@ pub(crate) fn video_renditions(st: &StreamMediaState) -> Vec<(&str, &Rendition)>
     v
 }
 
-pub(crate) fn master_text(st: &StreamMediaState, sid: Option<Uuid>) -> Option<String> {
+pub(crate) fn master_text(st: &StreamMediaState, sid: Option<&str>) -> Option<String> {
     if audio_pending(st) {
         return None;
     }
@@ -161,16 +198,23 @@ pub async fn rendition_file(
     Path((stream_id, rendition, file)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
+    ext: Extensions,
 ) -> Response {
-    let Some(media) = Uuid::parse_str(&stream_id)
+    let Some((id, media)) = Uuid::parse_str(&stream_id)
         .ok()
-        .and_then(|id| state.store.get(id))
+        .and_then(|id| Some((id, state.store.get(id)?)))
     else {
         return not_found("stream");
     };
     if file == "index.m3u8" {
         let snapshot = media.snapshot();
-        let sid = sid_of(query.as_deref());
+        // Only an id this server signed for this stream goes on to the
+        // segment URIs; anything else is counted and dropped.
+        let peer = crate::sessions::client_ip(&ext);
+        let valid = sid_of(query.as_deref())
+            .and_then(|t| state.sessions.verify(id, t, peer))
+            .map(|sid| state.sessions.signer().sign(id, sid));
+        let sid = valid.as_ref().map(SignedSid::as_str);
         let Some(text) = media_text(&snapshot, &rendition, &state, sid) else {
             return not_found("rendition");
         };
@@ -185,7 +229,12 @@ pub async fn rendition_file(
             .renditions
             .get(&rendition)
             .map_or(snapshot.updated_ms, |r| r.updated_ms);
-        return response::body(&headers, M3U8, cache, modified, etag, data);
+        let mut resp = response::body(&headers, M3U8, cache, modified, etag, data);
+        resp.extensions_mut().insert(ResolvedSession {
+            sid: valid.map(|s| s.id()),
+            opened: false,
+        });
+        return resp;
     }
     if let Some(version) = parse_init(&file) {
         let found = media.with(|st| {
@@ -249,7 +298,7 @@ pub(crate) fn media_text(
     st: &StreamMediaState,
     rendition: &str,
     state: &DeliveryState,
-    sid: Option<Uuid>,
+    sid: Option<&str>,
 ) -> Option<String> {
     // In CDN mode segment URLs stay per-stream, never per-viewer.
     let sid = sid.filter(|_| !state.cdn_mode);
@@ -384,6 +433,7 @@ mod tests {
             AUDIO.into(),
             rendition(RenditionKind::Audio, "mp4a.40.2", 0),
         );
+        assert!(!manifest_ready(&st));
         assert!(
             master_text(&st, None).is_none(),
             "video-only master offered"
@@ -392,11 +442,15 @@ mod tests {
             AUDIO.into(),
             rendition(RenditionKind::Audio, "mp4a.40.2", 1),
         );
+        assert!(manifest_ready(&st));
         let m = master_text(&st, None).unwrap();
         assert!(m.contains("avc1.42c01f,mp4a.40.2"), "{m}");
         // A video-only broadcast (no audio announced) is served at once.
         st.renditions.remove(AUDIO);
         assert!(master_text(&st, None).is_some());
+        assert!(manifest_ready(&st));
+        st.renditions.remove(SOURCE);
+        assert!(!manifest_ready(&st) && master_text(&st, None).is_none());
     }
 
     #[test]

@@ -1,11 +1,23 @@
 //! Viewer sessions held in memory: who is watching which stream, at what
 //! quality, how many bytes they took, when they were last seen.
 //!
-//! The delivery side feeds it (a master playlist or MPD fetch without a
-//! session id opens a session; every request carrying `sid` refreshes it) and
-//! sweeps it every second; the API and the WebSocket channel read counts from
-//! it. A session is *counted* once a request comes back carrying its id — a
-//! bare master/MPD fetch that nothing follows is never a viewer. One std `Mutex`, never held across `.await`.
+//! Ids are minted and signed by the server ([`signing`]): a viewer gets one
+//! from a master playlist or MPD fetched without a valid `sid` (written into
+//! the child URLs), or from `POST /api/v1/streams/{id}/sessions` (players
+//! that need it before loading the master, and beacon-only CDN viewers).
+//! Ids the server did not sign never reach this registry. Opening a session
+//! is capped ([`SessionPolicy`]): live sessions per node, new sessions per
+//! address per second; beacons per session per second.
+//!
+//! The delivery side feeds it (every request carrying a valid `sid`
+//! refreshes its session) and sweeps it every second; the API and the
+//! WebSocket channel read counts from it. A session is *counted* once a
+//! request comes back carrying its id — a rendition request, a beacon, or a
+//! second master/MPD fetch; a bare master/MPD fetch that nothing follows is
+//! never a viewer. One std `Mutex`, never held across `.await`.
+
+mod admission;
+pub mod signing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,11 +28,24 @@ use uuid::Uuid;
 
 use crate::model::ViewerSession;
 
+pub use admission::{Refusal, SessionPolicy};
+pub use signing::{SessionSigner, SignedSid};
+
 /// The audio-only rendition's name: it is the session's quality only while no
 /// video rendition was requested recently (players fetch both).
 const AUDIO: &str = "audio";
 /// How long a video request keeps an audio request from changing the quality.
 const VIDEO_GRACE: Duration = Duration::from_secs(4);
+/// The protocol of a session known from its beacons only.
+const BEACON: &str = "beacon";
+
+/// 32 random bytes (two v4 uuids: 244 random bits).
+pub(crate) fn random_secret() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(Uuid::new_v4().as_bytes());
+    key
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -34,6 +59,10 @@ struct Entry {
     beaconing: bool,
     /// A `stall_start` not yet ended.
     stalled_since: Option<Instant>,
+    /// A master playlist or MPD was served to it (a second one confirms it).
+    manifest_seen: bool,
+    /// `record.protocol` is the delivery protocol seen, not a placeholder.
+    protocol_known: bool,
 }
 
 impl Entry {
@@ -45,6 +74,8 @@ impl Entry {
             last_video: None,
             beaconing: false,
             stalled_since: None,
+            manifest_seen: false,
+            protocol_known: true,
         }
     }
 
@@ -149,30 +180,60 @@ pub struct Sweep {
     pub audiences: HashMap<Uuid, Audience>,
 }
 
+/// What a delivery request brought to its session (see [`ViewerSessions::served`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    pub stream_id: Uuid,
+    /// `hls` or `dash` (fixes the protocol of a session minted before its
+    /// first request); `None` keeps the session's.
+    pub protocol: Option<&'a str>,
+    /// The rendition in the path; `None` for a master playlist or MPD.
+    pub quality: Option<&'a str>,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// The request carried the id (false for the fetch that opened it).
+    pub returning: bool,
+}
+
 /// The in-memory registry of viewer sessions (cheap to clone).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ViewerSessions {
     inner: Arc<Mutex<Inner>>,
+    ctl: Arc<admission::Control>,
+}
+
+impl Default for ViewerSessions {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ViewerSessions {
+    /// A registry with a random secret (its ids are valid in this process
+    /// only), the default caps and its own limit counters; servers use
+    /// [`ViewerSessions::with_policy`].
     pub fn new() -> Self {
-        Self::default()
+        Self::with_policy(
+            &random_secret(),
+            SessionPolicy::default(),
+            crate::limits::Limits::new(crate::metrics::Metrics::new()),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens a session (a master playlist or MPD fetched without `sid`) and
-    /// returns its new random id.
+    /// Opens a session under a new random id, without caps (in-process
+    /// callers; requests go through [`ViewerSessions::admit`]).
     pub fn start(&self, stream_id: Uuid, protocol: &str, user_agent: Option<String>) -> Uuid {
         let id = Uuid::new_v4();
         self.open(id, stream_id, protocol, user_agent);
         id
     }
 
-    /// Opens a session under an id the caller drew (and already handed out).
+    /// Opens a session under an id the caller drew (and already handed out),
+    /// without caps; an open session of that id is replaced.
     pub fn open(&self, id: Uuid, stream_id: Uuid, protocol: &str, user_agent: Option<String>) {
         let entry = Entry::new(
             new_record(id, stream_id, protocol, user_agent),
@@ -181,12 +242,30 @@ impl ViewerSessions {
         self.lock().sessions.insert(id, entry);
     }
 
-    /// A request of session `sid` was answered: `quality` is the rendition in
-    /// its path (`None` for a master playlist or MPD), `bytes` the body sent;
-    /// `returning` is true when the request carried the id (the viewer came
-    /// back with it: the session counts from then on) and false for the
-    /// fetch that opened it. An id the registry does not know (expired, or
-    /// opened by another replica) is adopted as a new session of `stream_id`.
+    /// Opens a session whose protocol is not known yet (minted for a player
+    /// that has not fetched anything): `beacon` until a request says more.
+    /// An open session of that id is kept as it is.
+    fn open_pending(&self, id: Uuid, stream_id: Uuid, user_agent: Option<String>) {
+        let mut entry = Entry::new(
+            new_record(id, stream_id, BEACON, user_agent),
+            Instant::now(),
+        );
+        entry.protocol_known = false;
+        self.lock().sessions.entry(id).or_insert(entry);
+    }
+
+    /// Whether session `sid` is open here.
+    pub fn contains(&self, sid: Uuid) -> bool {
+        self.lock().sessions.contains_key(&sid)
+    }
+
+    /// Sessions held now, counted or not (the figure `max_live` caps).
+    pub fn held(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// A request of session `sid` was answered (compatibility form of
+    /// [`ViewerSessions::served`]).
     pub fn touch(
         &self,
         sid: Uuid,
@@ -195,26 +274,52 @@ impl ViewerSessions {
         bytes: u64,
         returning: bool,
     ) {
+        self.served(
+            sid,
+            Served {
+                stream_id,
+                protocol: None,
+                quality,
+                bytes,
+                returning,
+            },
+        );
+    }
+
+    /// A request of open session `sid` was answered: refreshes it (last
+    /// seen, bytes, quality). The session counts from the first returning
+    /// rendition request, or the second master/MPD fetch. Returns false (and
+    /// records nothing) for a session not open here or of another stream.
+    pub fn served(&self, sid: Uuid, s: Served<'_>) -> bool {
         let now = Instant::now();
         let wall = Utc::now();
         let mut inner = self.lock();
         let inner = &mut *inner;
-        let entry = inner
-            .sessions
-            .entry(sid)
-            .or_insert_with(|| Entry::new(new_record(sid, stream_id, "hls", None), now));
-        if entry.record.stream_id != stream_id {
+        let Some(entry) = inner.sessions.get_mut(&sid) else {
+            return false;
+        };
+        if entry.record.stream_id != s.stream_id {
             // A session id belongs to one stream; a foreign one is ignored.
-            return;
+            return false;
         }
         entry.last_seen = now;
         entry.record.last_seen_at = wall;
-        entry.record.bytes_sent = entry.record.bytes_sent.saturating_add(bytes);
-        if returning && !entry.confirmed {
+        entry.record.bytes_sent = entry.record.bytes_sent.saturating_add(s.bytes);
+        if let Some(p) = s.protocol
+            && !entry.protocol_known
+        {
+            entry.record.protocol = p.to_string();
+            entry.protocol_known = true;
+        }
+        let confirms = s.returning && (s.quality.is_some() || entry.manifest_seen);
+        if s.quality.is_none() {
+            entry.manifest_seen = true;
+        }
+        if confirms && !entry.confirmed {
             entry.confirmed = true;
             inner.outbox.push(entry.record.clone());
         }
-        let Some(q) = quality else { return };
+        let Some(q) = s.quality else { return true };
         let is_video = q != AUDIO;
         if is_video {
             entry.last_video = Some(now);
@@ -227,12 +332,14 @@ impl ViewerSessions {
         if is_video || !video_recent {
             entry.set_quality(q);
         }
+        true
     }
 
     /// A player beacon for session `sid` of `stream_id`. An id the registry
-    /// does not know starts a session (a player behind a CDN, whose requests
-    /// the origin never sees, is counted from its beacons alone); a beacon
-    /// confirms the session at once.
+    /// does not know starts a session without caps (requests go through
+    /// [`ViewerSessions::accept_beacons`] first); a beacon confirms the
+    /// session at once (a player behind a CDN, whose requests the origin
+    /// never sees, is counted from its beacons alone).
     pub fn beacon(
         &self,
         sid: Uuid,
@@ -246,7 +353,7 @@ impl ViewerSessions {
         let entry = inner
             .sessions
             .entry(sid)
-            .or_insert_with(|| Entry::new(new_record(sid, stream_id, "beacon", user_agent), now));
+            .or_insert_with(|| Entry::new(new_record(sid, stream_id, BEACON, user_agent), now));
         if entry.record.stream_id != stream_id {
             return Err(BeaconError::OtherStream);
         }
@@ -430,112 +537,4 @@ fn new_record(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sessions_count_once_confirmed_and_end_after_inactivity() {
-        let reg = ViewerSessions::new();
-        let stream = Uuid::new_v4();
-        let a = reg.start(stream, "hls", None);
-        let idle = reg.start(stream, "hls", None);
-        reg.touch(a, stream, None, 100, false);
-        assert_eq!(reg.count(stream), 0);
-        reg.touch(a, stream, Some("source"), 1000, true);
-        reg.touch(a, stream, Some("audio"), 10, true);
-        assert_eq!(reg.count(stream), 1);
-        assert_eq!(reg.quality_distribution(stream)["source"], 1);
-        // Another stream's id is not moved over.
-        reg.touch(a, Uuid::new_v4(), Some("720p"), 5, true);
-        assert_eq!(reg.quality_distribution(stream)["source"], 1);
-        reg.touch(a, stream, Some("720p"), 0, true);
-        assert_eq!(reg.switches(a), Some(1));
-        let s = reg.sweep(Instant::now(), Duration::from_secs(60));
-        assert_eq!(s.persist.len(), 1);
-        assert_eq!(s.counts[&stream], 1);
-        let later = Instant::now() + Duration::from_secs(61);
-        let s = reg.sweep(later, Duration::from_secs(60));
-        assert_eq!(s.counts[&stream], 0);
-        assert_eq!(s.persist.len(), 1, "the unconfirmed one is dropped unsaved");
-        let ended = &s.persist[0];
-        assert_eq!(ended.id, a);
-        assert_eq!(ended.bytes_sent, 1110, "the foreign touch is not charged");
-        assert!(ended.ended_at.is_some());
-        assert_eq!(reg.count(stream), 0);
-        assert!(reg.switches(idle).is_none());
-        // Once reported at 0, the stream drops out of the counts.
-        assert!(reg.sweep(later, Duration::from_secs(60)).counts.is_empty());
-    }
-
-    #[test]
-    fn beacon_only_viewers_count_and_their_stalls_make_the_buffering_ratio() {
-        let reg = ViewerSessions::new();
-        let stream = Uuid::new_v4();
-        let t0 = Instant::now();
-        let timeout = Duration::from_secs(6);
-        reg.sweep(t0, timeout);
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let hb = |q: &str| Beacon::Heartbeat {
-            quality: Some(q.into()),
-        };
-        reg.beacon(a, stream, hb("480p"), None).unwrap();
-        reg.beacon(b, stream, hb("720p"), Some("ua".into()))
-            .unwrap();
-        assert_eq!(reg.count(stream), 2, "beacons alone make viewers");
-        assert_eq!(
-            reg.beacon(a, Uuid::new_v4(), Beacon::Error, None),
-            Err(BeaconError::OtherStream)
-        );
-        reg.beacon(a, stream, Beacon::StallStart, None).unwrap();
-        reg.beacon(
-            b,
-            stream,
-            Beacon::QualityChange {
-                quality: "480p".into(),
-            },
-            None,
-        )
-        .unwrap();
-        reg.beacon(b, stream, Beacon::Error, None).unwrap();
-        let s = reg.sweep(t0 + Duration::from_secs(1), timeout);
-        let aud = &s.audiences[&stream];
-        assert_eq!(aud.viewers, 2);
-        assert_eq!(aud.quality_distribution["480p"], 2);
-        assert_eq!(aud.player_errors, 1);
-        assert_eq!(s.persist.len(), 2, "both confirmed sessions are saved");
-        // Stall began after t0 (it started "now", just before the sweep):
-        // its share is at most the tick, and watch time is 2 × 1 s.
-        assert_eq!(aud.watch_ms, 2000);
-        assert!(aud.stall_ms <= 1000);
-        // A full stalled second: a's whole tick, b's none → ratio 0.5.
-        let s = reg.sweep(t0 + Duration::from_secs(2), timeout);
-        let aud = &s.audiences[&stream];
-        assert_eq!((aud.watch_ms, aud.stall_ms), (2000, 1000));
-        assert!((aud.buffering_ratio() - 0.5).abs() < 1e-9);
-        assert_eq!(aud.player_errors, 0, "errors are reported once");
-        reg.beacon(a, stream, Beacon::StallEnd { duration_ms: None }, None)
-            .unwrap();
-        assert_eq!(reg.get(a).unwrap().stalls, 1);
-        let s = reg.sweep(t0 + Duration::from_secs(3), timeout);
-        assert_eq!(s.audiences[&stream].stall_ms, 0, "the stall ended");
-        assert_eq!(reg.get(b).unwrap().quality_switches, 1);
-        assert_eq!(reg.get(b).unwrap().errors, 1);
-        // Without heartbeats they end after the timeout and are persisted.
-        let s = reg.sweep(Instant::now() + timeout, timeout);
-        assert_eq!(s.persist.len(), 2);
-        assert_eq!(s.counts[&stream], 0);
-    }
-
-    #[test]
-    fn audio_is_the_quality_only_without_recent_video() {
-        let reg = ViewerSessions::new();
-        let stream = Uuid::new_v4();
-        let a = reg.start(stream, "hls", None);
-        reg.touch(a, stream, Some("audio"), 1, true);
-        assert_eq!(reg.quality_distribution(stream)["audio"], 1);
-        let b = reg.start(stream, "hls", None);
-        reg.touch(b, stream, Some("source"), 1, true);
-        reg.touch(b, stream, Some("audio"), 1, true);
-        assert_eq!(reg.quality_distribution(stream)["source"], 1);
-    }
-}
+mod tests;
