@@ -45,6 +45,7 @@ fn operations_declare_auth_and_errors() {
         "/ready",
         "/api/v1/streams/{id}/status",
         "/api/v1/sessions/{session_id}/events",
+        "/api/v1/streams/{id}/sessions",
     ];
     let mut count = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -77,7 +78,7 @@ fn operations_declare_auth_and_errors() {
             }
         }
     }
-    assert_eq!(count, 15, "operations in the document");
+    assert_eq!(count, 16, "operations in the document");
 }
 
 #[test]
