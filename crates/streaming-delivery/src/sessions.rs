@@ -121,6 +121,40 @@ impl ManifestSession {
     }
 }
 
+impl ManifestSession {
+    /// Leaves on a manifest answer the session it was written for, for
+    /// [`track`]: a known one as is; a new one is opened (with the viewer's
+    /// user agent) only when the answer is a success, so a revalidation or an
+    /// error opens nothing.
+    pub fn settle(
+        self,
+        resp: &mut Response,
+        sessions: &ViewerSessions,
+        stream_id: Uuid,
+        protocol: &str,
+        headers: &axum::http::HeaderMap,
+    ) {
+        let resolved = match self {
+            ManifestSession::Known(s) => ResolvedSession {
+                sid: Some(s.id()),
+                opened: false,
+            },
+            ManifestSession::New(s) if resp.status().is_success() => {
+                sessions.open(s.id(), stream_id, protocol, user_agent(headers));
+                ResolvedSession {
+                    sid: Some(s.id()),
+                    opened: true,
+                }
+            }
+            _ => ResolvedSession {
+                sid: None,
+                opened: false,
+            },
+        };
+        resp.extensions_mut().insert(resolved);
+    }
+}
+
 /// Decides the session of a master playlist or MPD request for `stream_id`
 /// that carried `given` (raw `sid`, if any) from `peer`: a valid id of an
 /// open session is kept; anything else (no id, a forged one, a valid one

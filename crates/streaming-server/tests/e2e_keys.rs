@@ -206,16 +206,32 @@ async fn plaintext_key_is_never_logged_or_stored() {
     // Stop the server so SQLite has written everything, then read the raw files.
     let dir = ts.dir.path().to_path_buf();
     ts.server.shutdown().await;
-    let mut db_bytes = Vec::new();
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("read data dir") {
-        let path = entry.expect("dir entry").path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("streaming.db") {
-            db_bytes.extend(std::fs::read(&path).expect("read db file"));
-            files.push(name);
+    // The write connection may close (and checkpoint its WAL away) just
+    // after shutdown returns: read until a listing reads back whole.
+    let (db_bytes, files) = 'read: {
+        for _ in 0..25 {
+            let mut db_bytes = Vec::new();
+            let mut files = Vec::new();
+            let mut whole = true;
+            for entry in std::fs::read_dir(&dir).expect("read data dir") {
+                let path = entry.expect("dir entry").path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if name.starts_with("streaming.db") {
+                    match std::fs::read(&path) {
+                        Ok(b) => db_bytes.extend(b),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => whole = false,
+                        Err(e) => panic!("read {name}: {e}"),
+                    }
+                    files.push(name);
+                }
+            }
+            if whole {
+                break 'read (db_bytes, files);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
+        panic!("the database files kept changing after shutdown");
+    };
     assert!(
         files.iter().any(|f| f == "streaming.db"),
         "SQLite file not found in {dir:?}: {files:?}"

@@ -18,9 +18,7 @@ use super::DeliveryState;
 use super::hls::playable;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
 use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{
-    ManifestSession, ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid,
-};
+use crate::sessions::{etag_without_sid, manifest_session, sid_of, with_sid};
 
 pub async fn manifest(
     State(state): State<DeliveryState>,
@@ -59,27 +57,7 @@ pub async fn manifest(
     };
     let data = Bytes::from(text);
     let mut resp = response::body(&headers, MPD, cache, snapshot.updated_ms, etag, data);
-    let resolved = match session {
-        ManifestSession::Known(s) => Some(ResolvedSession {
-            sid: Some(s.id()),
-            opened: false,
-        }),
-        // A new viewer (not a revalidation): open its session.
-        ManifestSession::New(s) if resp.status().is_success() => {
-            let ua = crate::sessions::user_agent(&headers);
-            state.sessions.open(s.id(), id, "dash", ua);
-            Some(ResolvedSession {
-                sid: Some(s.id()),
-                opened: true,
-            })
-        }
-        _ => None,
-    };
-    resp.extensions_mut()
-        .insert(resolved.unwrap_or(ResolvedSession {
-            sid: None,
-            opened: false,
-        }));
+    session.settle(&mut resp, &state.sessions, id, "dash", &headers);
     resp
 }
 

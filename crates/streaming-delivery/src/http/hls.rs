@@ -16,9 +16,7 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, M3U8, not_found};
 use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{
-    ManifestSession, ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid,
-};
+use crate::sessions::{ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid};
 
 /// The packager numbers init segments from 1; the first is `init.mp4`.
 const FIRST_INIT: u32 = 1;
@@ -94,28 +92,7 @@ pub async fn master(
     let etag = etag_without_sid(&text, sid);
     let data = Bytes::from(text);
     let mut resp = response::body(&headers, M3U8, cache, snapshot.updated_ms, etag, data);
-    let resolved = match session {
-        ManifestSession::Known(s) => Some(ResolvedSession {
-            sid: Some(s.id()),
-            opened: false,
-        }),
-        // A new viewer (not a revalidation): open its session under the id
-        // written into the playlist.
-        ManifestSession::New(s) if resp.status().is_success() => {
-            let ua = crate::sessions::user_agent(&headers);
-            state.sessions.open(s.id(), id, "hls", ua);
-            Some(ResolvedSession {
-                sid: Some(s.id()),
-                opened: true,
-            })
-        }
-        _ => None,
-    };
-    resp.extensions_mut()
-        .insert(resolved.unwrap_or(ResolvedSession {
-            sid: None,
-            opened: false,
-        }));
+    session.settle(&mut resp, &state.sessions, id, "hls", &headers);
     resp
 }
 
