@@ -148,21 +148,23 @@ pub async fn health() -> Json<Health> {
     })
 }
 
-/// Readiness: the database answers and the listeners are bound.
-#[utoipa::path(
-    get, path = "/ready", tag = "operations",
-    responses(
-        (status = 200, description = "Ready (possibly degraded: see `degraded`)", body = Readiness),
-        (status = 503, description = "Not ready: a check failed", body = Readiness),
-    )
-)]
-pub async fn ready(State(state): State<ApiState>) -> Response {
-    let (db, ffmpeg) = tokio::join!(
-        tokio::time::timeout(DB_TIMEOUT, state.repo.probe_write()),
-        state.readiness.ffmpeg.check()
-    );
+/// The cache of the database check (see [`Readiness`](crate::Readiness)).
+pub(crate) type DbCheckCache = Arc<tokio::sync::Mutex<Option<(Instant, Check)>>>;
+
+/// How long a database check's answer is reused.
+const DB_CHECK_TTL: Duration = Duration::from_secs(1);
+
+/// Whether the database commits a write: one probe at a time, answers reused
+/// for [`DB_CHECK_TTL`] (a flood of `/ready` during an outage makes no writes).
+async fn database_check(state: &ApiState) -> Check {
+    let mut cached = state.readiness.db_check.lock().await;
+    if let Some((at, check)) = cached.as_ref()
+        && at.elapsed() < DB_CHECK_TTL
+    {
+        return check.clone();
+    }
     let backend = state.repo.backend();
-    let database = match db {
+    let check = match tokio::time::timeout(DB_TIMEOUT, state.repo.probe_write()).await {
         Ok(Ok(())) => Check {
             status: CheckStatus::Pass,
             detail: format!("{backend} commits writes"),
@@ -180,6 +182,20 @@ pub async fn ready(State(state): State<ApiState>) -> Response {
             ),
         },
     };
+    *cached = Some((Instant::now(), check.clone()));
+    check
+}
+
+/// Readiness: the database answers and the listeners are bound.
+#[utoipa::path(
+    get, path = "/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready (possibly degraded: see `degraded`)", body = Readiness),
+        (status = 503, description = "Not ready: a check failed", body = Readiness),
+    )
+)]
+pub async fn ready(State(state): State<ApiState>) -> Response {
+    let (database, ffmpeg) = tokio::join!(database_check(&state), state.readiness.ffmpeg.check());
     let listeners = if state.readiness.listeners.is_empty() {
         Check {
             status: CheckStatus::Pass,

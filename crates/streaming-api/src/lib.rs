@@ -81,6 +81,9 @@ pub struct Readiness {
     pub ffmpeg: FfmpegProbe,
     /// Fires at shutdown: the server is then no longer ready.
     pub shutdown: Option<CancellationToken>,
+    /// The last database check: one probe at a time, its answer (pass or
+    /// fail) reused for a second, so a flood of `/ready` costs no writes.
+    pub(crate) db_check: health::DbCheckCache,
 }
 
 impl Readiness {
@@ -95,6 +98,7 @@ impl Readiness {
             listeners,
             ffmpeg: FfmpegProbe::new(program),
             shutdown,
+            db_check: Default::default(),
         }
     }
 }
