@@ -264,7 +264,7 @@ async fn sqlite_on_a_full_disk_answers_503_keeps_playing_and_recovers() {
     assert_eq!(server.status(a).await, "ACTIVE");
     let b_stopped_at = stop_encoder(&mut live_b);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    viewer.assert_playing(Duration::from_secs(4), "while the disk is full");
+    viewer.assert_playing(Duration::from_secs(6), "while the disk is full");
     assert!(live_a.running(), "the publish was cut off on a full disk");
     assert_eq!(
         server.status(b).await,
@@ -284,7 +284,7 @@ async fn sqlite_on_a_full_disk_answers_503_keeps_playing_and_recovers() {
         "B ended at {b_ended}, its encoder stopped at {b_stopped_at}"
     );
     assert_eq!(server.status(a).await, "ACTIVE");
-    viewer.assert_playing(Duration::from_secs(4), "after the disk was freed");
+    viewer.assert_playing(Duration::from_secs(6), "after the disk was freed");
     let got = send_json(
         server
             .client
@@ -325,7 +325,7 @@ async fn postgres_stopped_keeps_playing_and_records_the_end_once_back() {
     let body = wait_ready(&server, 503, Duration::from_secs(10)).await;
     assert_eq!(body["checks"]["database"]["status"], "fail", "{body}");
     tokio::time::sleep(Duration::from_secs(4)).await;
-    viewer.assert_playing(Duration::from_secs(4), "while PostgreSQL is down");
+    viewer.assert_playing(Duration::from_secs(6), "while PostgreSQL is down");
     assert!(live.running());
     // The encoder stops while PostgreSQL is down.
     let stopped_at = stop_encoder(&mut live);
