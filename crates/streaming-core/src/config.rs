@@ -2,8 +2,8 @@
 //! rejected; the binary layers environment and flags on top
 //! (flags > environment > file > defaults).
 //!
-//! Every limit of every surface lives here with its default (DESIGN.md,
-//! "Limits are part of every surface"): `[ingest]` for RTMP, `[http]` for the
+//! Every limit of every surface lives here with its default (docs/ARCHITECTURE.md,
+//! "Limits and abuse resistance"): `[ingest]` for RTMP, `[http]` for the
 //! HTTP listeners, `[sessions]` for viewer sessions and beacons,
 //! `[websocket]`, `[tls]` for HTTPS/RTMPS, `[cors]`. Secrets are [`Secret`]s:
 //! their `Debug` output is redacted, so printing a `Config` leaks nothing.

@@ -1,4 +1,4 @@
-//! Limits of every surface (DESIGN.md, "Limits are part of every surface"):
+//! Limits of every surface (docs/ARCHITECTURE.md, "Limits and abuse resistance"):
 //! the shared pieces that listeners and handlers use to cap what an outsider
 //! can consume.
 //!

@@ -1,5 +1,5 @@
 //! Who may hold an RTMP connection, and for how long it may wait to publish
-//! (issue 9, "RTMP"; DESIGN.md, "Limits are part of every surface").
+//! (issue 9, "RTMP"; docs/ARCHITECTURE.md, "Limits and abuse resistance").
 //!
 //! At accept, in this order: an address banned for refused keys is refused
 //! (`rtmp_banned`); beyond `max_connections` open connections a new one is

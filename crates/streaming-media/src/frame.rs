@@ -1,6 +1,6 @@
 //! The frame that moves through the stream hub.
 //!
-//! The hub knows no codec (DESIGN.md, "fan-out that knows no codec"): a frame is
+//! The hub knows no codec (docs/ARCHITECTURE.md, "One binary, one data path"): a frame is
 //! an FLV tag body as it arrived in an RTMP audio, video or data message, with the
 //! RTMP timestamp and two flags read from its first byte(s). Only the packager
 //! parses the body further.

@@ -3,7 +3,7 @@
 //! Each target is one line that calls a function here, so that the very same
 //! code runs under libFuzzer (`cargo fuzz run <target>`, see `fuzz/README.md`)
 //! and under `cargo test`, which replays every committed corpus entry
-//! (`tests/fuzz_corpus_replay.rs`; DESIGN.md, "Engineering habits"). Stable
+//! (`tests/fuzz_corpus_replay.rs`). Stable
 //! Rust has no sanitizers: what keeps the parsers honest there is the replay
 //! and the assertions below, which check documented properties (round trips,
 //! split-invariance, "a failed session stays failed"), not just "no panic".

@@ -1,7 +1,7 @@
 //! Sans-IO media protocol engines and containers for the streaming server.
 //!
 //! Nothing here opens a socket, spawns a task or reads a clock: bytes and the
-//! current time go in, events and bytes come out. See `../../shared/DESIGN.md`.
+//! current time go in, events and bytes come out. See `docs/ARCHITECTURE.md` at the repository root.
 //!
 //! - [`amf0`]: Action Message Format 0 (Adobe AMF0 specification).
 //! - [`rtmp`]: RTMP 1.0 handshake, chunk stream and the publish session.

@@ -1,7 +1,7 @@
 //! Replays every committed fuzz corpus entry (`fuzz/corpus/<target>/*`)
 //! through the same function the cargo-fuzz target calls
 //! (`streaming_media::fuzzing`), so that stable `cargo test` keeps the parsers
-//! honest without libFuzzer (DESIGN.md, "Engineering habits"). Crashes the
+//! honest without libFuzzer (docs/ARCHITECTURE.md, "Tests"). Crashes the
 //! fuzzer found are committed to the corpus as regression inputs.
 
 use std::path::PathBuf;

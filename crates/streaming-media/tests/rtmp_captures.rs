@@ -1,4 +1,4 @@
-//! Real captures (DESIGN.md, "real captures as vectors"): what FFmpeg and
+//! Real captures (committed as test vectors): what FFmpeg and
 //! GStreamer really sent to the server engine after the handshake, up to and
 //! including their first media message (metadata). Recorded from the peers of
 //! `rtmp_peers.rs` on Debian 12: FFmpeg 5.1 (Lavf59.27.100), GStreamer 1.22

@@ -1,5 +1,4 @@
-//! Client engine ↔ server engine in memory on a simulated clock (DESIGN.md,
-//! "a deterministic pair harness"), with impairments that deliver bytes one at
+//! Client engine ↔ server engine in memory on a simulated clock (a deterministic pair harness), with impairments that deliver bytes one at
 //! a time or split at every possible point.
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Real peers (DESIGN.md): FFmpeg and GStreamer (`rtmpsink` is librtmp, the
+//! Real peers: FFmpeg and GStreamer (`rtmpsink` is librtmp, the
 //! library OBS uses; `rtmp2sink` is GStreamer's own) publish to the server
 //! engine, and the client engine publishes to FFmpeg's own RTMP server
 //! (`-listen 1`), over loopback TCP driven by a few lines of blocking std I/O.

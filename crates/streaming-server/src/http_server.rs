@@ -1,6 +1,6 @@
 //! The HTTP(S) listeners: our own accept loop over hyper's HTTP/1.1
 //! connection driver, so that every connection is capped, timed and
-//! attributed to an address (DESIGN.md, "Limits are part of every surface").
+//! attributed to an address (docs/ARCHITECTURE.md, "Limits and abuse resistance").
 //!
 //! Per connection, in the order a client meets them:
 //!

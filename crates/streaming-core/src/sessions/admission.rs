@@ -1,6 +1,6 @@
 //! Caps on what viewers (and anyone pretending to be one) may make the
-//! registry hold (issue 9, "Viewer sessions that cannot be forged"; DESIGN.md,
-//! "Limits are part of every surface"):
+//! registry hold (issue 9, "Viewer sessions that cannot be forged"; docs/ARCHITECTURE.md,
+//! "Limits and abuse resistance"):
 //!
 //! - `sessions.max_live` sessions held per node (counted or not); beyond it
 //!   a master playlist still plays, without a session, and a new session
@@ -186,14 +186,24 @@ impl ViewerSessions {
         user_agent: Option<String>,
         now: Instant,
     ) -> bool {
-        if self.contains(sid) {
-            return true;
+        self.ensure_open(sid, stream_id, peer, user_agent, now)
+            .is_ok()
+    }
+
+    /// Opens `sid` under the caps unless it is open already.
+    fn ensure_open(
+        &self,
+        sid: Uuid,
+        stream_id: Uuid,
+        peer: IpAddr,
+        user_agent: Option<String>,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        if !self.contains(sid) {
+            self.admit(peer, now)?;
+            self.open_pending(sid, stream_id, user_agent);
         }
-        if self.admit(peer, now).is_err() {
-            return false;
-        }
-        self.open_pending(sid, stream_id, user_agent);
-        true
+        Ok(())
     }
 
     /// A beacon request for the valid id `sid` of `stream_id`: within the
@@ -218,11 +228,7 @@ impl ViewerSessions {
                 });
             return Err(Refusal::BeaconRate { retry_after });
         }
-        if !self.contains(sid) {
-            self.admit(peer, now)?;
-            self.open_pending(sid, stream_id, user_agent);
-        }
-        Ok(())
+        self.ensure_open(sid, stream_id, peer, user_agent, now)
     }
 
     /// Logs an error a player reported, at most one line per second (the

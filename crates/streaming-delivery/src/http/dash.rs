@@ -2,7 +2,6 @@
 //! segments HLS serves. Dynamic while live, static once the stream ends.
 
 use axum::extract::{Path, RawQuery, State};
-use std::time::Instant;
 
 use axum::http::{Extensions, HeaderMap};
 use axum::response::Response;
@@ -18,7 +17,7 @@ use super::DeliveryState;
 use super::hls::playable;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, MPD, not_found};
 use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{etag_without_sid, manifest_session, sid_of, with_sid};
+use crate::sessions::{etag_without_sid, with_sid};
 
 pub async fn manifest(
     State(state): State<DeliveryState>,
@@ -27,24 +26,16 @@ pub async fn manifest(
     headers: HeaderMap,
     ext: Extensions,
 ) -> Response {
-    let Some(id) = Uuid::parse_str(&stream_id).ok() else {
-        return not_found("stream");
+    let (id, snapshot, session) = match super::hls::manifest_request(
+        &state,
+        &stream_id,
+        query.as_deref(),
+        &ext,
+        "manifest",
+    ) {
+        Ok(r) => r,
+        Err(missing) => return not_found(&missing),
     };
-    let Some(media) = state.store.get(id) else {
-        return not_found("stream");
-    };
-    let snapshot = media.snapshot();
-    if !super::hls::manifest_ready(&snapshot) {
-        return not_found("manifest (the stream has no media yet)");
-    }
-    let peer = crate::sessions::client_ip(&ext);
-    let session = manifest_session(
-        &state.sessions,
-        id,
-        sid_of(query.as_deref()),
-        peer,
-        Instant::now(),
-    );
     let sid = session.signed().map(SignedSid::as_str);
     let Some(text) = mpd_text(&snapshot, id, &state, sid) else {
         return not_found("manifest (the stream has no media yet)");

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use super::DeliveryState;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, M3U8, not_found};
 use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid};
+use crate::sessions::{
+    ManifestSession, ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid,
+};
 
 /// The packager numbers init segments from 1; the first is `init.mp4`.
 const FIRST_INIT: u32 = 1;
@@ -55,6 +57,33 @@ pub(crate) fn manifest_ready(st: &StreamMediaState) -> bool {
         && (!video_renditions(st).is_empty() || st.renditions.get(AUDIO).is_some_and(playable))
 }
 
+/// What a master playlist or MPD request starts with: the stream (404 if
+/// unknown), its media as they stand (404 until a manifest can be written)
+/// and the session the manifest is written for (see
+/// [`manifest_session`]). `what` names the manifest; the error is what was
+/// not found.
+pub(crate) fn manifest_request(
+    state: &DeliveryState,
+    stream_id: &str,
+    query: Option<&str>,
+    ext: &Extensions,
+    what: &str,
+) -> Result<(Uuid, StreamMediaState, ManifestSession), String> {
+    let Some((id, media)) = Uuid::parse_str(stream_id)
+        .ok()
+        .and_then(|id| Some((id, state.store.get(id)?)))
+    else {
+        return Err("stream".into());
+    };
+    let snapshot = media.snapshot();
+    if !manifest_ready(&snapshot) {
+        return Err(format!("{what} (the stream has no media yet)"));
+    }
+    let peer = crate::sessions::client_ip(ext);
+    let session = manifest_session(&state.sessions, id, sid_of(query), peer, Instant::now());
+    Ok((id, snapshot, session))
+}
+
 pub async fn master(
     State(state): State<DeliveryState>,
     Path(stream_id): Path<String>,
@@ -62,24 +91,11 @@ pub async fn master(
     headers: HeaderMap,
     ext: Extensions,
 ) -> Response {
-    let Some((id, media)) = Uuid::parse_str(&stream_id)
-        .ok()
-        .and_then(|id| Some((id, state.store.get(id)?)))
-    else {
-        return not_found("stream");
-    };
-    let snapshot = media.snapshot();
-    if !manifest_ready(&snapshot) {
-        return not_found("playlist (the stream has no media yet)");
-    }
-    let peer = crate::sessions::client_ip(&ext);
-    let session = manifest_session(
-        &state.sessions,
-        id,
-        sid_of(query.as_deref()),
-        peer,
-        Instant::now(),
-    );
+    let (id, snapshot, session) =
+        match manifest_request(&state, &stream_id, query.as_deref(), &ext, "playlist") {
+            Ok(r) => r,
+            Err(missing) => return not_found(&missing),
+        };
     let sid = session.signed().map(SignedSid::as_str);
     let Some(text) = master_text(&snapshot, sid) else {
         return not_found("playlist (the stream has no media yet)");

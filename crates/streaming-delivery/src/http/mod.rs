@@ -1,6 +1,6 @@
 //! HTTP delivery: HLS playlists, DASH manifest, CMAF segments, the watch page.
 //!
-//! URLs (DESIGN.md, "The contract users see"):
+//! URLs (README, "What it serves"):
 //! `/hls/{id}/master.m3u8`, `/hls/{id}/{rendition}/index.m3u8`,
 //! `/hls/{id}/{rendition}/init.mp4` (`init-{v}.mp4` after a codec change),
 //! `/hls/{id}/{rendition}/segment-{n}.m4s`, `/dash/{id}/manifest.mpd`, `/time`,

@@ -8,10 +8,9 @@ use streaming_media::rtmp::{
     ClientConfig, ClientEvent, ClientOutput, ClientSession, HANDSHAKE_SIZE,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::common::RustPublisher;
-use super::common::abuse::{ServerProcess, connect_from};
+use super::common::abuse::{ServerProcess, closed_within, connect_from};
 use super::{HANDSHAKE_DEADLINE, IDLE_PUBLISH, PUBLISH_DEADLINE, SLACK};
 
 /// What one attack reports.
@@ -52,21 +51,6 @@ fn message(csid: u8, type_id: u8, body: &[u8], chunk_size: usize) -> Vec<u8> {
 
 fn set_chunk_size(size: u32) -> Vec<u8> {
     message(2, 1, &size.to_be_bytes(), 128)
-}
-
-/// Reads until the server closes (or resets) the connection: how long that
-/// took, or `None` if it was still open after `limit`.
-async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = limit.checked_sub(start.elapsed())?;
-        match tokio::time::timeout(left, s.read(&mut buf)).await {
-            Err(_) => return None,
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
-            Ok(Ok(_)) => {}
-        }
-    }
 }
 
 /// One connection dripping a byte every 5 s (after a full handshake when

@@ -65,6 +65,22 @@ pub fn proc_cpu_ticks(pid: u32) -> u64 {
     get(11) + get(12) // utime (14th field) and stime (15th)
 }
 
+/// Reads until the server closes (or resets) the connection: how long that
+/// took, or `None` if it was still open after `limit`.
+pub async fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    use tokio::io::AsyncReadExt;
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(start.elapsed())?;
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
 /// The address after `marker` (e.g. `"rtmps://"`) in the server's banner line.
 pub fn banner_addr(banner: &str, marker: &str) -> Option<SocketAddr> {
     let at = banner.find(marker)? + marker.len();
