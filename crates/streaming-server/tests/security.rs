@@ -228,7 +228,7 @@ async fn metrics_need_their_token_unless_public_or_on_their_own_listener() {
 
     let separate = ServerProcess::start(
         &dir.path().join("c"),
-        "[metrics]\nlisten_addr = \"127.0.0.1:0\"\n",
+        "[metrics]\nlisten_addr = \"127.0.0.1:0\"\n[http]\nheader_read_timeout_secs = 2\n",
     )
     .await;
     let addr = banner_addr(&separate.banner, "metrics http://").expect("metrics listener");
@@ -246,6 +246,13 @@ async fn metrics_need_their_token_unless_public_or_on_their_own_listener() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "the metrics listener serves nothing else");
+    // It has the HTTP listeners' caps and deadlines: a silent connection is cut.
+    let mut silent = common::abuse::connect_from(2, addr).await.unwrap();
+    let cut = common::abuse::closed_within(&mut silent, Duration::from_secs(6)).await;
+    assert!(
+        cut.is_some(),
+        "a silent connection to the metrics listener is cut"
+    );
     let r = separate
         .client
         .get(separate.url("/metrics"))

@@ -110,7 +110,8 @@ async fn rtmps_publish_plays_over_https_in_chromium_and_certificates_reload() {
     let (cert, key, first_der) = ca.write_leaf(&certs, "first");
     let toml = format!(
         "[tls]\ncert_file = {:?}\nkey_file = {:?}\nhttps_addr = \"127.0.0.1:0\"\n\
-         rtmps_addr = \"127.0.0.1:0\"\nplain_http = false\nplain_rtmp = false\nreload_check_secs = 1\n",
+         rtmps_addr = \"127.0.0.1:0\"\nplain_http = false\nplain_rtmp = false\nreload_check_secs = 1\n\
+         [http]\nheader_read_timeout_secs = 3\n",
         cert.display().to_string(),
         key.display().to_string()
     );
@@ -200,6 +201,28 @@ async fn rtmps_publish_plays_over_https_in_chromium_and_certificates_reload() {
         presented_cert(rtmps).await,
         first_der,
         "RTMPS presents the certificate"
+    );
+
+    // The HTTPS listener has the HTTP deadlines: a connection that never
+    // starts its TLS handshake is cut by the header deadline (3 s here).
+    let mut silent = tokio::net::TcpStream::connect(https).await.unwrap();
+    let cut = common::abuse::closed_within(&mut silent, Duration::from_secs(8))
+        .await
+        .expect("a silent HTTPS connection is cut");
+    println!("silent HTTPS connection cut after {cut:?}");
+    assert!(cut >= Duration::from_secs(2), "cut too early: {cut:?}");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(common::abuse::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("streaming_limit_hits_total{kind=\"tls_handshake_timeout\"} 1"),
+        "the cut is counted"
     );
 
     // Replace the certificate: new connections get the new one, no restart.
