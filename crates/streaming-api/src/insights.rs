@@ -309,18 +309,9 @@ pub fn score(factors: &[Factor]) -> Option<u8> {
 
 /// Recent source segment length, from the media in memory.
 fn segment_secs(state: &ApiState, stream_id: Uuid) -> Option<f64> {
-    let media = state.store.as_ref()?.get(stream_id)?;
-    media.with(|st| {
-        let r = st.renditions.get("source")?;
-        let d: Vec<f64> = r
-            .segments
-            .iter()
-            .rev()
-            .take(5)
-            .map(|s| s.duration_secs())
-            .collect();
-        mean(d.into_iter())
-    })
+    let summary = state.store.as_ref()?.summary(stream_id)?;
+    let r = summary.rendition("source")?;
+    mean(r.recent_durations_secs.iter().copied())
 }
 
 /// A stream's health score, its factors, recommendations and trends.

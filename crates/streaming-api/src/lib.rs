@@ -34,7 +34,7 @@ use docs::BearerAuth;
 use streaming_core::hub::{CancellationToken, StreamHub};
 use streaming_core::repo::DynRepository;
 use streaming_core::sessions::ViewerSessions;
-use streaming_core::store::SegmentStore;
+use streaming_core::store::SharedStore;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -60,7 +60,7 @@ pub struct ApiState {
     /// The live streams: revoking a key or deleting a stream cuts its publisher.
     pub hub: StreamHub,
     /// The segment store: the renditions a live stream offers right now.
-    pub store: Option<SegmentStore>,
+    pub store: Option<SharedStore>,
     /// Active viewer sessions: the `concurrent_viewers` figures and the
     /// active-session listing.
     pub sessions: ViewerSessions,

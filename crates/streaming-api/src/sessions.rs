@@ -70,8 +70,8 @@ pub(crate) fn is_live(state: &ApiState, stream_id: Uuid) -> bool {
         || state
             .store
             .as_ref()
-            .and_then(|s| s.get(stream_id))
-            .is_some_and(|m| !m.is_ended())
+            .and_then(|s| s.summary(stream_id))
+            .is_some_and(|m| !m.ended)
 }
 
 /// The problem answering a refused session or beacon.

@@ -162,20 +162,20 @@ async fn detail(state: &ApiState, s: Stream) -> Result<StreamDetail, Problem> {
 
 /// The video renditions the segment store holds for a live stream.
 fn live_qualities(state: &ApiState, id: Uuid) -> Vec<Quality> {
-    let Some(media) = state.store.as_ref().and_then(|s| s.get(id)) else {
+    let Some(m) = state.store.as_ref().and_then(|s| s.summary(id)) else {
         return Vec::new();
     };
-    media.with(|m| {
+    {
         if m.ended {
             return Vec::new();
         }
         m.renditions
             .iter()
-            .filter(|(_, r)| r.info.kind == RenditionKind::Video)
-            .map(|(name, r)| {
-                let (_, avg) = r.bandwidth();
+            .filter(|r| r.info.kind == RenditionKind::Video)
+            .map(|r| {
+                let avg = r.average_bps;
                 Quality {
-                    name: name.clone(),
+                    name: r.name.to_string(),
                     width: r.info.width,
                     height: r.info.height,
                     bitrate_kbps: u32::try_from(avg / 1000).ok().filter(|b| *b > 0),
@@ -184,7 +184,7 @@ fn live_qualities(state: &ApiState, id: Uuid) -> Vec<Quality> {
                 }
             })
             .collect()
-    })
+    }
 }
 
 /// One stream: status, viewers, qualities, times and URLs.

@@ -187,6 +187,13 @@ pub struct MediaConfig {
     pub playlist_segments: usize,
     /// Segments kept fetchable per rendition (≥ `playlist_segments`).
     pub retained_segments: usize,
+    /// Serve LL-HLS (parts, blocking playlist reload, preload hints) and
+    /// LL-DASH (segments in progress sent as they are made). Players without
+    /// low-latency support play the same playlists as ordinary HLS.
+    pub low_latency: bool,
+    /// How long a blocking playlist reload or a hinted part is held, in
+    /// target durations (RFC 8216bis §6.2.5.2 suggests three).
+    pub hold_target_durations: u32,
 }
 
 /// RTMP ingest: timeouts and limits of the (public) encoder port.
@@ -439,6 +446,8 @@ impl Default for MediaConfig {
             part_duration_ms: 500,
             playlist_segments: 6,
             retained_segments: 10,
+            low_latency: true,
+            hold_target_durations: 3,
         }
     }
 }

@@ -27,7 +27,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use streaming_core::metrics::Metrics;
 use streaming_core::model::{StreamMetrics, StreamStatus};
 use streaming_core::sessions::{Beacon, ViewerSessions};
-use streaming_core::store::SegmentStore;
+use streaming_core::store::{MemoryStore, SharedStore};
 use streaming_delivery::LiveFeed;
 use streaming_delivery::collector::{Collector, bench_metrics_text, live_inputs, ms_to_utc};
 use tokio::sync::broadcast;
@@ -50,7 +50,7 @@ struct Viewer {
 struct World {
     metrics: Metrics,
     sessions: ViewerSessions,
-    store: SegmentStore,
+    store: SharedStore,
     feed: LiveFeed,
     collector: Collector,
     streams: Vec<Uuid>,
@@ -111,7 +111,7 @@ impl World {
         let mut w = Self {
             metrics,
             sessions,
-            store: SegmentStore::new(6),
+            store: std::sync::Arc::new(MemoryStore::new()),
             feed,
             collector: Collector::new(),
             streams,

@@ -8,6 +8,7 @@ pub mod collector;
 pub mod http;
 pub mod live;
 pub mod packaging;
+pub mod publish;
 pub mod sessions;
 
 pub use collector::task::{CollectorDeps, spawn_collector};

@@ -1,24 +1,22 @@
 //! Packager tasks: one per live stream, fed by the hub, writing the store.
 //!
 //! The sans-IO [`Packager`] does the CMAF work; this task only moves frames in
-//! and events out, stamps wall-clock times and closes the stream's media when
-//! the hub says the broadcast is over.
+//! and events out to the [`MediaWriter`] (which numbers, stamps wall-clock
+//! times, stores and renders), and closes the stream's media when the hub
+//! says the broadcast is over.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use streaming_core::config::MediaConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use streaming_core::hub::{
     CancellationToken, HubMessage, OpenedStream, RenditionMessage, StreamHub,
 };
-use streaming_core::store::{
-    RenditionInfo, RenditionKind, SegmentStore, StoredSegment, StreamMedia,
-};
+use streaming_core::store::SharedStore;
+use uuid::Uuid;
 
-use streaming_media::packager::{
-    FollowerPackager, Packager, PackagerConfig, PackagerEvent, TrackInfo, TrackKind,
-};
+use crate::publish::{MediaWriter, RenderConfig};
+use streaming_media::packager::{FollowerPackager, Packager, PackagerConfig};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -38,13 +36,14 @@ pub fn now_ms() -> i64 {
 /// `stop` fires (running packagers finish when their broadcast ends).
 pub fn spawn_packagers(
     hub: &StreamHub,
-    store: SegmentStore,
-    config: MediaConfig,
+    store: SharedStore,
+    config: RenderConfig,
     tracker: TaskTracker,
     stop: CancellationToken,
 ) {
     let mut opened = hub.consumer();
     let inner = tracker.clone();
+    let numbers = Numbers::default();
     tracker.spawn(async move {
         loop {
             let stream = tokio::select! {
@@ -55,12 +54,12 @@ pub fn spawn_packagers(
                 },
             };
             let span = info_span!("packager", stream_id = %stream.stream_id);
-            inner.spawn(run(stream, store.clone(), config.clone()).instrument(span));
+            inner.spawn(run(stream, store.clone(), config.clone(), numbers.clone()).instrument(span));
         }
     });
 }
 
-async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
+async fn run(stream: OpenedStream, store: SharedStore, config: RenderConfig, numbers: Numbers) {
     let OpenedStream {
         stream_id,
         mut rx,
@@ -68,32 +67,11 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
         ..
     } = stream;
     let started = now_ms();
-    // Segment URLs are cached as immutable, so numbers must never repeat across
-    // broadcasts of a stream, even after a restart: number from the start time
-    // in seconds (segments last about 2 s, so a later broadcast starts above),
-    // and above the previous broadcast's last number in this process.
-    let previous_last = store
-        .get(stream_id)
-        .and_then(|m| {
-            m.with(|st| {
-                st.renditions
-                    .values()
-                    .filter_map(|r| r.segments.back())
-                    .map(|s| s.number)
-                    .max()
-            })
-        })
-        .unwrap_or_default();
-    let number_base = ((started / 1000).max(0) as u64).max(previous_last);
-    let media = store.open(stream_id, started);
+    let number_base = numbers.base(stream_id, started);
+    let mut out = MediaWriter::open(stream_id, store.clone(), config.clone(), number_base);
     let packager_config = PackagerConfig {
-        target_segment_ms: config.segment_duration_ms,
-        part_target_ms: config.part_duration_ms,
-    };
-    let mut out = Output {
-        media: &media,
-        number_base,
-        anchored: false,
+        target_segment_ms: config.segment_target_ms,
+        part_target_ms: config.part_target_ms,
     };
     let mut source = Packager::new(packager_config.clone());
     let mut followers: BTreeMap<Arc<str>, FollowerPackager> = BTreeMap::new();
@@ -124,9 +102,9 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
                         f.cut(&start);
                     }
                 }
-                out.drain(&mut source);
+                drain(&mut out, &mut source);
                 for (name, f) in followers.iter_mut() {
-                    out.drain_follower(f, name);
+                    drain_follower(&mut out, f, name);
                 }
             }
             msg = renditions_rx.recv(), if transcoder_open => match msg {
@@ -135,14 +113,14 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
                         if let Err(e) = f.push(&frame) {
                             warn!(rendition = %rendition, error = %e, "rendition frame dropped");
                         }
-                        out.drain_follower(f, &rendition);
+                        drain_follower(&mut out, f, &rendition);
                     }
                 }
                 Ok(RenditionMessage::Ladder(specs)) => {
                     followers.retain(|name, _| {
                         let keep = specs.iter().any(|s| &s.name == name);
                         if !keep {
-                            media.remove_rendition(name, now_ms());
+                            out.remove_rendition(name);
                         }
                         keep
                     });
@@ -168,123 +146,64 @@ async fn run(stream: OpenedStream, store: SegmentStore, config: MediaConfig) {
         }
     }
     source.finish();
-    out.drain(&mut source);
+    drain(&mut out, &mut source);
     for (name, f) in followers.iter_mut() {
         f.finish();
-        out.drain_follower(f, name);
+        drain_follower(&mut out, f, name);
     }
-    media.mark_ended(now_ms());
+    out.finish();
+    numbers.ended(stream_id, out.last_number());
     info!("packaging ended; playlists closed");
     // The closed playlists stay for late viewers, then the memory is freed.
-    let media = media.clone();
+    let generation = out.generation();
     tokio::spawn(async move {
         tokio::time::sleep(ENDED_RETENTION).await;
-        if store.remove_if_current(stream_id, &media) {
+        if store.remove(stream_id, generation) {
             debug!(%stream_id, "ended broadcast's segments released");
         }
     });
 }
 
+fn drain(out: &mut MediaWriter, packager: &mut Packager) {
+    while let Some(ev) = packager.poll_output() {
+        out.event(ev, None);
+    }
+}
+
+fn drain_follower(out: &mut MediaWriter, packager: &mut FollowerPackager, name: &str) {
+    while let Some(ev) = packager.poll_output() {
+        out.event(ev, Some(name));
+    }
+}
+
+/// Segment numbering across broadcasts. URLs of segments are cached as
+/// immutable, so numbers never repeat across broadcasts of a stream, even
+/// after a restart: a broadcast numbers from its start time in seconds
+/// (segments last about 2 s, so a later broadcast starts above), and above
+/// the previous broadcast's last number in this process. Decided here, never
+/// read back from the store.
+#[derive(Clone, Default)]
+pub struct Numbers(Arc<Mutex<HashMap<Uuid, u64>>>);
+
+impl Numbers {
+    fn base(&self, stream: Uuid, started_ms: i64) -> u64 {
+        let previous = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&stream).copied();
+        ((started_ms / 1000).max(0) as u64).max(previous.unwrap_or_default())
+    }
+
+    fn ended(&self, stream: Uuid, last: Option<u64>) {
+        if let Some(last) = last {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let e = map.entry(stream).or_default();
+            *e = (*e).max(last);
+            // Bounded: forget the oldest when very many streams have ended.
+            if map.len() > 100_000 {
+                map.clear();
+            }
+        }
+    }
+}
+
 /// How long an ended broadcast's playlists and segments stay fetchable.
 const ENDED_RETENTION: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
-fn rendition_name(kind: TrackKind) -> &'static str {
-    match kind {
-        TrackKind::Video => SOURCE,
-        TrackKind::Audio => AUDIO,
-    }
-}
-
-fn rendition_info(info: &TrackInfo) -> RenditionInfo {
-    RenditionInfo {
-        kind: match info.kind {
-            TrackKind::Video => RenditionKind::Video,
-            TrackKind::Audio => RenditionKind::Audio,
-        },
-        codec: info.codec.clone(),
-        timescale: info.timescale,
-        width: info.width,
-        height: info.height,
-        frame_rate: info.frame_rate,
-        sample_rate: info.sample_rate,
-        channels: info.channels,
-    }
-}
-
-/// Moves packager output into the store.
-struct Output<'a> {
-    media: &'a StreamMedia,
-    number_base: u64,
-    anchored: bool,
-}
-
-impl Output<'_> {
-    fn drain(&mut self, packager: &mut Packager) {
-        while let Some(ev) = packager.poll_output() {
-            self.event(ev, None);
-        }
-    }
-
-    fn drain_follower(&mut self, packager: &mut FollowerPackager, name: &str) {
-        while let Some(ev) = packager.poll_output() {
-            self.event(ev, Some(name));
-        }
-    }
-
-    /// `rendition` is `None` for the source packager (video → `source`, audio → `audio`).
-    fn event(&mut self, ev: PackagerEvent, rendition: Option<&str>) {
-        let now = now_ms();
-        let media = self.media;
-        match ev {
-            PackagerEvent::Init(init) => {
-                let name = rendition.unwrap_or(rendition_name(init.track));
-                debug!(rendition = name, version = init.version, codec = %init.info.codec, "init segment");
-                media.put_init(
-                    name,
-                    rendition_info(&init.info),
-                    init.version,
-                    init.data,
-                    now,
-                );
-            }
-            PackagerEvent::Part(_) => {}
-            PackagerEvent::Segment(seg) => {
-                let ts = u64::from(seg.timescale.max(1));
-                let end_ms = ((seg.start + seg.duration) * 1000 / ts) as i64;
-                if !self.anchored && rendition.is_none() {
-                    // The first segment completes now: media time `end` is now.
-                    media.set_availability_start(now - end_ms);
-                    self.anchored = true;
-                }
-                let start_ms = (seg.start * 1000 / ts) as i64;
-                let pdt = media.with(|s| s.availability_start_ms) + start_ms;
-                let name = rendition.unwrap_or(rendition_name(seg.track));
-                let number = self.number_base + seg.number;
-                debug!(
-                    rendition = name,
-                    number,
-                    duration = seg.duration as f64 / ts as f64,
-                    bytes = seg.data.len(),
-                    "segment"
-                );
-                media.put_segment(
-                    name,
-                    StoredSegment {
-                        number,
-                        start: seg.start,
-                        duration: seg.duration,
-                        timescale: seg.timescale,
-                        data: seg.data,
-                        discontinuity: seg.discontinuity,
-                        init_version: seg.init_version,
-                        program_date_time_ms: pdt,
-                    },
-                    now,
-                );
-            }
-            PackagerEvent::Discontinuity { reason } => {
-                warn!(rendition = rendition.unwrap_or(SOURCE), %reason, "timestamp discontinuity");
-            }
-        }
-    }
-}

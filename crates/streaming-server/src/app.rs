@@ -21,7 +21,8 @@ use streaming_core::limits::{AddrSlots, Limits, Origins};
 use streaming_core::metrics::Metrics;
 use streaming_core::repo::{self, DynRepository};
 use streaming_core::sessions::{SessionPolicy, ViewerSessions};
-use streaming_core::store::SegmentStore;
+use streaming_core::store::{MemoryStore, SharedStore};
+use streaming_delivery::publish::RenderConfig;
 use streaming_delivery::http::DeliveryGuard;
 use streaming_delivery::{CollectorDeps, DeliveryState, LiveFeed};
 use streaming_ingest::IngestContext;
@@ -51,7 +52,7 @@ pub struct RunningServer {
     pub repo: DynRepository,
     pub events: EventBus,
     pub hub: StreamHub,
-    pub store: SegmentStore,
+    pub store: SharedStore,
     pub transcoder: Arc<Transcoder>,
     pub metrics: Metrics,
     /// Viewer sessions (counts, quality distribution).
@@ -146,18 +147,13 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let events = EventBus::default();
     let hub = StreamHub::new();
-    let store = SegmentStore::new(
-        config
-            .media
-            .retained_segments
-            .max(config.media.playlist_segments + 2),
-    );
+    let store: SharedStore = Arc::new(MemoryStore::new());
     let shutdown = CancellationToken::new();
     let packagers = TaskTracker::new();
     streaming_delivery::spawn_packagers(
         &hub,
         store.clone(),
-        config.media.clone(),
+        RenderConfig::new(&config.media, config.delivery.cdn_mode),
         packagers.clone(),
         shutdown.clone(),
     );

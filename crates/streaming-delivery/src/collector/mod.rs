@@ -169,19 +169,15 @@ pub struct LiveInput {
 /// source segment number (what both the driver and the bench feed [`Collector::tick`]).
 pub fn live_inputs(
     metrics: &streaming_core::metrics::Metrics,
-    store: &streaming_core::store::SegmentStore,
+    store: &streaming_core::store::SharedStore,
 ) -> HashMap<Uuid, LiveInput> {
     metrics
         .live_totals()
         .into_iter()
         .map(|(id, totals)| {
-            let newest_segment = store.get(id).and_then(|m| {
-                m.with(|st| {
-                    st.renditions
-                        .get(crate::packaging::SOURCE)
-                        .and_then(|r| r.segments.back())
-                        .map(|s| s.number)
-                })
+            let newest_segment = store.summary(id).and_then(|s| {
+                s.rendition(crate::packaging::SOURCE)
+                    .and_then(|r| r.newest_segment)
             });
             (
                 id,

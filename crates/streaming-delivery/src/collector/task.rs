@@ -23,7 +23,7 @@ use streaming_core::metrics::Metrics;
 use streaming_core::model::{MetricsRollup, StreamMetrics, StreamStatus, ViewerSession};
 use streaming_core::repo::DynRepository;
 use streaming_core::sessions::ViewerSessions;
-use streaming_core::store::SegmentStore;
+use streaming_core::store::SharedStore;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -46,7 +46,7 @@ pub struct CollectorDeps {
     pub sessions: ViewerSessions,
     pub repo: DynRepository,
     pub metrics: Metrics,
-    pub store: SegmentStore,
+    pub store: SharedStore,
     pub feed: LiveFeed,
     /// Viewer-session inactivity timeout.
     pub inactivity: Duration,
@@ -189,8 +189,8 @@ fn tick(
     let samples = collector.tick(at_ms, &live, &sweep.audiences);
     let qualities = |id: Uuid| {
         deps.store
-            .get(id)
-            .map(|m| m.with(qualities_of))
+            .summary(id)
+            .map(|s| qualities_of(&s))
             .unwrap_or_default()
     };
     for s in &samples {

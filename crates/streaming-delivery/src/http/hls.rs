@@ -1,87 +1,74 @@
-//! HLS (RFC 8216bis): master and media playlists over the stored CMAF segments.
+//! HLS (RFC 8216bis) and LL-HLS over the stored, pre-rendered playlists:
+//! `master.m3u8`, `{rendition}/index.m3u8` (with blocking reload
+//! `_HLS_msn`/`_HLS_part` and delta updates `_HLS_skip`, §6.2.5), init
+//! segments, parts `segment-{N}.{P}.m4s` (a preload-hinted part is held until
+//! it is made, §6.2.6) and segments `segment-{N}.m4s` (the segment in
+//! progress is sent part by part as it is made: LL-DASH chunked delivery).
+//!
+//! Handlers never render: the packaging task renders each playlist once per
+//! change; a request only fills in its viewer's `sid` and, when blocking,
+//! sleeps on the rendition's progress channel.
 
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use std::time::Instant;
-
-use axum::http::{Extensions, HeaderMap};
-use axum::response::Response;
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use streaming_core::sessions::SignedSid;
-use streaming_core::store::{Rendition, RenditionKind, StoredSegment, StreamMediaState};
-use streaming_media::hls::{
-    AudioRendition, MasterPlaylist, MediaPlaylist, MediaSegment, Variant, write_master, write_media,
-};
+use streaming_core::store::{Key, Object, PartRef, Progress, StreamSummary, WaitOutcome, wait_for};
 use uuid::Uuid;
 
 use super::DeliveryState;
 use super::response::{self, CACHE_IMMUTABLE, CACHE_LIVE, M3U8, not_found};
-use crate::packaging::{AUDIO, SOURCE};
-use crate::sessions::{
-    ManifestSession, ResolvedSession, etag_without_sid, manifest_session, sid_of, with_sid,
-};
-
-/// The packager numbers init segments from 1; the first is `init.mp4`.
-const FIRST_INIT: u32 = 1;
-
-/// The URI of a rendition's init segment of a given version.
-pub fn init_uri(version: u32) -> String {
-    if version <= FIRST_INIT {
-        "init.mp4".to_string()
-    } else {
-        format!("init-{version}.mp4")
-    }
-}
-
-/// A rendition is playable once it has an init segment and one media segment.
-pub(crate) fn playable(r: &Rendition) -> bool {
-    !r.inits.is_empty() && !r.segments.is_empty()
-}
-
-/// The source announced audio (its init is stored) but its first segment is
-/// not out yet. A master playlist or MPD written now would offer video only,
-/// and players read the master once: better answer "no media yet" for the
-/// few milliseconds between the first video and the first audio segment.
-pub(crate) fn audio_pending(st: &StreamMediaState) -> bool {
-    !st.ended
-        && st
-            .renditions
-            .get(AUDIO)
-            .is_some_and(|r| !r.inits.is_empty() && r.segments.is_empty())
-}
-
-/// A master playlist or MPD can be written: some rendition is playable and
-/// no announced audio is pending (what [`master_text`] and the MPD writer
-/// need, without writing them).
-pub(crate) fn manifest_ready(st: &StreamMediaState) -> bool {
-    !audio_pending(st)
-        && (!video_renditions(st).is_empty() || st.renditions.get(AUDIO).is_some_and(playable))
-}
+use crate::publish::personalize;
+use crate::publish::render_hls::FIRST_INIT;
+use crate::sessions::{ManifestSession, ResolvedSession, manifest_session, sid_of};
 
 /// What a master playlist or MPD request starts with: the stream (404 if
-/// unknown), its media as they stand (404 until a manifest can be written)
-/// and the session the manifest is written for (see
-/// [`manifest_session`]). `what` names the manifest; the error is what was
-/// not found.
+/// unknown), the rendered manifest (404 until one can be written), whether
+/// the broadcast ended, and the session the manifest is written for (see
+/// [`manifest_session`]). `what` names the manifest.
 pub(crate) fn manifest_request(
     state: &DeliveryState,
     stream_id: &str,
     query: Option<&str>,
     ext: &Extensions,
     what: &str,
-) -> Result<(Uuid, StreamMediaState, ManifestSession), String> {
-    let Some((id, media)) = Uuid::parse_str(stream_id)
+    key: &Key,
+) -> Result<(Uuid, Object, bool, ManifestSession), String> {
+    let Some((id, summary)) = Uuid::parse_str(stream_id)
         .ok()
-        .and_then(|id| Some((id, state.store.get(id)?)))
+        .and_then(|id| Some((id, state.store.summary(id)?)))
     else {
         return Err("stream".into());
     };
-    let snapshot = media.snapshot();
-    if !manifest_ready(&snapshot) {
+    let Some(object) = state.store.get(id, key) else {
         return Err(format!("{what} (the stream has no media yet)"));
-    }
+    };
     let peer = crate::sessions::client_ip(ext);
     let session = manifest_session(&state.sessions, id, sid_of(query), peer, Instant::now());
-    Ok((id, snapshot, session))
+    Ok((id, object, summary.ended, session))
+}
+
+/// A rendered text answered for one viewer (`sid` filled in).
+pub(crate) fn text_response(
+    headers: &HeaderMap,
+    content_type: &str,
+    cache: &str,
+    object: &Object,
+    sid: Option<&str>,
+) -> Response {
+    let data = personalize(&object.data, sid);
+    response::body(
+        headers,
+        content_type,
+        cache,
+        object.modified_ms,
+        object.etag.to_string(),
+        data,
+    )
 }
 
 pub async fn master(
@@ -91,101 +78,30 @@ pub async fn master(
     headers: HeaderMap,
     ext: Extensions,
 ) -> Response {
-    let (id, snapshot, session) =
-        match manifest_request(&state, &stream_id, query.as_deref(), &ext, "playlist") {
-            Ok(r) => r,
-            Err(missing) => return not_found(&missing),
-        };
+    let (id, object, ended, session) = match manifest_request(
+        &state,
+        &stream_id,
+        query.as_deref(),
+        &ext,
+        "playlist",
+        &Key::Master,
+    ) {
+        Ok(r) => r,
+        Err(missing) => return not_found(&missing),
+    };
     let sid = session.signed().map(SignedSid::as_str);
-    let Some(text) = master_text(&snapshot, sid) else {
-        return not_found("playlist (the stream has no media yet)");
-    };
-    let cache = if snapshot.ended {
-        CACHE_IMMUTABLE
-    } else {
-        CACHE_LIVE
-    };
-    let etag = etag_without_sid(&text, sid);
-    let data = Bytes::from(text);
-    let mut resp = response::body(&headers, M3U8, cache, snapshot.updated_ms, etag, data);
+    let cache = if ended { CACHE_IMMUTABLE } else { CACHE_LIVE };
+    let mut resp = text_response(&headers, M3U8, cache, &object, sid);
     session.settle(&mut resp, &state.sessions, id, "hls", &headers);
     resp
 }
 
-/// Playable video renditions, best first (the source leads).
-pub(crate) fn video_renditions(st: &StreamMediaState) -> Vec<(&str, &Rendition)> {
-    let mut v: Vec<_> = st
-        .renditions
-        .iter()
-        .filter(|(_, r)| r.info.kind == RenditionKind::Video && playable(r))
-        .map(|(n, r)| (n.as_str(), r))
-        .collect();
-    v.sort_by_key(|(n, r)| (*n != SOURCE, std::cmp::Reverse(r.info.height.unwrap_or(0))));
-    v
+/// Video renditions of a stream, best first (the source leads).
+pub(crate) fn qualities_of(summary: &StreamSummary) -> Vec<String> {
+    summary.videos().map(|r| r.name.to_string()).collect()
 }
 
-pub(crate) fn master_text(st: &StreamMediaState, sid: Option<&str>) -> Option<String> {
-    if audio_pending(st) {
-        return None;
-    }
-    let videos = video_renditions(st);
-    let audio = st.renditions.get(AUDIO).filter(|r| playable(r));
-    if videos.is_empty() && audio.is_none() {
-        return None;
-    }
-    let audio_group = audio.map(|_| "audio".to_string());
-    let (audio_peak, audio_avg) = audio.map(|a| a.bandwidth()).unwrap_or_default();
-    let mut variants = Vec::new();
-    for (name, v) in &videos {
-        let (peak, avg) = v.bandwidth();
-        let mut codecs = v.info.codec.clone();
-        if let Some(a) = audio {
-            codecs.push(',');
-            codecs.push_str(&a.info.codec);
-        }
-        variants.push(Variant {
-            uri: with_sid(format!("{name}/index.m3u8"), sid),
-            bandwidth: peak + audio_peak,
-            average_bandwidth: Some(avg + audio_avg),
-            codecs,
-            resolution: v.info.width.zip(v.info.height),
-            frame_rate: v.info.frame_rate,
-            audio_group: audio_group.clone(),
-        });
-    }
-    if videos.is_empty()
-        && let Some(a) = audio
-    {
-        // Audio-only broadcast: the audio playlist is the only variant.
-        variants.push(Variant {
-            uri: with_sid(format!("{AUDIO}/index.m3u8"), sid),
-            bandwidth: audio_peak,
-            average_bandwidth: Some(audio_avg),
-            codecs: a.info.codec.clone(),
-            resolution: None,
-            frame_rate: None,
-            audio_group: None,
-        });
-    }
-    let audio_renditions = match (videos.is_empty(), audio) {
-        (false, Some(a)) => vec![AudioRendition {
-            group_id: "audio".into(),
-            name: "Audio".into(),
-            uri: with_sid(format!("{AUDIO}/index.m3u8"), sid),
-            default: true,
-            channels: a.info.channels,
-            language: None,
-        }],
-        _ => Vec::new(),
-    };
-    Some(write_master(&MasterPlaylist {
-        variants,
-        audio: audio_renditions,
-        independent_segments: true,
-    }))
-}
-
-/// `GET /hls/{id}/{rendition}/{index.m3u8 | init.mp4 | init-V.mp4 | segment-N.m4s}`
+/// `GET /hls/{id}/{rendition}/{index.m3u8 | init.mp4 | init-V.mp4 | segment-N.m4s | segment-N.P.m4s}`
 pub async fn rendition_file(
     State(state): State<DeliveryState>,
     Path((stream_id, rendition, file)): Path<(String, String, String)>,
@@ -193,82 +109,298 @@ pub async fn rendition_file(
     headers: HeaderMap,
     ext: Extensions,
 ) -> Response {
-    let Some((id, media)) = Uuid::parse_str(&stream_id)
+    let Some((id, summary)) = Uuid::parse_str(&stream_id)
         .ok()
-        .and_then(|id| Some((id, state.store.get(id)?)))
+        .and_then(|id| Some((id, state.store.summary(id)?)))
     else {
         return not_found("stream");
     };
+    let name: std::sync::Arc<str> = rendition.as_str().into();
     if file == "index.m3u8" {
-        let snapshot = media.snapshot();
-        // Only an id this server signed for this stream goes on to the
-        // segment URIs; anything else is counted and dropped.
-        let peer = crate::sessions::client_ip(&ext);
-        let valid = sid_of(query.as_deref())
-            .and_then(|t| state.sessions.verify(id, t, peer))
-            .map(|sid| state.sessions.signer().sign(id, sid));
-        let sid = valid.as_ref().map(SignedSid::as_str);
-        let Some(text) = media_text(&snapshot, &rendition, &state, sid) else {
-            return not_found("rendition");
-        };
-        let etag = etag_without_sid(&text, sid);
-        let cache = if snapshot.ended {
-            CACHE_IMMUTABLE
-        } else {
-            CACHE_LIVE
-        };
-        let data = Bytes::from(text);
-        let modified = snapshot
-            .renditions
-            .get(&rendition)
-            .map_or(snapshot.updated_ms, |r| r.updated_ms);
-        let mut resp = response::body(&headers, M3U8, cache, modified, etag, data);
-        resp.extensions_mut().insert(ResolvedSession {
-            sid: valid.map(|s| s.id()),
-            opened: false,
-        });
-        return resp;
+        return media_playlist(&state, id, name, query.as_deref(), &headers, &ext).await;
     }
+    let kind = summary.rendition(&rendition).map(|r| r.info.kind);
+    let content_type = match kind {
+        Some(streaming_core::store::RenditionKind::Audio) => "audio/mp4",
+        _ => "video/mp4",
+    };
     if let Some(version) = parse_init(&file) {
-        let found = media.with(|st| {
-            let r = st.renditions.get(&rendition)?;
-            Some((r.inits.get(&version)?.clone(), r.info.kind, r.updated_ms))
-        });
-        let Some((data, kind, modified)) = found else {
+        let Some(o) = state.store.get(
+            id,
+            &Key::Init {
+                rendition: name,
+                version,
+            },
+        ) else {
             return not_found("init segment");
         };
         // Not immutable: a later broadcast of the stream may bring another
         // decoder configuration under the same URL. It is tiny; revalidate.
-        let etag = response::etag_of(&data);
-        return response::body(&headers, mp4_type(kind), CACHE_LIVE, modified, etag, data);
+        return response::body(&headers, content_type, CACHE_LIVE, o.modified_ms, o.etag.to_string(), o.data);
     }
-    if let Some(number) = parse_segment(&file) {
-        let found = media.with(|st| {
-            let r = st.renditions.get(&rendition)?;
-            let s = r.segment(number)?;
-            Some((s.data.clone(), r.info.kind, s.program_date_time_ms))
-        });
-        let Some((data, kind, modified)) = found else {
-            return not_found("segment");
-        };
-        let etag = format!("\"seg-{rendition}-{number}-{}\"", data.len());
-        return response::body(
-            &headers,
-            mp4_type(kind),
-            CACHE_IMMUTABLE,
-            modified,
-            etag,
-            data,
-        );
+    match parse_media(&file) {
+        Some((msn, Some(part))) => {
+            held_part(&state, id, name, PartRef { msn, part }, &headers, content_type).await
+        }
+        Some((msn, None)) => segment(&state, id, name, msn, &headers, content_type).await,
+        None => not_found("file"),
     }
-    not_found("file")
 }
 
-fn mp4_type(kind: RenditionKind) -> &'static str {
-    match kind {
-        RenditionKind::Video => "video/mp4",
-        RenditionKind::Audio => "audio/mp4",
+/// How long a blocking reload or a hinted part is held.
+fn hold(state: &DeliveryState) -> Duration {
+    let target = u64::from(state.media.segment_duration_ms.max(1));
+    Duration::from_millis(target * u64::from(state.media.hold_target_durations.max(1)))
+}
+
+/// The LL-HLS delivery directives of a playlist request (§6.2.5).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Directives {
+    msn: Option<u64>,
+    part: Option<u32>,
+    skip: bool,
+}
+
+fn directives(query: Option<&str>) -> Result<Directives, &'static str> {
+    let mut d = Directives::default();
+    for (k, v) in query.unwrap_or("").split('&').filter_map(|kv| kv.split_once('=')) {
+        match k {
+            "_HLS_msn" => d.msn = Some(v.parse().map_err(|_| "_HLS_msn is not a number")?),
+            "_HLS_part" => d.part = Some(v.parse().map_err(|_| "_HLS_part is not a number")?),
+            "_HLS_skip" => match v {
+                "YES" | "v2" => d.skip = true,
+                _ => return Err("_HLS_skip must be YES or v2"),
+            },
+            _ => {}
+        }
     }
+    if d.part.is_some() && d.msn.is_none() {
+        return Err("_HLS_part without _HLS_msn");
+    }
+    Ok(d)
+}
+
+fn bad_request(why: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        format!("{why}\n"),
+    )
+        .into_response()
+}
+
+fn unavailable(why: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::RETRY_AFTER, "1"),
+        ],
+        format!("{why}\n"),
+    )
+        .into_response()
+}
+
+/// Parts a request may ask for beyond the newest (RFC 8216bis §6.2.5.2,
+/// "Advance Part Limit").
+const ADVANCE_PART_LIMIT: u32 = 3;
+
+/// Too far ahead of what exists to be held: msn beyond the last segment + 2,
+/// or a part beyond the newest by more than the advance part limit.
+fn too_far(p: &Progress, msn: u64, part: Option<u32>) -> bool {
+    let Some(open) = p.open_msn() else {
+        return msn > 2;
+    };
+    let last_listed = p.last_segment.unwrap_or(open);
+    if msn > last_listed + 2 {
+        return true;
+    }
+    match (part, p.last_part) {
+        (Some(part), Some(lp)) if msn == lp.msn => part > lp.part + ADVANCE_PART_LIMIT,
+        (Some(part), _) if msn > open => part > ADVANCE_PART_LIMIT,
+        _ => false,
+    }
+}
+
+async fn media_playlist(
+    state: &DeliveryState,
+    id: Uuid,
+    rendition: std::sync::Arc<str>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    ext: &Extensions,
+) -> Response {
+    let d = match directives(query) {
+        Ok(d) => d,
+        Err(why) => return bad_request(why),
+    };
+    let Some(mut rx) = state.store.progress(id, &rendition) else {
+        return not_found("rendition");
+    };
+    let blocking = d.msn.is_some() && state.media.low_latency;
+    if let (Some(msn), true) = (d.msn, blocking) {
+        let now = *rx.borrow();
+        if too_far(&now, msn, d.part) {
+            return bad_request("_HLS_msn/_HLS_part too far ahead of the playlist");
+        }
+        let outcome = match d.part {
+            Some(part) => {
+                let want = PartRef { msn, part };
+                wait_for(&mut rx, hold(state), |p| p.has_part(want)).await
+            }
+            None => wait_for(&mut rx, hold(state), |p| p.has_segment(msn)).await,
+        };
+        if let WaitOutcome::TimedOut(_) = outcome {
+            return unavailable("the requested part did not appear in time");
+        }
+    }
+    let key = |skip| Key::Playlist {
+        rendition: rendition.clone(),
+        skip,
+    };
+    let object = match state.store.get(id, &key(d.skip)) {
+        Some(o) => o,
+        None => match state.store.get(id, &key(false)) {
+            Some(o) => o,
+            None => return not_found("rendition"),
+        },
+    };
+    // Only an id this server signed for this stream goes on to the
+    // segment URIs; anything else is counted and dropped.
+    let peer = crate::sessions::client_ip(ext);
+    let valid = sid_of(query)
+        .and_then(|t| state.sessions.verify(id, t, peer))
+        .map(|sid| state.sessions.signer().sign(id, sid));
+    let sid = valid.as_ref().map(SignedSid::as_str);
+    let ended = state.store.summary(id).is_some_and(|s| s.ended);
+    // A blocking response is the answer for its full URL (a CDN may keep it
+    // briefly); a plain reload changes every part.
+    let blocked_cache;
+    let cache = if ended {
+        CACHE_IMMUTABLE
+    } else if blocking {
+        blocked_cache = format!("public, max-age={}", (state.media.segment_duration_ms / 1000).max(1));
+        blocked_cache.as_str()
+    } else {
+        CACHE_LIVE
+    };
+    let mut resp = text_response(headers, M3U8, cache, &object, sid);
+    resp.extensions_mut().insert(ResolvedSession {
+        sid: valid.map(|s| s.id()),
+        opened: false,
+    });
+    resp
+}
+
+/// A part: at once if it exists; held if it is the hinted (next) one.
+async fn held_part(
+    state: &DeliveryState,
+    id: Uuid,
+    rendition: std::sync::Arc<str>,
+    want: PartRef,
+    headers: &HeaderMap,
+    content_type: &str,
+) -> Response {
+    let key = Key::Part {
+        rendition: rendition.clone(),
+        msn: want.msn,
+        part: want.part,
+    };
+    if let Some(o) = state.store.get(id, &key) {
+        return media_body(headers, content_type, &o);
+    }
+    let Some(mut rx) = state.store.progress(id, &rendition) else {
+        return not_found("part");
+    };
+    let now = *rx.borrow();
+    if now.has_part(want) || too_far(&now, want.msn, Some(want.part)) || !state.media.low_latency {
+        return not_found("part");
+    }
+    match wait_for(&mut rx, hold(state), |p| p.has_part(want)).await {
+        WaitOutcome::TimedOut(_) => unavailable("the part did not appear in time"),
+        _ => match state.store.get(id, &key) {
+            Some(o) => media_body(headers, content_type, &o),
+            None => not_found("part"),
+        },
+    }
+}
+
+fn media_body(headers: &HeaderMap, content_type: &str, o: &Object) -> Response {
+    response::body(
+        headers,
+        content_type,
+        CACHE_IMMUTABLE,
+        o.modified_ms,
+        o.etag.to_string(),
+        o.data.clone(),
+    )
+}
+
+/// A segment: at once if complete; the segment in progress part by part
+/// as it is made (chunked transfer), for LL-DASH clients.
+async fn segment(
+    state: &DeliveryState,
+    id: Uuid,
+    rendition: std::sync::Arc<str>,
+    msn: u64,
+    headers: &HeaderMap,
+    content_type: &str,
+) -> Response {
+    let key = Key::Segment {
+        rendition: rendition.clone(),
+        msn,
+    };
+    if let Some(o) = state.store.get(id, &key) {
+        return media_body(headers, content_type, &o);
+    }
+    let Some(rx) = state.store.progress(id, &rendition) else {
+        return not_found("segment");
+    };
+    let now = *rx.borrow();
+    let in_progress = state.media.low_latency
+        && !now.has_segment(msn)
+        && now.open_msn().is_some_and(|open| msn == open || msn == open + 1);
+    if !in_progress {
+        return not_found("segment");
+    }
+    let store = state.store.clone();
+    let hold = hold(state);
+    let stream = futures::stream::unfold((rx, 0u32, false), move |(mut rx, part, done)| {
+        let store = store.clone();
+        let rendition = rendition.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let want = PartRef { msn, part };
+            let out = wait_for(&mut rx, hold, |p| p.has_part(want)).await;
+            let key = Key::Part {
+                rendition,
+                msn,
+                part,
+            };
+            match (out, store.get(id, &key)) {
+                (_, Some(o)) => Some((Ok::<Bytes, std::io::Error>(o.data), (rx, part + 1, false))),
+                // The segment closed (or the broadcast ended): it is complete.
+                (WaitOutcome::Ready(_) | WaitOutcome::Ended(_), None) => None,
+                (WaitOutcome::TimedOut(_), None) => Some((
+                    Err(std::io::Error::other("part did not appear in time")),
+                    (rx, part, true),
+                )),
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("video/mp4")));
+    // The bytes are final, but a cache must not keep a response cut short.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let _ = headers;
+    resp
 }
 
 fn parse_init(file: &str) -> Option<u32> {
@@ -276,187 +408,70 @@ fn parse_init(file: &str) -> Option<u32> {
         return Some(FIRST_INIT);
     }
     let v = file.strip_prefix("init-")?.strip_suffix(".mp4")?;
-    v.parse().ok().filter(|v| *v > FIRST_INIT)
+    digits(v)?.try_into().ok().filter(|v| *v > FIRST_INIT)
 }
 
-fn parse_segment(file: &str) -> Option<u64> {
-    let n = file.strip_prefix("segment-")?.strip_suffix(".m4s")?;
-    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+fn digits(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    n.parse().ok()
+    s.parse().ok()
 }
 
-pub(crate) fn media_text(
-    st: &StreamMediaState,
-    rendition: &str,
-    state: &DeliveryState,
-    sid: Option<&str>,
-) -> Option<String> {
-    // In CDN mode segment URLs stay per-stream, never per-viewer.
-    let sid = sid.filter(|_| !state.cdn_mode);
-    let r = st.renditions.get(rendition).filter(|r| playable(r))?;
-    let window = state.media.playlist_segments.max(1);
-    // While live, every video playlist starts at the same number: the
-    // renditions begin a segment or two after the source (FFmpeg starts on
-    // the source), and a player switching to a level that has nothing under
-    // its playhead stalls. Once ended, each lists all it has.
-    let floor = (r.info.kind == RenditionKind::Video && !st.ended)
-        .then(|| {
-            video_renditions(st)
-                .iter()
-                .filter_map(|(_, v)| v.listed(window).next().map(|s| s.number))
-                .max()
-        })
-        .flatten();
-    let listed: Vec<_> = r
-        .listed(window)
-        .filter(|s| floor.is_none_or(|f| s.number >= f))
-        .collect();
-    let first = listed.first()?.number;
-    let hidden_disc = r
-        .segments
-        .iter()
-        .take_while(|s| s.number < first)
-        .filter(|s| s.discontinuity)
-        .count() as u64;
-    let discontinuity_sequence = st
-        .discontinuity_sequence
-        .get(rendition)
-        .copied()
-        .unwrap_or_default()
-        + hidden_disc;
-    let max_secs = r
-        .segments
-        .iter()
-        .map(|s| s.duration_secs())
-        .fold(0.0, f64::max);
-    let target = (f64::from(state.media.segment_duration_ms) / 1000.0).max(max_secs);
-    // Numbers mean the same instant in every rendition: a rendition missing
-    // some (its transcoder restarted) lists them as gaps, timed by the source.
-    let reference = st.renditions.get(SOURCE).filter(|_| rendition != SOURCE);
-    let mut segments: Vec<MediaSegment> = Vec::with_capacity(listed.len());
-    let mut previous: Option<&StoredSegment> = None;
-    for s in &listed {
-        if let Some(p) = previous {
-            for n in p.number + 1..s.number {
-                let duration_secs = reference
-                    .and_then(|r| r.segment(n))
-                    .map_or(p.duration_secs(), StoredSegment::duration_secs);
-                segments.push(MediaSegment {
-                    number: n,
-                    duration_secs,
-                    uri: with_sid(format!("segment-{n}.m4s"), sid),
-                    map_uri: with_sid(init_uri(p.init_version), sid),
-                    discontinuity: false,
-                    program_date_time_ms: None,
-                    gap: true,
-                });
-            }
-        }
-        segments.push(MediaSegment {
-            number: s.number,
-            duration_secs: s.duration_secs(),
-            uri: with_sid(format!("segment-{}.m4s", s.number), sid),
-            map_uri: with_sid(init_uri(s.init_version), sid),
-            discontinuity: s.discontinuity,
-            program_date_time_ms: Some(s.program_date_time_ms),
-            gap: false,
-        });
-        previous = Some(s);
+/// `segment-N.m4s` → (N, None); `segment-N.P.m4s` → (N, Some(P)).
+fn parse_media(file: &str) -> Option<(u64, Option<u32>)> {
+    let n = file.strip_prefix("segment-")?.strip_suffix(".m4s")?;
+    match n.split_once('.') {
+        Some((msn, part)) => Some((digits(msn)?, Some(digits(part)?.try_into().ok()?))),
+        None => Some((digits(n)?, None)),
     }
-    Some(write_media(&MediaPlaylist {
-        target_duration_secs: target.round().max(1.0) as u32,
-        media_sequence: first,
-        discontinuity_sequence,
-        segments,
-        ended: st.ended,
-        independent_segments: true,
-    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use streaming_core::store::{RenditionInfo, StoredSegment};
-
-    fn rendition(kind: RenditionKind, codec: &str, segments: u64) -> Rendition {
-        Rendition {
-            info: RenditionInfo {
-                kind,
-                codec: codec.into(),
-                timescale: 1000,
-                width: Some(640).filter(|_| kind == RenditionKind::Video),
-                height: Some(360).filter(|_| kind == RenditionKind::Video),
-                frame_rate: None,
-                sample_rate: None,
-                channels: Some(2).filter(|_| kind == RenditionKind::Audio),
-            },
-            inits: [(1, Bytes::from_static(b"init"))].into(),
-            segments: (0..segments)
-                .map(|n| StoredSegment {
-                    number: n,
-                    start: n * 2000,
-                    duration: 2000,
-                    timescale: 1000,
-                    data: Bytes::from_static(b"media"),
-                    discontinuity: false,
-                    init_version: 1,
-                    program_date_time_ms: 0,
-                })
-                .collect(),
-            updated_ms: 0,
-        }
-    }
-
-    #[test]
-    fn no_master_while_the_announced_audio_has_no_segment() {
-        let mut st = StreamMediaState {
-            renditions: Default::default(),
-            ended: false,
-            availability_start_ms: 0,
-            updated_ms: 0,
-            discontinuity_sequence: Default::default(),
-        };
-        st.renditions.insert(
-            SOURCE.into(),
-            rendition(RenditionKind::Video, "avc1.42c01f", 1),
-        );
-        st.renditions.insert(
-            AUDIO.into(),
-            rendition(RenditionKind::Audio, "mp4a.40.2", 0),
-        );
-        assert!(!manifest_ready(&st));
-        assert!(
-            master_text(&st, None).is_none(),
-            "video-only master offered"
-        );
-        st.renditions.insert(
-            AUDIO.into(),
-            rendition(RenditionKind::Audio, "mp4a.40.2", 1),
-        );
-        assert!(manifest_ready(&st));
-        let m = master_text(&st, None).unwrap();
-        assert!(m.contains("avc1.42c01f,mp4a.40.2"), "{m}");
-        // A video-only broadcast (no audio announced) is served at once.
-        st.renditions.remove(AUDIO);
-        assert!(master_text(&st, None).is_some());
-        assert!(manifest_ready(&st));
-        st.renditions.remove(SOURCE);
-        assert!(!manifest_ready(&st) && master_text(&st, None).is_none());
-    }
 
     #[test]
     fn file_names() {
         assert_eq!(parse_init("init.mp4"), Some(1));
         assert_eq!(parse_init("init-3.mp4"), Some(3));
         assert_eq!(parse_init("init-1.mp4"), None);
-        assert_eq!(init_uri(1), "init.mp4");
-        assert_eq!(init_uri(2), "init-2.mp4");
         assert_eq!(parse_init("init-x.mp4"), None);
-        assert_eq!(parse_segment("segment-12.m4s"), Some(12));
-        assert_eq!(parse_segment("segment-+1.m4s"), None);
-        assert_eq!(parse_segment("segment-99999999999999999999999.m4s"), None);
-        assert_eq!(parse_segment("../segment-1.m4s"), None);
+        assert_eq!(parse_media("segment-12.m4s"), Some((12, None)));
+        assert_eq!(parse_media("segment-12.3.m4s"), Some((12, Some(3))));
+        assert_eq!(parse_media("segment-+1.m4s"), None);
+        assert_eq!(parse_media("segment-1.+1.m4s"), None);
+        assert_eq!(parse_media("segment-1..m4s"), None);
+        assert_eq!(parse_media("segment-1.99999999999.m4s"), None);
+        assert_eq!(parse_media("segment-99999999999999999999999.m4s"), None);
+        assert_eq!(parse_media("../segment-1.m4s"), None);
+    }
+
+    #[test]
+    fn delivery_directives() {
+        assert_eq!(directives(None), Ok(Directives::default()));
+        let d = directives(Some("sid=x&_HLS_msn=7&_HLS_part=2&_HLS_skip=YES")).unwrap();
+        assert_eq!((d.msn, d.part, d.skip), (Some(7), Some(2), true));
+        assert!(directives(Some("_HLS_part=1")).is_err());
+        assert!(directives(Some("_HLS_msn=x")).is_err());
+        assert!(directives(Some("_HLS_skip=NO")).is_err());
+        assert!(directives(Some("_HLS_skip=v2")).unwrap().skip);
+    }
+
+    #[test]
+    fn requests_too_far_ahead_are_refused() {
+        let p = Progress {
+            last_part: Some(PartRef { msn: 10, part: 1 }),
+            last_segment: Some(9),
+            ended: false,
+        };
+        assert!(!too_far(&p, 10, Some(2)));
+        assert!(!too_far(&p, 10, Some(4)));
+        assert!(too_far(&p, 10, Some(5)));
+        assert!(!too_far(&p, 11, Some(0)));
+        assert!(!too_far(&p, 11, None));
+        assert!(too_far(&p, 12, None));
+        assert!(too_far(&p, 11, Some(9)));
+        assert!(!too_far(&Progress::default(), 1, Some(0)));
     }
 }

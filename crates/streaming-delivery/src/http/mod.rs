@@ -28,7 +28,7 @@ use streaming_core::repo::DynRepository;
 use streaming_core::sessions::ViewerSessions;
 
 use streaming_core::limits::{AddrSlots, Limits, Origins};
-use streaming_core::store::SegmentStore;
+use streaming_core::store::SharedStore;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub(crate) use axum::http as http_types;
@@ -37,7 +37,7 @@ pub(crate) use response::etag_of;
 /// What the delivery handlers share.
 #[derive(Clone)]
 pub struct DeliveryState {
-    pub store: SegmentStore,
+    pub store: SharedStore,
     pub media: MediaConfig,
     pub metrics: Metrics,
     /// Where the WebSocket channel learns status changes and ladder changes.

@@ -47,14 +47,12 @@ use serde::Serialize;
 use streaming_core::events::Event;
 use streaming_core::limits::{ClientAddr, LimitKind, SlotRefused};
 use streaming_core::model::{StreamMetrics, StreamStatus};
-use streaming_core::store::StreamMediaState;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{MissedTickBehavior, interval};
 use tracing::debug;
 use uuid::Uuid;
 
 use super::DeliveryState;
-use super::hls::video_renditions;
 use super::response::not_found;
 use crate::packaging::SOURCE;
 
@@ -229,13 +227,7 @@ pub async fn stream_ws(
     })
 }
 
-/// Video renditions of the stream in the store, best first.
-pub(crate) fn qualities_of(st: &StreamMediaState) -> Vec<String> {
-    video_renditions(st)
-        .into_iter()
-        .map(|(n, _)| n.to_string())
-        .collect()
-}
+pub(crate) use super::hls::qualities_of;
 
 fn status_str(s: StreamStatus) -> &'static str {
     s.as_str()
@@ -294,8 +286,8 @@ async fn connection(
 
     let q = state
         .store
-        .get(id)
-        .map(|m| m.with(qualities_of))
+        .summary(id)
+        .map(|s| qualities_of(&s))
         .unwrap_or_default();
     let viewers = state.sessions.count(id);
     let alive = queue(

@@ -1,0 +1,246 @@
+//! The packaging task's own record of a broadcast: per rendition, the init
+//! versions, the retained window of segments (with their parts' timing) and
+//! the segment being produced. Playlists and the MPD are rendered from it
+//! (`render_hls`, `render_dash`); nothing here is read back from the store.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use streaming_core::store::{
+    PartRef, Progress, RenditionInfo, RenditionKind, RenditionSummary, StreamSummary,
+};
+
+use crate::packaging::{AUDIO, SOURCE};
+
+/// One part of a segment: timing only (the bytes are in the store).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartMeta {
+    /// In the rendition's timescale.
+    pub duration: u64,
+    pub independent: bool,
+    pub bytes: usize,
+}
+
+/// A complete segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentMeta {
+    pub number: u64,
+    /// `tfdt` of the first sample, in the rendition's timescale.
+    pub start: u64,
+    pub duration: u64,
+    pub bytes: usize,
+    pub discontinuity: bool,
+    pub init_version: u32,
+    /// Wall-clock time (Unix ms) of the first sample.
+    pub program_date_time_ms: i64,
+    /// Its parts, while they are still kept (the recent segments only).
+    pub parts: Vec<PartMeta>,
+}
+
+/// The segment being produced: the parts out so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenSegment {
+    pub number: u64,
+    /// Expected `tfdt` (the previous segment's end), when known.
+    pub start: Option<u64>,
+    pub discontinuity: bool,
+    pub init_version: u32,
+    pub parts: Vec<PartMeta>,
+}
+
+/// One rendition of the broadcast.
+#[derive(Debug, Clone)]
+pub struct RenditionModel {
+    pub name: Arc<str>,
+    pub info: RenditionInfo,
+    /// Init versions stored (newest last).
+    pub init_versions: Vec<u32>,
+    pub segments: VecDeque<SegmentMeta>,
+    pub open: Option<OpenSegment>,
+    /// `EXT-X-DISCONTINUITY` tags that slid out of the retained window.
+    pub dropped_discontinuities: u64,
+    /// The next segment starts a discontinuity (publisher changed, encoder
+    /// restarted, decoder configuration changed).
+    pub pending_discontinuity: bool,
+    pub modified_ms: i64,
+}
+
+impl RenditionModel {
+    pub fn new(name: Arc<str>, info: RenditionInfo, now_ms: i64) -> Self {
+        Self {
+            name,
+            info,
+            init_versions: Vec::new(),
+            segments: VecDeque::new(),
+            open: None,
+            dropped_discontinuities: 0,
+            pending_discontinuity: false,
+            modified_ms: now_ms,
+        }
+    }
+
+    pub fn timescale(&self) -> f64 {
+        f64::from(self.info.timescale.max(1))
+    }
+
+    pub fn latest_init(&self) -> u32 {
+        self.init_versions.last().copied().unwrap_or(1)
+    }
+
+    /// Listed in playlists: an init segment and a complete segment, or
+    /// (with low latency) the first parts of the first segment, so players
+    /// start within a part of the first key frame rather than a segment.
+    pub fn playable(&self) -> bool {
+        !self.init_versions.is_empty()
+            && (!self.segments.is_empty() || self.open.as_ref().is_some_and(|o| !o.parts.is_empty()))
+    }
+
+    pub fn segment(&self, number: u64) -> Option<&SegmentMeta> {
+        let first = self.segments.front()?.number;
+        let idx = number.checked_sub(first)? as usize;
+        self.segments.get(idx).filter(|s| s.number == number)
+    }
+
+    /// The newest part: in the open segment, else the last of the newest
+    /// segment that still has its parts.
+    pub fn last_part(&self) -> Option<PartRef> {
+        if let Some(o) = self.open.as_ref().filter(|o| !o.parts.is_empty()) {
+            return Some(PartRef {
+                msn: o.number,
+                part: o.parts.len() as u32 - 1,
+            });
+        }
+        let s = self.segments.back()?;
+        (!s.parts.is_empty()).then(|| PartRef {
+            msn: s.number,
+            part: s.parts.len() as u32 - 1,
+        })
+    }
+
+    pub fn progress(&self, ended: bool) -> Progress {
+        Progress {
+            last_part: self.last_part(),
+            last_segment: self.segments.back().map(|s| s.number),
+            ended,
+        }
+    }
+
+    /// The number the next segment will most likely carry.
+    pub fn next_number(&self) -> Option<u64> {
+        match (&self.open, self.segments.back()) {
+            (Some(o), _) => Some(o.number),
+            (None, Some(s)) => Some(s.number + 1),
+            (None, None) => None,
+        }
+    }
+
+    /// Peak and average bits per second over the window.
+    pub fn bandwidth(&self) -> (u64, u64) {
+        let ts = self.timescale();
+        let mut peak = 0f64;
+        let (mut bytes, mut secs) = (0usize, 0f64);
+        for s in &self.segments {
+            let d = s.duration as f64 / ts;
+            if d > 0.0 {
+                peak = peak.max(s.bytes as f64 * 8.0 / d);
+            }
+            bytes += s.bytes;
+            secs += d;
+        }
+        if self.segments.is_empty()
+            && let Some(o) = &self.open
+        {
+            // Only parts so far: estimate from them.
+            let d = o.parts.iter().map(|p| p.duration as f64).sum::<f64>() / ts;
+            bytes = o.parts.iter().map(|p| p.bytes).sum();
+            secs = d;
+            if d > 0.0 {
+                peak = bytes as f64 * 8.0 / d;
+            }
+        }
+        let avg = if secs > 0.0 {
+            bytes as f64 * 8.0 / secs
+        } else {
+            0.0
+        };
+        (peak.ceil() as u64, avg.ceil() as u64)
+    }
+
+    pub fn summary(&self) -> RenditionSummary {
+        let (peak_bps, average_bps) = self.bandwidth();
+        let ts = self.timescale();
+        RenditionSummary {
+            name: self.name.clone(),
+            info: self.info.clone(),
+            peak_bps,
+            average_bps,
+            newest_segment: self.segments.back().map(|s| s.number),
+            recent_durations_secs: self
+                .segments
+                .iter()
+                .rev()
+                .take(5)
+                .map(|s| s.duration as f64 / ts)
+                .collect(),
+            playable: self.playable(),
+        }
+    }
+}
+
+/// The whole broadcast.
+#[derive(Debug, Clone, Default)]
+pub struct BroadcastModel {
+    pub renditions: BTreeMap<Arc<str>, RenditionModel>,
+    pub ended: bool,
+    /// Wall-clock time (Unix ms) of media time 0; set with the first part.
+    pub availability_start_ms: Option<i64>,
+    pub modified_ms: i64,
+}
+
+impl BroadcastModel {
+    /// Playable video renditions, best first (the source leads).
+    pub fn videos(&self) -> Vec<&RenditionModel> {
+        let mut v: Vec<_> = self
+            .renditions
+            .values()
+            .filter(|r| r.info.kind == RenditionKind::Video && r.playable())
+            .collect();
+        v.sort_by_key(|r| (&*r.name != SOURCE, std::cmp::Reverse(r.info.height.unwrap_or(0))));
+        v
+    }
+
+    pub fn audio(&self) -> Option<&RenditionModel> {
+        self.renditions.get(AUDIO).filter(|r| r.playable())
+    }
+
+    /// The source announced audio (its init is stored) but its first segment
+    /// is not out yet: a master playlist or MPD written now would offer video
+    /// only, and players read the master once.
+    pub fn audio_pending(&self) -> bool {
+        !self.ended
+            && self
+                .renditions
+                .get(AUDIO)
+                .is_some_and(|r| !r.init_versions.is_empty() && !r.playable())
+    }
+
+    /// A master playlist or MPD can be written.
+    pub fn manifest_ready(&self) -> bool {
+        !self.audio_pending() && (!self.videos().is_empty() || self.audio().is_some())
+    }
+
+    pub fn summary(&self) -> StreamSummary {
+        let mut renditions: Vec<_> = self.videos().into_iter().map(|r| r.summary()).collect();
+        renditions.extend(
+            self.renditions
+                .values()
+                .filter(|r| !(r.info.kind == RenditionKind::Video && r.playable()))
+                .map(|r| r.summary()),
+        );
+        StreamSummary {
+            ended: self.ended,
+            availability_start_ms: self.availability_start_ms.unwrap_or(self.modified_ms),
+            renditions,
+        }
+    }
+}

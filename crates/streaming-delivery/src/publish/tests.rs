@@ -1,0 +1,189 @@
+//! The writer over synthetic packager output: keys stored and deleted,
+//! numbering, progress, and the rendered LL-HLS playlist.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use streaming_core::store::{Key, MemoryStore, PartRef, SegmentStore, SharedStore};
+use streaming_media::packager::{InitSegment, Part, PackagerEvent, Segment, TrackInfo, TrackKind};
+use uuid::Uuid;
+
+use super::{MediaWriter, RenderConfig, personalize};
+
+fn video_info() -> TrackInfo {
+    TrackInfo {
+        kind: TrackKind::Video,
+        codec: "avc1.64001f".into(),
+        timescale: 90_000,
+        width: Some(1280),
+        height: Some(720),
+        frame_rate: Some(30.0),
+        sample_rate: None,
+        channels: None,
+    }
+}
+
+fn config() -> RenderConfig {
+    RenderConfig {
+        segment_target_ms: 2000,
+        part_target_ms: 500,
+        playlist_segments: 3,
+        retained_segments: 4,
+        cdn_mode: false,
+        low_latency: true,
+    }
+}
+
+/// Segment `n` (packager numbering) as four 0.5 s parts, then the segment.
+fn segment_events(n: u64, parts: u32) -> Vec<PackagerEvent> {
+    let mut out = Vec::new();
+    for i in 0..parts {
+        out.push(PackagerEvent::Part(Part {
+            track: TrackKind::Video,
+            segment: n,
+            index: i,
+            data: Bytes::from(vec![i as u8; 100]),
+            duration: 45_000,
+            timescale: 90_000,
+            independent: i == 0,
+        }));
+    }
+    out.push(PackagerEvent::Segment(Segment {
+        track: TrackKind::Video,
+        number: n,
+        start: (n - 1) * 180_000,
+        duration: 45_000 * u64::from(parts),
+        timescale: 90_000,
+        data: Bytes::from(vec![0u8; 100 * parts as usize]),
+        discontinuity: false,
+        init_version: 1,
+        starts_with_keyframe: true,
+    }));
+    out
+}
+
+fn writer() -> (MediaWriter, Arc<MemoryStore>, Uuid) {
+    let store = Arc::new(MemoryStore::new());
+    let shared: SharedStore = store.clone();
+    let id = Uuid::new_v4();
+    let mut w = MediaWriter::open(id, shared, config(), 1000);
+    w.event(
+        PackagerEvent::Init(InitSegment {
+            track: TrackKind::Video,
+            version: 1,
+            data: Bytes::from_static(b"init"),
+            info: video_info(),
+        }),
+        None,
+    );
+    (w, store, id)
+}
+
+fn playlist(store: &MemoryStore, id: Uuid) -> String {
+    let o = store
+        .get(
+            id,
+            &Key::Playlist {
+                rendition: "source".into(),
+                skip: false,
+            },
+        )
+        .expect("playlist stored");
+    String::from_utf8(personalize(&o.data, None).to_vec()).unwrap()
+}
+
+#[test]
+fn parts_segments_and_playlists_land_under_their_keys() {
+    let (mut w, store, id) = writer();
+    assert!(store.get(id, &Key::Master).is_none(), "nothing playable yet");
+    for n in 1..=2 {
+        for ev in segment_events(n, 4) {
+            w.event(ev, None);
+        }
+    }
+    // Numbers are the packager's plus the broadcast's base.
+    let seg = Key::Segment {
+        rendition: "source".into(),
+        msn: 1002,
+    };
+    assert_eq!(store.get(id, &seg).unwrap().data.len(), 400);
+    assert!(store.get(id, &Key::Master).is_some());
+    assert!(store.get(id, &Key::Mpd).is_some());
+    // Two parts of segment 3 are out: listed, with the hint on the third.
+    for ev in segment_events(3, 4).into_iter().take(2) {
+        w.event(ev, None);
+    }
+    let text = playlist(&store, id);
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.5"), "{text}");
+    assert!(text.contains("segment-1003.1.m4s"), "{text}");
+    assert!(
+        text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"segment-1003.2.m4s\""),
+        "{text}"
+    );
+    let rx = store.progress(id, "source").unwrap();
+    let p = *rx.borrow();
+    assert_eq!(p.last_part, Some(PartRef { msn: 1003, part: 1 }));
+    assert_eq!(p.last_segment, Some(1002));
+
+    // The window slides: old segments and parts are deleted.
+    for ev in segment_events(3, 4).into_iter().skip(2) {
+        w.event(ev, None);
+    }
+    for n in 4..=6 {
+        for ev in segment_events(n, 4) {
+            w.event(ev, None);
+        }
+    }
+    let gone = Key::Segment {
+        rendition: "source".into(),
+        msn: 1001,
+    };
+    assert!(store.get(id, &gone).is_none(), "segment 1 slid out");
+    let old_part = Key::Part {
+        rendition: "source".into(),
+        msn: 1003,
+        part: 0,
+    };
+    assert!(store.get(id, &old_part).is_none(), "parts stay for recent segments only");
+    let recent_part = Key::Part {
+        rendition: "source".into(),
+        msn: 1006,
+        part: 3,
+    };
+    assert!(store.get(id, &recent_part).is_some());
+    assert_eq!(w.last_number(), Some(1006));
+    let summary = store.summary(id).unwrap();
+    assert_eq!(summary.rendition("source").unwrap().newest_segment, Some(1006));
+
+    // A discontinuity abandons the open segment's parts.
+    for ev in segment_events(7, 4).into_iter().take(1) {
+        w.event(ev, None);
+    }
+    w.event(
+        PackagerEvent::Discontinuity {
+            reason: "test".into(),
+        },
+        None,
+    );
+    let abandoned = Key::Part {
+        rendition: "source".into(),
+        msn: 1007,
+        part: 0,
+    };
+    assert!(store.get(id, &abandoned).is_none());
+    assert!(!playlist(&store, id).contains("segment-1007.0.m4s"));
+
+    // The end closes the playlist, without LL tags.
+    w.finish();
+    let text = playlist(&store, id);
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    assert!(!text.contains("EXT-X-PART"), "{text}");
+    assert!(store.progress(id, "source").unwrap().borrow().ended);
+}
+
+#[test]
+fn per_viewer_ids_fill_the_slot() {
+    let text = Bytes::from_static(b"a.m4s?sid=__SID__\nb.m4s\n");
+    assert_eq!(personalize(&text, Some("x.y")), "a.m4s?sid=x.y\nb.m4s\n");
+    assert_eq!(personalize(&text, None), "a.m4s\nb.m4s\n");
+}
