@@ -101,6 +101,7 @@ fn representation(
         media: with_sid(format!("{base}/segment-$Number$.m4s"), sid),
         start_number: segs.first().map(|s| s.number).unwrap_or(1),
         timeline,
+        ..Default::default()
     }
 }
 
@@ -182,5 +183,6 @@ pub(crate) fn mpd_text(
             .filter(|_| !st.ended)
             .map(|s| with_sid("manifest.mpd".into(), Some(s))),
         adaptation_sets: sets,
+        ..Default::default()
     }))
 }

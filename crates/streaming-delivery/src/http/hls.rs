@@ -351,6 +351,7 @@ pub(crate) fn media_text(
                     discontinuity: false,
                     program_date_time_ms: None,
                     gap: true,
+                    ..Default::default()
                 });
             }
         }
@@ -362,6 +363,7 @@ pub(crate) fn media_text(
             discontinuity: s.discontinuity,
             program_date_time_ms: Some(s.program_date_time_ms),
             gap: false,
+            ..Default::default()
         });
         previous = Some(s);
     }
@@ -372,6 +374,7 @@ pub(crate) fn media_text(
         segments,
         ended: st.ended,
         independent_segments: true,
+        ..Default::default()
     }))
 }
 
