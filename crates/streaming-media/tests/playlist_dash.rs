@@ -100,6 +100,7 @@ fn live() -> Mpd {
                 }],
             },
         ],
+        ..Default::default()
     }
 }
 

@@ -139,6 +139,7 @@ fn seg(number: u64, duration_secs: f64, map: &str) -> MediaSegment {
         discontinuity: false,
         program_date_time_ms: Some(1_795_820_288_000 + number as i64 * 2000),
         gap: false,
+        ..Default::default()
     }
 }
 
@@ -158,6 +159,7 @@ fn live() -> MediaPlaylist {
         segments,
         ended: false,
         independent_segments: true,
+        ..Default::default()
     }
 }
 
@@ -205,6 +207,7 @@ fn ended_playlist_and_target_duration_from_segments() {
         ],
         ended: true,
         independent_segments: false,
+        ..Default::default()
     };
     assert_eq!(
         write_media(&p),

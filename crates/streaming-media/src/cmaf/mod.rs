@@ -9,12 +9,16 @@
 //!   default-base-is-moof, `tfdt` version 1, `trun` version 1 with data offset, sample
 //!   durations, sizes, flags and signed composition offsets) + `mdat`, optionally led by
 //!   a `styp`.
+//! - [`prft`]: a `prft` (ProducerReferenceTimeBox) that [`with_prft`] puts before a
+//!   chunk's `moof`, for low-latency DASH.
 
 pub mod fragment;
 pub mod init;
+mod prft;
 
 pub use fragment::{Sample, write_fragment};
 pub use init::{audio_init, video_init};
+pub use prft::{PRFT_LEN, ntp_from_unix_ms, prft, with_prft};
 
 /// The single track of every CMAF file written here.
 pub const TRACK_ID: u32 = 1;

@@ -8,14 +8,28 @@
 //! `static` one is the finished stream (`mediaPresentationDuration`, no
 //! update period, no availability window).
 //!
-//! Element order follows the MPD schema: `Period` before `UTCTiming`;
-//! `AudioChannelConfiguration` before `SegmentTemplate`. Attribute values are
-//! XML-escaped. `frameRate` is written as the schema's `FrameRateType`: an
-//! integer, or `N/1001` for NTSC rates, or a reduced fraction over 1000.
+//! Low-latency DASH (DASH-IF IOP "Low-latency Modes for DASH" v1.0; ISO/IEC
+//! 23009-1 5th ed. Annex K and §5.12): segments announced before they are
+//! complete with `SegmentTemplate@availabilityTimeOffset` and
+//! `@availabilityTimeComplete="false"` (sent with chunked transfer while
+//! produced), a `ServiceDescription` with the target latency and the playback
+//! rates a player may use to hold it, and a `ProducerReferenceTime` per
+//! Representation tying a media time to the wall clock. Every one of these is
+//! optional: without them the output is the plain live MPD.
+//!
+//! Element order follows the MPD schema: `Location`, `ServiceDescription`,
+//! `Period`, then `UTCTiming`; in a Representation
+//! `AudioChannelConfiguration`, `ProducerReferenceTime`, then
+//! `SegmentTemplate`. Attribute values are XML-escaped. `frameRate` is written
+//! as the schema's `FrameRateType`: an integer, or `N/1001` for NTSC rates, or
+//! a reduced fraction over 1000.
+
+mod xml;
 
 use std::fmt::Write as _;
 
 use crate::timefmt::{xs_datetime, xs_duration};
+use xml::{attr, decimal, frame_rate_type, timeline_runs};
 
 /// The `isoff-live` profile of ISO/IEC 23009-1 §8.4.
 pub const PROFILE_ISOFF_LIVE: &str = "urn:mpeg:dash:profile:isoff-live:2011";
@@ -61,6 +75,54 @@ pub struct Representation {
     /// merged into one `S` with `r`; `t` is written on the first `S` and after
     /// every gap or overlap.
     pub timeline: Vec<TimelineEntry>,
+    /// `SegmentTemplate@availabilityTimeOffset`, seconds: how long before its
+    /// end a segment may be requested (IOP low latency: the segment duration
+    /// minus the chunk duration). Written when set and not negative or NaN.
+    pub availability_time_offset: Option<f64>,
+    /// `SegmentTemplate@availabilityTimeComplete`: `Some(false)` says a
+    /// segment requested early arrives while it is produced.
+    pub availability_time_complete: Option<bool>,
+    /// A `ProducerReferenceTime` element; its `UTCTiming` child is the MPD's
+    /// [`Mpd::utc_timing_url`] when that is set.
+    pub producer_reference_time: Option<ProducerReferenceTime>,
+}
+
+/// `ProducerReferenceTime` (ISO/IEC 23009-1 §5.12, `type="encoder"`): the
+/// media time `presentation_time` was produced at `wall_clock_time_ms`.
+///
+/// dash.js offsets its live delay by
+/// `wallClockTime − (availabilityStartTime + presentationTime / timescale)`,
+/// so a producer time later than the segment's nominal availability makes
+/// it sit further back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerReferenceTime {
+    /// `@id`, referenced by `Latency@referenceId` (which is 0 here).
+    pub id: u32,
+    /// `@inband="true"`: segments carry `prft` boxes as well.
+    pub inband: bool,
+    /// `@wallClockTime`, Unix milliseconds, written as `xs:dateTime` (the
+    /// format of the `http-iso` `UTCTiming` scheme).
+    pub wall_clock_time_ms: i64,
+    /// `@presentationTime`, in the Representation's timescale.
+    pub presentation_time: u64,
+}
+
+/// `ServiceDescription` (ISO/IEC 23009-1 Annex K) with `id="0"`: the
+/// latency the service aims at and the playback rates a player may use to
+/// hold it. `Latency@referenceId` is 0, the [`ProducerReferenceTime::id`]
+/// to use.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServiceDescription {
+    /// `Latency@target`, milliseconds.
+    pub target_latency_ms: u64,
+    /// `Latency@min`, milliseconds.
+    pub min_latency_ms: u64,
+    /// `Latency@max`, milliseconds.
+    pub max_latency_ms: u64,
+    /// `PlaybackRate@min`, e.g. 0.96.
+    pub min_playback_rate: f64,
+    /// `PlaybackRate@max`, e.g. 1.04.
+    pub max_playback_rate: f64,
 }
 
 /// `contentType` of an Adaptation Set.
@@ -120,6 +182,8 @@ pub struct Mpd {
     /// `Location` (ISO/IEC 23009-1 §5.3.1.2): where a dynamic MPD is refreshed
     /// from, written when set (may be relative to the MPD's URL).
     pub location: Option<String>,
+    /// `ServiceDescription`, written when set.
+    pub service_description: Option<ServiceDescription>,
     pub adaptation_sets: Vec<AdaptationSet>,
 }
 
@@ -181,25 +245,77 @@ pub fn write_mpd(m: &Mpd) -> String {
         let text = &escaped[4..escaped.len() - 1];
         let _ = writeln!(out, "  <Location>{text}</Location>");
     }
+    if let Some(sd) = &m.service_description {
+        write_service_description(&mut out, sd);
+    }
     out.push_str("  <Period id=\"0\"");
     attr(&mut out, "start", &xs_duration(m.period_start_secs));
     out.push_str(">\n");
+    let utc_timing = m.utc_timing_url.as_deref();
     for set in &m.adaptation_sets {
-        write_adaptation_set(&mut out, set);
+        write_adaptation_set(&mut out, set, utc_timing);
     }
     out.push_str("  </Period>\n");
 
-    if let Some(url) = &m.utc_timing_url {
-        out.push_str("  <UTCTiming");
-        attr(&mut out, "schemeIdUri", UTC_TIMING_HTTP_ISO);
-        attr(&mut out, "value", url);
-        out.push_str("/>\n");
+    if let Some(url) = utc_timing {
+        out.push_str("  ");
+        write_utc_timing(&mut out, url);
     }
     out.push_str("</MPD>\n");
     out
 }
 
-fn write_adaptation_set(out: &mut String, set: &AdaptationSet) {
+fn write_utc_timing(out: &mut String, url: &str) {
+    out.push_str("<UTCTiming");
+    attr(out, "schemeIdUri", UTC_TIMING_HTTP_ISO);
+    attr(out, "value", url);
+    out.push_str("/>\n");
+}
+
+fn write_service_description(out: &mut String, sd: &ServiceDescription) {
+    let _ = write!(
+        out,
+        "  <ServiceDescription id=\"0\">\n    <Latency referenceId=\"0\" target=\"{}\" min=\"{}\" max=\"{}\"/>\n",
+        sd.target_latency_ms, sd.min_latency_ms, sd.max_latency_ms
+    );
+    let min = decimal(sd.min_playback_rate).filter(|v| v != "INF");
+    let max = decimal(sd.max_playback_rate).filter(|v| v != "INF");
+    if min.is_some() || max.is_some() {
+        out.push_str("    <PlaybackRate");
+        if let Some(min) = min {
+            attr(out, "min", &min);
+        }
+        if let Some(max) = max {
+            attr(out, "max", &max);
+        }
+        out.push_str("/>\n");
+    }
+    out.push_str("  </ServiceDescription>\n");
+}
+
+fn write_producer_reference_time(
+    out: &mut String,
+    prt: &ProducerReferenceTime,
+    utc_timing: Option<&str>,
+) {
+    let _ = write!(out, "        <ProducerReferenceTime id=\"{}\"", prt.id);
+    if prt.inband {
+        attr(out, "inband", "true");
+    }
+    attr(out, "type", "encoder");
+    attr(out, "wallClockTime", &xs_datetime(prt.wall_clock_time_ms));
+    let _ = write!(out, " presentationTime=\"{}\"", prt.presentation_time);
+    match utc_timing {
+        Some(url) => {
+            out.push_str(">\n          ");
+            write_utc_timing(out, url);
+            out.push_str("        </ProducerReferenceTime>\n");
+        }
+        None => out.push_str("/>\n"),
+    }
+}
+
+fn write_adaptation_set(out: &mut String, set: &AdaptationSet, utc_timing: Option<&str>) {
     let _ = write!(out, "    <AdaptationSet id=\"{}\"", set.id);
     attr(out, "contentType", set.content_type.as_str());
     attr(out, "mimeType", &set.mime_type);
@@ -210,12 +326,12 @@ fn write_adaptation_set(out: &mut String, set: &AdaptationSet) {
     attr(out, "startWithSAP", "1");
     out.push_str(">\n");
     for r in &set.representations {
-        write_representation(out, r);
+        write_representation(out, r, utc_timing);
     }
     out.push_str("    </AdaptationSet>\n");
 }
 
-fn write_representation(out: &mut String, r: &Representation) {
+fn write_representation(out: &mut String, r: &Representation, utc_timing: Option<&str>) {
     out.push_str("      <Representation");
     attr(out, "id", &r.id);
     attr(out, "codecs", &r.codecs);
@@ -239,6 +355,9 @@ fn write_representation(out: &mut String, r: &Representation) {
         let _ = write!(out, " value=\"{ch}\"");
         out.push_str("/>\n");
     }
+    if let Some(prt) = &r.producer_reference_time {
+        write_producer_reference_time(out, prt, utc_timing);
+    }
     let _ = write!(
         out,
         "        <SegmentTemplate timescale=\"{}\"",
@@ -247,6 +366,16 @@ fn write_representation(out: &mut String, r: &Representation) {
     attr(out, "initialization", &r.initialization);
     attr(out, "media", &r.media);
     let _ = write!(out, " startNumber=\"{}\"", r.start_number);
+    if let Some(offset) = r.availability_time_offset.and_then(decimal) {
+        attr(out, "availabilityTimeOffset", &offset);
+    }
+    if let Some(complete) = r.availability_time_complete {
+        attr(
+            out,
+            "availabilityTimeComplete",
+            if complete { "true" } else { "false" },
+        );
+    }
     out.push_str(">\n          <SegmentTimeline>\n");
     for s in timeline_runs(&r.timeline) {
         out.push_str("            <S");
@@ -261,150 +390,4 @@ fn write_representation(out: &mut String, r: &Representation) {
     }
     out.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n");
     out.push_str("      </Representation>\n");
-}
-
-/// One `S` element: `r + 1` segments of duration `d`, the first at `t`
-/// (or right after the previous run when `t` is `None`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    t: Option<u64>,
-    d: u64,
-    r: u64,
-}
-
-fn timeline_runs(entries: &[TimelineEntry]) -> Vec<Run> {
-    let mut runs: Vec<Run> = Vec::new();
-    let mut next_start: Option<u64> = None;
-    for e in entries {
-        let contiguous = next_start == Some(e.start);
-        match runs.last_mut() {
-            Some(run) if contiguous && run.d == e.duration => run.r += 1,
-            _ => runs.push(Run {
-                t: (!contiguous).then_some(e.start),
-                d: e.duration,
-                r: 0,
-            }),
-        }
-        next_start = Some(e.start.saturating_add(e.duration));
-    }
-    runs
-}
-
-/// `FrameRateType`: `[0-9]+(/[1-9][0-9]*)?`. `None` for non-positive rates.
-fn frame_rate_type(fps: f64) -> Option<String> {
-    if !fps.is_finite() || fps <= 0.0 {
-        return None;
-    }
-    let rounded = fps.round();
-    if (fps - rounded).abs() < 1e-3 {
-        return Some(format!("{}", rounded as u64));
-    }
-    // NTSC family: 23.976, 29.97, 59.94 … = N*1000/1001.
-    let ntsc = (fps * 1001.0 / 1000.0).round();
-    if (ntsc * 1000.0 / 1001.0 - fps).abs() < 1e-3 {
-        return Some(format!("{}/1001", ntsc as u64 * 1000));
-    }
-    let num = (fps * 1000.0).round() as u64;
-    let g = gcd(num, 1000);
-    Some(format!("{}/{}", num / g, 1000 / g))
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// Writes ` name="value"` with the value XML-escaped.
-fn attr(out: &mut String, name: &str, value: &str) {
-    out.push(' ');
-    out.push_str(name);
-    out.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            // Other control characters are not allowed in XML 1.0 at all.
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn e(start: u64, duration: u64) -> TimelineEntry {
-        TimelineEntry { start, duration }
-    }
-
-    #[test]
-    fn runs_merge_contiguous_equal_durations() {
-        let runs = timeline_runs(&[
-            e(0, 2),
-            e(2, 2),
-            e(4, 2),
-            e(6, 3),
-            e(9, 2),
-            e(20, 2),
-            e(22, 2),
-        ]);
-        assert_eq!(
-            runs,
-            vec![
-                Run {
-                    t: Some(0),
-                    d: 2,
-                    r: 2
-                },
-                Run {
-                    t: None,
-                    d: 3,
-                    r: 0
-                },
-                Run {
-                    t: None,
-                    d: 2,
-                    r: 0
-                },
-                Run {
-                    t: Some(20),
-                    d: 2,
-                    r: 1
-                },
-            ]
-        );
-        assert!(timeline_runs(&[]).is_empty());
-    }
-
-    #[test]
-    fn frame_rates() {
-        assert_eq!(frame_rate_type(30.0).as_deref(), Some("30"));
-        assert_eq!(frame_rate_type(29.97).as_deref(), Some("30000/1001"));
-        assert_eq!(
-            frame_rate_type(30000.0 / 1001.0).as_deref(),
-            Some("30000/1001")
-        );
-        assert_eq!(frame_rate_type(23.976).as_deref(), Some("24000/1001"));
-        assert_eq!(frame_rate_type(59.94).as_deref(), Some("60000/1001"));
-        assert_eq!(frame_rate_type(12.5).as_deref(), Some("25/2"));
-        assert_eq!(frame_rate_type(0.0), None);
-        assert_eq!(frame_rate_type(f64::NAN), None);
-    }
-
-    #[test]
-    fn attributes_are_escaped() {
-        let mut s = String::new();
-        attr(&mut s, "a", "x&<>\"'\n\u{1}y");
-        assert_eq!(s, " a=\"x&amp;&lt;&gt;&quot;&apos;&#10;y\"");
-    }
 }
