@@ -23,6 +23,7 @@ use streaming_core::config::MediaConfig;
 use streaming_core::store::{
     Generation, Key, Object, RenditionInfo, RenditionKind, SharedStore,
 };
+use streaming_media::cmaf;
 use streaming_media::packager::{PackagerEvent, TrackInfo, TrackKind};
 use tracing::{debug, warn};
 use uuid::Uuid;
@@ -230,6 +231,11 @@ impl MediaWriter {
             parts: Vec::new(),
         });
         let index = open.parts.len() as u32;
+        // Where this part starts in media time, when known: its `prft` box
+        // (ISO/IEC 14496-12 §8.16.5) says when that instant was captured.
+        let part_start = open
+            .start
+            .map(|s| s + open.parts.iter().map(|p| p.duration).sum::<u64>());
         if index != part.index {
             debug!(rendition = name, number, index, packager_index = part.index, "part index differs");
         }
@@ -254,7 +260,16 @@ impl MediaWriter {
         let progress = r.progress(false);
         self.last_number = self.last_number.max(Some(number));
         let first_playable = r.segments.is_empty() && r.open.as_ref().is_some_and(|o| o.parts.len() == 1);
-        self.put_media(key, part.data, now);
+        let data = match (part_start, self.model.availability_start_ms) {
+            (Some(start), Some(avail)) if self.config.low_latency => {
+                let ts = u64::from(part.timescale.max(1));
+                let captured = avail + (start * 1000 / ts) as i64;
+                let prft = cmaf::prft(1, cmaf::ntp_from_unix_ms(captured), start);
+                cmaf::with_prft(&part.data, &prft)
+            }
+            _ => part.data,
+        };
+        self.put_media(key, data, now);
         self.render_playlists(name, now);
         if first_playable && self.config.low_latency {
             self.render_manifests(now);

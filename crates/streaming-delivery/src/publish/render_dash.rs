@@ -7,7 +7,8 @@
 //! parts as they are produced (chunked transfer).
 
 use streaming_media::dash::{
-    AdaptationSet, ContentType, Mpd, Representation, ServiceDescription, TimelineEntry, write_mpd,
+    AdaptationSet, ContentType, Mpd, ProducerReferenceTime, Representation, ServiceDescription,
+    TimelineEntry, write_mpd,
 };
 use uuid::Uuid;
 
@@ -86,6 +87,14 @@ fn representation(
         timeline,
         availability_time_offset: ato,
         availability_time_complete: ato.map(|_| false),
+        // Media time 0 was captured at the availability start (the writer
+        // anchors it so); parts carry `prft` boxes in band.
+        producer_reference_time: low_latency.then(|| ProducerReferenceTime {
+            id: 0,
+            inband: true,
+            wall_clock_time_ms: m.availability_start_ms.unwrap_or(m.modified_ms),
+            presentation_time: 0,
+        }),
     }
 }
 
