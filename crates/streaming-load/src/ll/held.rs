@@ -1,0 +1,173 @@
+//! Held blocking reloads (RFC 8216bis §6.2.5.2) measured: N requests for the
+//! same next part, all sent while the part before it has just appeared, so
+//! the server holds them until the part is produced; each answer is timed
+//! against the part's production and against the first answer of its round.
+//!
+//! The production time of a part is read from the playlist: its segment's
+//! `EXT-X-PROGRAM-DATE-TIME` plus the durations of the parts up to its end
+//! (this server dates media by the arrival of the stream's first segment, so
+//! a part's end is the wall-clock time it could be cut; client and server
+//! share the clock on 127.0.0.1).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::Url;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::next::{blocking_url, next_part};
+use super::playlist::{LlPlaylist, parse};
+use crate::http::{Http, RETRY_AFTER, sleep_bounded};
+use crate::stats::{Stats, timing_json};
+use crate::viewers::variants_of;
+
+#[derive(Debug, Clone)]
+pub struct HeldOpts {
+    /// A master playlist (its first variant is used) or a media playlist.
+    pub url: Url,
+    /// Held requests per round.
+    pub requests: usize,
+    /// Measured rounds (one more, unmeasured, opens the connections).
+    pub rounds: usize,
+    pub deadline: Instant,
+}
+
+fn wall_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+async fn playlist(
+    http: &Http,
+    stats: &mut Stats,
+    kind: &'static str,
+    url: &Url,
+) -> Option<LlPlaylist> {
+    let body = http.get(stats, kind, url).await?;
+    match std::str::from_utf8(&body).ok().map(parse) {
+        Some(Ok(pl)) => Some(pl),
+        _ => {
+            stats.error(format!("{kind}_parse"));
+            None
+        }
+    }
+}
+
+/// One round: `n` held requests for the part after the newest in `pl`.
+/// Returns the answers' (completion instant, wall-clock ms, playlist).
+async fn round(
+    http: &Arc<Http>,
+    media: &Url,
+    pl: &LlPlaylist,
+    n: usize,
+    stats: &mut Stats,
+) -> Vec<(Instant, f64, Option<LlPlaylist>)> {
+    let url = blocking_url(media, next_part(pl), false);
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                let mut s = Stats::default();
+                let body = http.get(&mut s, "playlist_held", &url).await;
+                let at = (Instant::now(), wall_ms());
+                (s, body, at)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        let Ok((s, body, (at, wall))) = t.await else {
+            stats.error("held_task_panic".into());
+            continue;
+        };
+        stats.merge(s);
+        if let Some(b) = body {
+            let parsed = std::str::from_utf8(&b).ok().and_then(|t| parse(t).ok());
+            if parsed.is_none() {
+                stats.error("playlist_held_parse".into());
+            }
+            out.push((at, wall, parsed));
+        }
+    }
+    out
+}
+
+pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
+    let http = Arc::new(Http::with_idle_connections(
+        opts.deadline,
+        opts.requests + 8,
+    )?);
+    let mut stats = Stats::default();
+    let deadline = opts.deadline;
+    let started = Instant::now();
+    let body = http
+        .get(&mut stats, "master", &opts.url)
+        .await
+        .ok_or_else(|| format!("cannot read `{}`: {:?}", opts.url, stats.errors))?;
+    let master = variants_of(&opts.url, &body)?;
+    let media = master.variants[0].clone();
+    let mut pl = playlist(&http, &mut stats, "playlist", &media)
+        .await
+        .ok_or_else(|| format!("cannot read `{media}`: {:?}", stats.errors))?;
+    if !pl.is_low_latency() {
+        return Err(format!(
+            "`{media}` is not a low-latency playlist (no blocking reload of parts)"
+        ));
+    }
+    let (mut after_production, mut after_first) = (Vec::new(), Vec::new());
+    let (mut answered, mut without_part, mut undated, mut measured) = (0u64, 0u64, 0u64, 0u64);
+    // Round 0 (not measured) opens the connections and brings us to the
+    // moment a part appears, when the next one has just started.
+    for r in 0..=opts.rounds {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let next = next_part(&pl);
+        let answers = round(&http, &media, &pl, opts.requests, &mut stats).await;
+        let first = answers.iter().map(|a| a.0).min();
+        if r > 0 {
+            measured += 1;
+            for (at, wall, answer) in &answers {
+                answered += 1;
+                if let Some(first) = first {
+                    after_first.push((*at - first).as_secs_f64() * 1000.0);
+                }
+                let Some(answer) = answer else { continue };
+                if answer.newest_part().is_none_or(|p| p.at < next) {
+                    without_part += 1;
+                }
+                match answer.part_end_ms(next) {
+                    Some(produced) => after_production.push(wall - produced as f64),
+                    None => undated += 1,
+                }
+            }
+        }
+        // The next round asks for the part after this one (just started).
+        match answers.into_iter().find_map(|a| a.2) {
+            Some(answer) => pl = answer,
+            None => {
+                sleep_bounded(RETRY_AFTER, deadline).await;
+                if let Some(p) = playlist(&http, &mut stats, "playlist", &media).await {
+                    pl = p;
+                }
+            }
+        }
+    }
+    let mut j = stats.to_json();
+    j["mode"] = json!("held");
+    j["target"] = json!(media.as_str());
+    j["elapsed_s"] = json!((started.elapsed().as_secs_f64() * 100.0).round() / 100.0);
+    j["held"] = json!({
+        "requests_per_round": opts.requests,
+        "rounds": measured,
+        "sent": measured * opts.requests as u64,
+        "answered": answered,
+        "answers_without_part": without_part,
+        "answers_undated": undated,
+        "after_production_ms": timing_json(&after_production),
+        "after_first_answer_ms": timing_json(&after_first),
+    });
+    Ok((j, stats))
+}
