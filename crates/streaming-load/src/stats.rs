@@ -150,14 +150,14 @@ pub fn timing_json(samples: &[f64]) -> Value {
 /// A short table of the summary for humans (stderr).
 pub fn human_table(stats: &Stats) -> String {
     let mut out = format!(
-        "{:<10} {:>9} {:>14} {:>9} {:>9} {:>9} {:>9}\n",
+        "{:<17} {:>9} {:>14} {:>9} {:>9} {:>9} {:>9}\n",
         "kind", "requests", "bytes", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
     for (kind, n) in &stats.requests {
         let mut s = stats.latencies_ms.get(kind).cloned().unwrap_or_default();
         s.sort_by(f64::total_cmp);
         out.push_str(&format!(
-            "{:<10} {:>9} {:>14} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
+            "{:<17} {:>9} {:>14} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
             kind,
             n,
             stats.bytes.get(kind).copied().unwrap_or(0),

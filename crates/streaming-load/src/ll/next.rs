@@ -80,11 +80,11 @@ pub fn behind_secs(pl: &LlPlaylist, newest: PartRef) -> Option<f64> {
     if pl.parts().next().is_none_or(|first| newest < first.at) {
         return None;
     }
+    // (A fold from +0.0: an empty f64 sum is -0.0.)
     Some(
         pl.parts()
             .filter(|p| p.at > newest)
-            .map(|p| p.duration)
-            .sum(),
+            .fold(0.0, |acc, p| acc + p.duration),
     )
 }
 
@@ -200,6 +200,10 @@ mod tests {
     fn keeping_up_is_two_part_durations_from_the_newest() {
         let pl = parse(SERVER).unwrap();
         assert_eq!(behind_secs(&pl, at(23, 1)), Some(0.0));
+        assert!(
+            behind_secs(&pl, at(23, 1)).unwrap().is_sign_positive(),
+            "+0, not -0"
+        );
         assert_eq!(behind_secs(&pl, at(22, 3)), Some(1.0));
         assert_eq!(behind_secs(&pl, at(22, 2)), Some(1.5));
         assert_eq!(behind_secs(&pl, at(30, 0)), Some(0.0));

@@ -23,7 +23,8 @@ fn playlist_key(url: &Url) -> Url {
     u
 }
 
-/// Each followed playlist once, plainly, right after the run.
+/// Each followed playlist once, plainly, right after the run (with the
+/// query of the first viewer that followed it, as a server may want its `sid`).
 pub async fn server_newest(
     tracks: &[&TrackResult],
     stats: &mut Stats,
@@ -31,13 +32,14 @@ pub async fn server_newest(
     let http = Http::new(Instant::now() + REQUEST_TIMEOUT)?;
     let mut out = BTreeMap::new();
     for t in tracks {
-        let Some(key) = t.url.as_ref().map(playlist_key) else {
+        let Some(url) = t.url.as_ref() else {
             continue;
         };
+        let key = playlist_key(url);
         if out.contains_key(&key) {
             continue;
         }
-        let body = http.get(stats, "playlist_final", &key).await;
+        let body = http.get(stats, "playlist_final", url).await;
         match body.as_deref().map(std::str::from_utf8) {
             Some(Ok(text)) => match parse(text) {
                 Ok(pl) => {

@@ -24,12 +24,14 @@ pub const PART_MS: u64 = 250;
 pub const PARTS_PER_SEGMENT: u64 = 4;
 /// Segments listed per playlist.
 const WINDOW: u64 = 10;
-/// Parts already made when the origin starts (3 segments).
-const INITIAL: u64 = 12;
+/// Parts already made when the origin starts (a full window of segments).
+const INITIAL: u64 = 40;
 const CAN_SKIP_UNTIL_S: u64 = 6;
 const HOLD_LIMIT: Duration = Duration::from_secs(3);
 
 pub struct Origin {
+    /// false: ordinary HLS playlists (no LL-HLS tag), as servers without LL.
+    ll: bool,
     /// Parts made so far (global part `g` exists when this is > g).
     produced: watch::Receiver<u64>,
     /// Wall clock (ms) of media time 0.
@@ -79,13 +81,16 @@ impl Origin {
         } else {
             0
         };
-        let mut t = format!(
-            "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:{seg_s}\n\
-             #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3},CAN-SKIP-UNTIL={CAN_SKIP_UNTIL_S}.0\n\
-             #EXT-X-PART-INF:PART-TARGET={:.3}\n#EXT-X-MEDIA-SEQUENCE:{first}\n",
-            3.0 * PART_MS as f64 / 1000.0,
-            PART_MS as f64 / 1000.0
-        );
+        let mut t = format!("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:{seg_s}\n");
+        if self.ll {
+            t.push_str(&format!(
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3},CAN-SKIP-UNTIL={CAN_SKIP_UNTIL_S}.0\n\
+                 #EXT-X-PART-INF:PART-TARGET={:.3}\n",
+                3.0 * PART_MS as f64 / 1000.0,
+                PART_MS as f64 / 1000.0
+            ));
+        }
+        t.push_str(&format!("#EXT-X-MEDIA-SEQUENCE:{first}\n"));
         if skipped > 0 {
             t.push_str(&format!("#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}\n"));
         }
@@ -93,7 +98,11 @@ impl Origin {
         t.push_str(&format!("#EXT-X-MAP:URI=\"init.mp4?sid={sid}\"\n"));
         let pdt = self.anchor_ms + (listed * PART_MS * PARTS_PER_SEGMENT) as i64;
         t.push_str(&format!("#EXT-X-PROGRAM-DATE-TIME:{}\n", iso(pdt)));
+        let ll = self.ll;
         let part_line = |t: &mut String, n: u64, i: u64| {
+            if !ll {
+                return;
+            }
             let ind = if i == 0 { ",INDEPENDENT=YES" } else { "" };
             t.push_str(&format!(
                 "#EXT-X-PART:DURATION={:.3},URI=\"segment-{n}.{i}.m4s?sid={sid}\"{ind}\n",
@@ -106,15 +115,19 @@ impl Origin {
                     part_line(&mut t, n, i);
                 }
             }
-            t.push_str(&format!("#EXTINF:{seg_s}.000,\nsegment-{n}.m4s?sid={sid}\n"));
+            t.push_str(&format!(
+                "#EXTINF:{seg_s}.000,\nsegment-{n}.m4s?sid={sid}\n"
+            ));
         }
         for i in 0..p % PARTS_PER_SEGMENT {
             part_line(&mut t, complete, i);
         }
-        t.push_str(&format!(
-            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"segment-{complete}.{}.m4s?sid={sid}\"\n",
-            p % PARTS_PER_SEGMENT
-        ));
+        if ll {
+            t.push_str(&format!(
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"segment-{complete}.{}.m4s?sid={sid}\"\n",
+                p % PARTS_PER_SEGMENT
+            ));
+        }
         t
     }
 }
@@ -168,7 +181,11 @@ async fn handle(State(o): State<Arc<Origin>>, uri: Uri) -> Response {
     let Some(sid) = q("sid") else {
         return status(StatusCode::FORBIDDEN);
     };
-    *o.hits.lock().unwrap().entry(format!("{sid}|{path}")).or_default() += 1;
+    *o.hits
+        .lock()
+        .unwrap()
+        .entry(format!("{sid}|{path}"))
+        .or_default() += 1;
     let Some(file) = path
         .strip_prefix("/hls/s/source/")
         .or_else(|| path.strip_prefix("/hls/s/audio/"))
@@ -182,8 +199,10 @@ async fn handle(State(o): State<Arc<Origin>>, uri: Uri) -> Response {
         }
         if let Some(msn) = q("_HLS_msn") {
             o.blocking_requests.fetch_add(1, Ordering::Relaxed);
-            let (Ok(msn), Ok(part)) = (msn.parse::<u64>(), q("_HLS_part").unwrap_or_default().parse::<u64>())
-            else {
+            let (Ok(msn), Ok(part)) = (
+                msn.parse::<u64>(),
+                q("_HLS_part").unwrap_or_default().parse::<u64>(),
+            ) else {
                 return status(StatusCode::BAD_REQUEST);
             };
             let g = msn * PARTS_PER_SEGMENT + part;
@@ -199,7 +218,10 @@ async fn handle(State(o): State<Arc<Origin>>, uri: Uri) -> Response {
     if file == "init.mp4" {
         return vec![0u8; 600].into_response();
     }
-    let Some(name) = file.strip_prefix("segment-").and_then(|f| f.strip_suffix(".m4s")) else {
+    let Some(name) = file
+        .strip_prefix("segment-")
+        .and_then(|f| f.strip_suffix(".m4s"))
+    else {
         return status(StatusCode::NOT_FOUND);
     };
     let nums: Vec<u64> = name.split('.').filter_map(|n| n.parse().ok()).collect();
@@ -225,14 +247,20 @@ async fn handle(State(o): State<Arc<Origin>>, uri: Uri) -> Response {
     }
 }
 
-/// Starts the origin on 127.0.0.1; it runs until the test's runtime ends.
+/// Starts the LL-HLS origin on 127.0.0.1; it runs until the test's runtime ends.
 pub async fn start() -> (SocketAddr, Arc<Origin>) {
+    start_with(true).await
+}
+
+/// The origin without LL-HLS (`ll` false): ordinary playlists only.
+pub async fn start_with(ll: bool) -> (SocketAddr, Arc<Origin>) {
     let (tx, rx) = watch::channel(INITIAL);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let origin = Arc::new(Origin {
+        ll,
         produced: rx,
         // Part g (0-based) ends at media time (g + 1) × PART_MS and is made
         // (INITIAL + k) ticks after the start for g = INITIAL + k - 1.
@@ -248,7 +276,8 @@ pub async fn start() -> (SocketAddr, Arc<Origin>) {
         let start = tokio::time::Instant::now();
         let mut made = INITIAL;
         loop {
-            tokio::time::sleep_until(start + Duration::from_millis((made + 1 - INITIAL) * PART_MS)).await;
+            tokio::time::sleep_until(start + Duration::from_millis((made + 1 - INITIAL) * PART_MS))
+                .await;
             made += 1;
             if tx.send(made).is_err() {
                 return;
