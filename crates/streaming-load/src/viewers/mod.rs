@@ -180,25 +180,35 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
     // 2a. Low latency: each track on its own, ordinary HLS where none is offered.
     if let Some(skip) = opts.ll_skip {
         let tracks: Vec<&Url> = std::iter::once(&m.variants[current]).chain(audio).collect();
-        let followed = futures::future::join_all(
-            tracks
-                .iter()
-                .map(|u| crate::ll::viewer::follow(&http, u, skip)),
-        )
+        let followed = futures::future::join_all(tracks.iter().map(|url| async {
+            let t = crate::ll::viewer::follow(&http, url, skip).await;
+            // No LL-HLS: the rest of the run the ordinary way.
+            let plain = match t.not_ll {
+                true => Some(
+                    plain::follow(
+                        &http,
+                        &opts,
+                        plain::Track {
+                            variants: std::slice::from_ref(*url),
+                            names: &[],
+                            current: 0,
+                            switcher: false,
+                            beacon: None,
+                            started,
+                        },
+                    )
+                    .await,
+                ),
+                false => None,
+            };
+            (t, plain)
+        }))
         .await;
-        for (mut t, url) in followed.into_iter().zip(tracks) {
+        for (mut t, plain) in followed {
             r.stats.merge(std::mem::take(&mut t.stats));
-            if t.not_ll {
+            if let Some(p) = plain {
                 r.stats.error("ll_not_offered".into());
-                let plain = plain::Track {
-                    variants: std::slice::from_ref(url),
-                    names: &[],
-                    current: 0,
-                    switcher: false,
-                    beacon: None,
-                    started,
-                };
-                r.merge(plain::follow(&http, &opts, plain).await);
+                r.merge(p);
             }
             r.ll.push(t);
         }

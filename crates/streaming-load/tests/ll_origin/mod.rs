@@ -58,6 +58,12 @@ impl Origin {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Requests of all viewers for the paths `filter` accepts.
+    pub fn count(&self, filter: impl Fn(&str) -> bool) -> u32 {
+        let hits = self.hits.lock().unwrap();
+        hits.iter().filter(|(k, _)| filter(k)).map(|(_, v)| v).sum()
+    }
+
     /// The largest number of times one viewer fetched one file, and that file.
     pub fn most_fetched(&self, filter: impl Fn(&str) -> bool) -> (u32, String) {
         let hits = self.hits.lock().unwrap();
