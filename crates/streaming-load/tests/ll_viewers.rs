@@ -169,6 +169,8 @@ async fn ll_viewers_fall_back_to_plain_hls_without_ll() {
         j["viewers"]["min_segments"].as_u64().unwrap() >= 2 * 3,
         "{j}"
     );
+    assert!(origin.count(|k| k.contains("/audio/segment-")) >= 2 * 3);
+    assert!(origin.count(|k| k.contains("/source/segment-")) >= 2 * 3);
     assert_eq!(origin.blocking_requests.load(Ordering::Relaxed), 0);
     assert_eq!(origin.part_requests.load(Ordering::Relaxed), 0);
 }
