@@ -12,12 +12,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use reqwest::Url;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::next::{blocking_url, next_part};
-use super::playlist::{LlPlaylist, parse};
+use super::next::{blocking_url, next_part, part_ref_from_uri};
+use super::playlist::{LlPlaylist, PartRef, parse};
 use crate::http::{Http, RETRY_AFTER, sleep_bounded};
 use crate::stats::{Stats, timing_json};
 use crate::viewers::variants_of;
@@ -56,14 +57,14 @@ async fn playlist(
 }
 
 /// One round: `n` held requests for the part after the newest in `pl`.
-/// Returns the answers' (completion instant, wall-clock ms, playlist).
+/// Returns the answers' (completion instant, wall-clock ms, body).
 async fn round(
     http: &Arc<Http>,
     media: &Url,
     pl: &LlPlaylist,
     n: usize,
     stats: &mut Stats,
-) -> Vec<(Instant, f64, Option<LlPlaylist>)> {
+) -> Vec<(Instant, f64, Bytes)> {
     let url = blocking_url(media, next_part(pl), false);
     let tasks: Vec<_> = (0..n)
         .map(|_| {
@@ -84,14 +85,28 @@ async fn round(
         };
         stats.merge(s);
         if let Some(b) = body {
-            let parsed = std::str::from_utf8(&b).ok().and_then(|t| parse(t).ok());
-            if parsed.is_none() {
-                stats.error("playlist_held_parse".into());
-            }
-            out.push((at, wall, parsed));
+            out.push((at, wall, b));
         }
     }
     out
+}
+
+/// Whether an answer lists part `next`: an `EXT-X-PART` line with `needle`
+/// (`URI="…"` of the hint that named it; cheap for a thousand answers), else
+/// by reading the whole playlist.
+fn lists_part(body: &[u8], next: PartRef, needle: Option<&str>) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return false;
+    };
+    match needle {
+        Some(n) => text
+            .lines()
+            .any(|l| l.starts_with("#EXT-X-PART:") && l.contains(n)),
+        None => parse(text)
+            .ok()
+            .and_then(|p| p.newest_part().map(|p| p.at >= next))
+            .unwrap_or(false),
+    }
 }
 
 pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
@@ -125,28 +140,41 @@ pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
             break;
         }
         let next = next_part(&pl);
+        let needle = pl
+            .preload_hint
+            .as_ref()
+            .filter(|h| h.kind == "PART" && part_ref_from_uri(&h.uri).is_none_or(|r| r == next))
+            .map(|h| format!("URI=\"{}\"", h.uri));
         let answers = round(&http, &media, &pl, opts.requests, &mut stats).await;
+        // One answer read in full: the next round's playlist, the part's date.
+        let answer = answers
+            .first()
+            .and_then(|a| std::str::from_utf8(&a.2).ok())
+            .and_then(|t| parse(t).ok());
+        if answer.is_none() && !answers.is_empty() {
+            stats.error("playlist_held_parse".into());
+        }
+        let produced = answer.as_ref().and_then(|a| a.part_end_ms(next));
         let first = answers.iter().map(|a| a.0).min();
         if r > 0 {
             measured += 1;
-            for (at, wall, answer) in &answers {
+            for (at, wall, body) in &answers {
                 answered += 1;
                 if let Some(first) = first {
                     after_first.push((*at - first).as_secs_f64() * 1000.0);
                 }
-                let Some(answer) = answer else { continue };
-                if answer.newest_part().is_none_or(|p| p.at < next) {
+                if !lists_part(body, next, needle.as_deref()) {
                     without_part += 1;
                 }
-                match answer.part_end_ms(next) {
-                    Some(produced) => after_production.push(wall - produced as f64),
+                match produced {
+                    Some(p) => after_production.push(wall - p as f64),
                     None => undated += 1,
                 }
             }
         }
         // The next round asks for the part after this one (just started).
-        match answers.into_iter().find_map(|a| a.2) {
-            Some(answer) => pl = answer,
+        match answer {
+            Some(a) => pl = a,
             None => {
                 sleep_bounded(RETRY_AFTER, deadline).await;
                 if let Some(p) = playlist(&http, &mut stats, "playlist", &media).await {
@@ -170,4 +198,24 @@ pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
         "after_first_answer_ms": timing_json(&after_first),
     });
     Ok((j, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ll::samples::SERVER;
+
+    #[test]
+    fn an_answer_lists_the_part_only_in_an_ext_x_part_line() {
+        let body = SERVER.as_bytes();
+        let (listed, hinted) = (PartRef { msn: 23, index: 1 }, PartRef { msn: 23, index: 2 });
+        let needle = |p: &PartRef| format!("URI=\"segment-{}.{}.m4s?sid=v1\"", p.msn, p.index);
+        assert!(lists_part(body, listed, Some(&needle(&listed))));
+        // 23.2 is only named by the preload hint: not listed yet.
+        assert!(!lists_part(body, hinted, Some(&needle(&hinted))));
+        // Without a hint to search for, the playlist is read.
+        assert!(lists_part(body, listed, None));
+        assert!(!lists_part(body, hinted, None));
+        assert!(!lists_part(b"\xff\xfe", listed, None));
+    }
 }
