@@ -225,6 +225,7 @@ async fn held_requests_are_answered_with_the_part_listed() {
     assert_eq!(h["answered"], 150, "{h}");
     assert_eq!(h["answers_without_part"], 0);
     assert_eq!(h["answers_undated"], 0);
+    assert_eq!(h["sent_after_production"], 0, "all held: {h}");
     // The answers come after the part is made, not a part early or late
     // (a part is 250 ms here; this bounds an error in the arithmetic).
     let p50 = h["after_production_ms"]["p50"].as_f64().unwrap();

@@ -1,7 +1,9 @@
 //! Held blocking reloads (RFC 8216bis §6.2.5.2) measured: N requests for the
-//! same next part, all sent while the part before it has just appeared, so
-//! the server holds them until the part is produced; each answer is timed
-//! against the part's production and against the first answer of its round.
+//! same next part, all sent as the part before it appears (found by single
+//! blocking reloads until one is held), so the server holds them until the
+//! part is produced; each answer is timed against the part's production and
+//! against the first answer of its round. Requests sent after the part was
+//! produced (a slow client) are counted, not held.
 //!
 //! The production time of a part is read from the playlist: its segment's
 //! `EXT-X-PROGRAM-DATE-TIME` plus the durations of the parts up to its end
@@ -10,7 +12,7 @@
 //! share the clock on 127.0.0.1).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use reqwest::Url;
@@ -56,36 +58,49 @@ async fn playlist(
     }
 }
 
+/// One answer of a round.
+struct Answer {
+    at: Instant,
+    /// Wall clock (ms since the epoch) when the request started and ended.
+    sent_ms: f64,
+    answered_ms: f64,
+    body: Bytes,
+}
+
 /// One round: `n` held requests for the part after the newest in `pl`.
-/// Returns the answers' (completion instant, wall-clock ms, body).
 async fn round(
     http: &Arc<Http>,
     media: &Url,
     pl: &LlPlaylist,
     n: usize,
     stats: &mut Stats,
-) -> Vec<(Instant, f64, Bytes)> {
+) -> Vec<Answer> {
     let url = blocking_url(media, next_part(pl), false);
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let (http, url) = (http.clone(), url.clone());
             tokio::spawn(async move {
                 let mut s = Stats::default();
+                let sent_ms = wall_ms();
                 let body = http.get(&mut s, "playlist_held", &url).await;
-                let at = (Instant::now(), wall_ms());
-                (s, body, at)
+                (s, body, sent_ms, Instant::now(), wall_ms())
             })
         })
         .collect();
     let mut out = Vec::with_capacity(n);
     for t in tasks {
-        let Ok((s, body, (at, wall))) = t.await else {
+        let Ok((s, body, sent_ms, at, answered_ms)) = t.await else {
             stats.error("held_task_panic".into());
             continue;
         };
         stats.merge(s);
         if let Some(b) = body {
-            out.push((at, wall, b));
+            out.push(Answer {
+                at,
+                sent_ms,
+                answered_ms,
+                body: b,
+            });
         }
     }
     out
@@ -107,6 +122,29 @@ fn lists_part(body: &[u8], next: PartRef, needle: Option<&str>) -> bool {
             .and_then(|p| p.newest_part().map(|p| p.at >= next))
             .unwrap_or(false),
     }
+}
+
+/// A blocking reload that waited at least this long was held: its answer
+/// came as the part appeared.
+const HELD_AT_LEAST: Duration = Duration::from_millis(25);
+
+/// Blocking reloads, one at a time, until one is held: returns its answer,
+/// given the moment a part appeared (the next has just started).
+async fn sync(
+    http: &Http,
+    media: &Url,
+    mut pl: LlPlaylist,
+    stats: &mut Stats,
+) -> Option<LlPlaylist> {
+    for _ in 0..20 {
+        let started = Instant::now();
+        let url = blocking_url(media, next_part(&pl), false);
+        pl = playlist(http, stats, "playlist_blocking", &url).await?;
+        if started.elapsed() >= HELD_AT_LEAST {
+            return Some(pl);
+        }
+    }
+    None
 }
 
 pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
@@ -132,13 +170,22 @@ pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
         ));
     }
     let (mut after_production, mut after_first) = (Vec::new(), Vec::new());
-    let (mut answered, mut without_part, mut undated, mut measured) = (0u64, 0u64, 0u64, 0u64);
-    // Round 0 (not measured) opens the connections and brings us to the
-    // moment a part appears, when the next one has just started.
-    for r in 0..=opts.rounds {
-        if Instant::now() >= deadline {
-            break;
-        }
+    let (mut answered, mut without_part, mut undated, mut late) = (0u64, 0u64, 0u64, 0u64);
+    let mut measured = 0u64;
+    // A first round, not measured, opens the connections.
+    let _ = round(&http, &media, &pl, opts.requests, &mut stats).await;
+    while measured < opts.rounds as u64 && Instant::now() < deadline {
+        // Each round starts as a part appears, so that its requests are all
+        // in place well before the next one.
+        let Some(synced) = sync(&http, &media, pl.clone(), &mut stats).await else {
+            stats.error("held_sync".into());
+            sleep_bounded(RETRY_AFTER, deadline).await;
+            if let Some(p) = playlist(&http, &mut stats, "playlist", &media).await {
+                pl = p;
+            }
+            continue;
+        };
+        pl = synced;
         let next = next_part(&pl);
         let needle = pl
             .preload_hint
@@ -146,41 +193,36 @@ pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
             .filter(|h| h.kind == "PART" && part_ref_from_uri(&h.uri).is_none_or(|r| r == next))
             .map(|h| format!("URI=\"{}\"", h.uri));
         let answers = round(&http, &media, &pl, opts.requests, &mut stats).await;
-        // One answer read in full: the next round's playlist, the part's date.
+        // One answer read in full: the part's date, the next playlist.
         let answer = answers
             .first()
-            .and_then(|a| std::str::from_utf8(&a.2).ok())
+            .and_then(|a| std::str::from_utf8(&a.body).ok())
             .and_then(|t| parse(t).ok());
         if answer.is_none() && !answers.is_empty() {
             stats.error("playlist_held_parse".into());
         }
         let produced = answer.as_ref().and_then(|a| a.part_end_ms(next));
-        let first = answers.iter().map(|a| a.0).min();
-        if r > 0 {
-            measured += 1;
-            for (at, wall, body) in &answers {
-                answered += 1;
-                if let Some(first) = first {
-                    after_first.push((*at - first).as_secs_f64() * 1000.0);
+        let first = answers.iter().map(|a| a.at).min();
+        measured += 1;
+        for a in &answers {
+            answered += 1;
+            if let Some(first) = first {
+                after_first.push((a.at - first).as_secs_f64() * 1000.0);
+            }
+            if !lists_part(&a.body, next, needle.as_deref()) {
+                without_part += 1;
+            }
+            match produced {
+                Some(p) => {
+                    after_production.push(a.answered_ms - p as f64);
+                    // Sent after the part was made: answered, not held.
+                    late += u64::from(a.sent_ms > p as f64);
                 }
-                if !lists_part(body, next, needle.as_deref()) {
-                    without_part += 1;
-                }
-                match produced {
-                    Some(p) => after_production.push(wall - p as f64),
-                    None => undated += 1,
-                }
+                None => undated += 1,
             }
         }
-        // The next round asks for the part after this one (just started).
-        match answer {
-            Some(a) => pl = a,
-            None => {
-                sleep_bounded(RETRY_AFTER, deadline).await;
-                if let Some(p) = playlist(&http, &mut stats, "playlist", &media).await {
-                    pl = p;
-                }
-            }
+        if let Some(a) = answer {
+            pl = a;
         }
     }
     let mut j = stats.to_json();
@@ -194,6 +236,7 @@ pub async fn run(opts: HeldOpts) -> Result<(Value, Stats), String> {
         "answered": answered,
         "answers_without_part": without_part,
         "answers_undated": undated,
+        "sent_after_production": late,
         "after_production_ms": timing_json(&after_production),
         "after_first_answer_ms": timing_json(&after_first),
     });
