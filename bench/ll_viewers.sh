@@ -51,7 +51,7 @@ kill -0 "$PID" 2>/dev/null || { echo "server exited:" >&2; cat "$WORK/server.log
 J=$($BIN keys create --name ll-bench --json)
 ID=$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["stream_id"])' "$J")
 KEY=$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["stream_key"])' "$J")
-ffmpeg -v error -re -stream_loop -1 -i "$SRC" -c copy -f flv "rtmp://127.0.0.1:$RTMP/live/$KEY" &
+ffmpeg -v error -re -stream_loop -1 -i "$SRC" -c copy -f flv "rtmp://127.0.0.1:$RTMP/live/$KEY" 2>"$WORK/ffmpeg.log" &
 MASTER="http://127.0.0.1:$PORT/hls/$ID/master.m3u8"
 for _ in $(seq 1 100); do curl -fs "$MASTER" >/dev/null && break; sleep 0.2; done
 sleep 6   # a few segments in the window
@@ -135,8 +135,10 @@ for name, ph in phases.items():
         l = load["ll"]
         line += f"  parts {l['parts_fetched']} keeping up {l['keeping_up']}/{viewers}"
     if "held" in load:
-        h = load["held"]["after_production_ms"]
-        line += f"  after production ms p50 {h['p50']} p99 {h['p99']}"
+        held = load["held"]
+        h = held["after_production_ms"]
+        line += (f"  after production ms p50 {h['p50']} p99 {h['p99']}"
+                 f"  answered {held['answered']}/{held['sent']} (not held {held['sent_after_production']})")
     print(line, file=sys.stderr)
 print(json.dumps({"viewers": int(viewers), "seconds": int(secs), "ll_offered": ll == "1",
                   "part_ms": part_ms, "profile": profile, "phases": phases}))
