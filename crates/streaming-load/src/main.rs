@@ -1,5 +1,6 @@
-//! `streaming-load`: simulated HLS viewers (or beacon-only CDN viewers), RTMP
-//! publishers and WebSocket clients against a streaming-server on this
+//! `streaming-load`: simulated HLS viewers (ordinary or low-latency, or
+//! beacon-only CDN viewers), held LL-HLS blocking reloads, RTMP publishers
+//! and WebSocket clients against a streaming-server on this
 //! machine (loopback targets only, bounded in time).
 //!
 //! Prints one JSON summary object on stdout and a short table on stderr.
@@ -7,6 +8,8 @@
 //! arguments or the target are refused.
 
 mod beacon;
+mod http;
+mod ll;
 mod publish;
 mod stats;
 mod target;
@@ -76,6 +79,36 @@ enum Cmd {
         /// Spread the viewers' starts over this long.
         #[arg(long, value_parser = parse_duration_or_zero, default_value = "0s")]
         ramp: Duration,
+        /// Low-latency HLS viewers (like hls.js `lowLatencyMode`): blocking
+        /// playlist reloads (`_HLS_msn`/`_HLS_part`) for the next part while
+        /// the hinted part is requested; every part fetched once, no segments.
+        /// A playlist without LL-HLS is followed the ordinary way.
+        #[arg(long, conflicts_with_all = ["beacons", "beacon_only", "switchers"])]
+        ll: bool,
+        /// With --ll: reloads ask for delta updates (`_HLS_skip=YES`) when the
+        /// server offers them (CAN-SKIP-UNTIL).
+        #[arg(long, requires = "ll")]
+        ll_skip: bool,
+        /// Also follow the variant's audio rendition (`EXT-X-MEDIA`), as players do.
+        #[arg(long, conflicts_with = "beacon_only")]
+        audio: bool,
+    },
+    /// Held blocking playlist reloads: rounds of N requests for the same next
+    /// part, each answer timed from the part's production (its date in the
+    /// playlist) and from the round's first answer.
+    Held {
+        /// Master (first variant used) or media playlist URL.
+        #[arg(long)]
+        url: String,
+        /// Held requests per round (one connection each).
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// Measured rounds (one part each), after one that opens the connections.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Run at most this long (e.g. 60s; at most 1h).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Duration,
     },
     /// WebSocket clients of /ws/stream/{id}: reads every message and measures
     /// the delay of each `metrics` message behind the server's tick.
@@ -146,14 +179,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             quality,
             lowest,
             ramp,
+            ll,
+            ll_skip,
+            audio,
         } => {
-            let master = Url::parse(&url).map_err(|e| format!("invalid --url `{url}`: {e}"))?;
-            if master.scheme() != "http" {
-                return Err(format!("--url `{url}`: only http:// is supported"));
-            }
-            check_loopback_url(&master)?;
-            let host = master.host_str().unwrap_or_default();
-            resolve_loopback(host, master.port_or_known_default().unwrap_or(80)).await?;
+            let master = http_target(&url).await?;
             if viewers == 0 {
                 return Err("--viewers must be at least 1".into());
             }
@@ -162,6 +192,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 return Err(format!(
                     "--url `{url}`: beacons need the stream id from a /hls/{{id}}/master.m3u8 URL"
                 ));
+            }
+            if ll {
+                // Up to four requests in flight per viewer (video and audio,
+                // each a held reload and a held part).
+                ws::raise_nofile_limit();
             }
             let deadline = Instant::now() + duration;
             let opts = viewers::ViewerOpts {
@@ -176,8 +211,38 @@ async fn run(cli: Cli) -> Result<(), String> {
                 lowest,
                 ramp: ramp.min(duration),
                 deadline,
+                ll_skip: ll.then_some(ll_skip),
+                audio,
             };
             let (j, s) = bounded(duration, viewers::run(opts)).await??;
+            (j, s, duration)
+        }
+        Cmd::Held {
+            url,
+            requests,
+            rounds,
+            duration,
+        } => {
+            let url = http_target(&url).await?;
+            if requests == 0 || rounds == 0 {
+                return Err("--requests and --rounds must be at least 1".into());
+            }
+            let nofile = ws::raise_nofile_limit();
+            if let Some(n) = nofile
+                && (requests as u64).saturating_add(64) > n
+            {
+                eprintln!(
+                    "streaming-load: warning: {requests} requests but only {n} file descriptors \
+                     (raise the hard limit: ulimit -n)"
+                );
+            }
+            let opts = ll::held::HeldOpts {
+                url,
+                requests,
+                rounds,
+                deadline: Instant::now() + duration,
+            };
+            let (j, s) = bounded(duration, ll::held::run(opts)).await??;
             (j, s, duration)
         }
         Cmd::Ws {
@@ -277,6 +342,36 @@ async fn run(cli: Cli) -> Result<(), String> {
             d["max"]
         );
     }
+    if let Some(l) = summary.get("ll") {
+        eprintln!(
+            "ll: parts {} (per viewer {}..{})  playlists {} (blocking {}, delta {})  \
+             keeping up {} of {}  behind s p50 {} max {}",
+            l["parts_fetched"],
+            l["parts_per_viewer_min"],
+            l["parts_per_viewer_max"],
+            l["playlists_fetched"],
+            l["blocking_playlists"],
+            l["delta_playlists"],
+            l["keeping_up"],
+            summary["viewers"]["count"],
+            l["behind_s"]["p50"],
+            l["behind_s"]["max"],
+        );
+    }
+    if let Some(h) = summary.get("held") {
+        eprintln!(
+            "held: {} rounds of {}, answered {}, without the part {}; after production ms p50 {} p99 {}; \
+             after first answer ms p50 {} p99 {}",
+            h["rounds"],
+            h["requests_per_round"],
+            h["answered"],
+            h["answers_without_part"],
+            h["after_production_ms"]["p50"],
+            h["after_production_ms"]["p99"],
+            h["after_first_answer_ms"]["p50"],
+            h["after_first_answer_ms"]["p99"],
+        );
+    }
     if let Some(v) = summary.get("viewers") {
         eprintln!(
             "viewers: {}  switches: {}  segments/viewer min {} max {}  beacons sent {} failed {}",
@@ -289,6 +384,18 @@ async fn run(cli: Cli) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// An `http://` URL on this machine (checked on the URL and after resolution).
+async fn http_target(url: &str) -> Result<Url, String> {
+    let u = Url::parse(url).map_err(|e| format!("invalid --url `{url}`: {e}"))?;
+    if u.scheme() != "http" {
+        return Err(format!("--url `{url}`: only http:// is supported"));
+    }
+    check_loopback_url(&u)?;
+    let host = u.host_str().unwrap_or_default();
+    resolve_loopback(host, u.port_or_known_default().unwrap_or(80)).await?;
+    Ok(u)
 }
 
 /// The whole run is bounded: `duration` plus a grace period, whatever happens.

@@ -6,13 +6,18 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 /// Requests, bytes, latencies and errors, keyed by request kind
-/// (`master`, `playlist`, `init`, `segment`, `session`, `beacon`).
+/// (`master`, `playlist`, `init`, `segment`, `session`, `beacon`; in
+/// low-latency mode also `playlist_blocking`, `part`, `part_hinted`).
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub requests: BTreeMap<&'static str, u64>,
     pub bytes: BTreeMap<&'static str, u64>,
     pub latencies_ms: BTreeMap<&'static str, Vec<f64>>,
     pub errors: BTreeMap<String, u64>,
+    /// Measured intervals that are not request latencies, in ms, possibly
+    /// negative (`playlist_after_part`: a blocking playlist answer minus the
+    /// answer of the held part it waited for).
+    pub timings_ms: BTreeMap<&'static str, Vec<f64>>,
     /// Requests cut off by the end of the run (not errors).
     pub aborted_at_deadline: u64,
 }
@@ -33,6 +38,11 @@ impl Stats {
         self.error(format!("{kind}_{what}"));
     }
 
+    /// One sample of a named interval (see [`Stats::timings_ms`]).
+    pub fn timing(&mut self, name: &'static str, ms: f64) {
+        self.timings_ms.entry(name).or_default().push(ms);
+    }
+
     pub fn error(&mut self, key: String) {
         *self.errors.entry(key).or_default() += 1;
     }
@@ -49,6 +59,9 @@ impl Stats {
         }
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in other.timings_ms {
+            self.timings_ms.entry(k).or_default().extend(v);
         }
         self.aborted_at_deadline += other.aborted_at_deadline;
     }
@@ -82,13 +95,22 @@ impl Stats {
             .iter()
             .map(|(k, v)| ((*k).to_string(), latency_json(v)))
             .collect();
-        json!({
+        let mut j = json!({
             "requests": requests,
             "errors": { "total": self.total_errors(), "by_kind": self.errors },
             "bytes": bytes,
             "latency_ms": latency,
             "aborted_at_deadline": self.aborted_at_deadline,
-        })
+        });
+        if !self.timings_ms.is_empty() {
+            let t: serde_json::Map<String, Value> = self
+                .timings_ms
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), timing_json(v)))
+                .collect();
+            j["timings_ms"] = Value::Object(t);
+        }
+        j
     }
 }
 
@@ -117,23 +139,43 @@ pub fn latency_json(samples: &[f64]) -> Value {
     })
 }
 
+/// [`latency_json`] plus the smallest sample (intervals may be negative).
+pub fn timing_json(samples: &[f64]) -> Value {
+    let mut j = latency_json(samples);
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    j["min"] = json!(if min.is_finite() { round2(min) } else { 0.0 });
+    j
+}
+
 /// A short table of the summary for humans (stderr).
 pub fn human_table(stats: &Stats) -> String {
     let mut out = format!(
-        "{:<10} {:>9} {:>14} {:>9} {:>9} {:>9} {:>9}\n",
+        "{:<17} {:>9} {:>14} {:>9} {:>9} {:>9} {:>9}\n",
         "kind", "requests", "bytes", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
     for (kind, n) in &stats.requests {
         let mut s = stats.latencies_ms.get(kind).cloned().unwrap_or_default();
         s.sort_by(f64::total_cmp);
         out.push_str(&format!(
-            "{:<10} {:>9} {:>14} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
+            "{:<17} {:>9} {:>14} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
             kind,
             n,
             stats.bytes.get(kind).copied().unwrap_or(0),
             percentile(&s, 50.0),
             percentile(&s, 90.0),
             percentile(&s, 99.0),
+            s.last().copied().unwrap_or(0.0),
+        ));
+    }
+    for (name, v) in &stats.timings_ms {
+        let mut s = v.clone();
+        s.sort_by(f64::total_cmp);
+        out.push_str(&format!(
+            "{name}: {} samples, ms p50 {:.1} p99 {:.1} min {:.1} max {:.1}\n",
+            s.len(),
+            percentile(&s, 50.0),
+            percentile(&s, 99.0),
+            s.first().copied().unwrap_or(0.0),
             s.last().copied().unwrap_or(0.0),
         ));
     }
@@ -175,5 +217,23 @@ mod tests {
         assert_eq!(j["errors"]["by_kind"]["playlist_http_404"], 1);
         assert_eq!(j["latency_ms"]["segment"]["count"], 2);
         assert_eq!(j["latency_ms"]["segment"]["max"], 7.0);
+        assert!(j.get("timings_ms").is_none(), "no timings, no key");
+    }
+
+    #[test]
+    fn signed_timings_merge_and_report_their_minimum() {
+        let mut a = Stats::default();
+        a.timing("playlist_after_part", -1.5);
+        a.timing("playlist_after_part", 0.25);
+        let mut b = Stats::default();
+        b.timing("playlist_after_part", 3.0);
+        a.merge(b);
+        let j = a.to_json();
+        let t = &j["timings_ms"]["playlist_after_part"];
+        assert_eq!(t["count"], 3);
+        assert_eq!(t["min"], -1.5);
+        assert_eq!(t["p50"], 0.25);
+        assert_eq!(t["max"], 3.0);
+        assert!(human_table(&a).contains("playlist_after_part: 3 samples"));
     }
 }
