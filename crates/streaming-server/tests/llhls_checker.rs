@@ -106,13 +106,13 @@ fn accepts_the_writers_live_edge() {
 
 #[test]
 fn accepts_delta_updates_a_closed_segment_and_viewer_queries() {
-    // Delta update: 10 segments, three skipped.
+    // Delta update: 10 segments and half a second of parts, four skipped.
     let text = write_media(&MediaPlaylist {
         skip: Skip::Yes,
         ..playlist(10, 10, 1)
     });
     let pl = check_media_playlist(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
-    assert_eq!((pl.skipped, pl.segments[0].number, pl.version), (3, 13, 9));
+    assert_eq!((pl.skipped, pl.segments[0].number, pl.version), (4, 14, 9));
 
     // No open part yet: the hint names the first part of the next segment.
     let text = write_media(&playlist(0, 4, 0));
@@ -166,6 +166,13 @@ fn catches_each_broken_rule() {
         "#EXT-X-PART:DURATION=0.400,URI=\"segment-24.1.m4s\"",
         "sum to",
     );
+    // … and a part in the middle of a segment lasts at least 85 % of PART-TARGET.
+    broken(
+        &text,
+        part,
+        "#EXT-X-PART:DURATION=0.400,URI=\"segment-24.1.m4s\"",
+        "85 %",
+    );
     // Parts numbered from 0 without holes.
     broken(
         &text,
@@ -210,6 +217,13 @@ fn catches_each_broken_rule() {
         "",
         "no EXT-X-PRELOAD-HINT",
     );
+    // No hint once ended (§4.4.5.3).
+    broken(
+        &text,
+        "#EXT-X-PRELOAD-HINT:",
+        "#EXT-X-ENDLIST\n#EXT-X-PRELOAD-HINT:",
+        "EXT-X-PRELOAD-HINT in a playlist with EXT-X-ENDLIST",
+    );
     // Numbering follows the media sequence.
     broken(
         &text,
@@ -234,11 +248,27 @@ fn catches_each_broken_rule() {
     });
     broken(
         &delta,
+        "SKIPPED-SEGMENTS=4",
         "SKIPPED-SEGMENTS=3",
-        "SKIPPED-SEGMENTS=2",
-        "SKIPPED-SEGMENTS 2",
+        "SKIPPED-SEGMENTS 3",
     );
     broken(&delta, "#EXT-X-VERSION:9", "#EXT-X-VERSION:7", "version 9");
+}
+
+#[test]
+fn parts_are_removed_in_order() {
+    // Segment 24 of 23..=25 loses its parts: parts were not removed oldest first.
+    let text: String = write_media(&playlist(20, 6, 2))
+        .lines()
+        .filter(|l| !l.contains("URI=\"segment-24."))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let errors = check_media_playlist(&text).expect_err("accepted");
+    assert_eq!(
+        errors,
+        ["segment 24 lists no parts after segment 23 did"],
+        "{text}"
+    );
 }
 
 #[test]

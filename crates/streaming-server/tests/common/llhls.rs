@@ -5,14 +5,17 @@
 //! keeps as unknown. It shares no code with the writer.
 //!
 //! Rules checked (each failure is one message): every part ≤ PART-TARGET
-//! (to the millisecond the numbers are written with); the parts of each
-//! complete segment sum to its EXTINF (± 1 ms per part) and are numbered from
-//! 0 without holes; PART-HOLD-BACK ≥ 2 × PART-TARGET (a warning below 3 ×);
-//! HOLD-BACK ≥ 3 × and CAN-SKIP-UNTIL ≥ 6 × the target duration;
-//! CAN-BLOCK-RELOAD=YES; the preload hint names the part after the last
-//! listed one; `EXT-X-SKIP:SKIPPED-SEGMENTS` equals the segments missing
-//! between the media sequence and the first listed segment (and the version
-//! is 9+); segments are numbered on from there. The URI scheme is the
+//! (to the millisecond the numbers are written with) and ≥ 85 % of it but
+//! for the spec's exceptions; the parts of each complete segment sum to its
+//! EXTINF (± 1 ms per part), are numbered from 0 without holes and start
+//! with an INDEPENDENT part under `EXT-X-INDEPENDENT-SEGMENTS`; parts are
+//! listed on a run of latest segments (removed in order);
+//! PART-HOLD-BACK ≥ 2 × PART-TARGET (a warning below 3 ×); HOLD-BACK ≥ 3 ×
+//! and CAN-SKIP-UNTIL ≥ 6 × the target duration; CAN-BLOCK-RELOAD=YES; the
+//! preload hint names the part after the last listed one, and is absent once
+//! ended; `EXT-X-SKIP:SKIPPED-SEGMENTS` equals the segments missing between
+//! the media sequence and the first listed segment (and the version is 9+);
+//! segments are numbered on from there. The URI scheme is the
 //! server's: parts `segment-{N}.{P}.m4s`, segments `segment-{N}.m4s`, both
 //! relative to the playlist, optionally with a query. Rendition reports are
 //! checked against the other renditions with [`LlPlaylist::check_reports`].
@@ -303,10 +306,16 @@ fn check_parts(pl: &mut LlPlaylist, independent_segments: bool, errors: &mut Vec
                     p.uri, p.duration_secs
                 ));
             }
-            let last = i + 1 == parts.len() && extinf.is_some();
-            if !p.independent && !last && p.duration_secs < 0.85 * target - MS {
-                pl.warnings.push(format!(
-                    "{} lasts {} s < 85 % of PART-TARGET",
+            // §4.4.4.9: at least 85 % of PART-TARGET, except independent and
+            // gap parts, parts before a gap and the final part of a segment
+            // (the open segment's latest part may turn out to be final).
+            let exempt = p.independent
+                || p.gap
+                || parts.get(i + 1).is_some_and(|n| n.gap)
+                || i + 1 == parts.len();
+            if !exempt && p.duration_secs + MS + EPS < 0.85 * target {
+                errors.push(format!(
+                    "{} lasts {} s < 85 % of PART-TARGET {target}",
                     p.uri, p.duration_secs
                 ));
             }
@@ -325,7 +334,20 @@ fn check_parts(pl: &mut LlPlaylist, independent_segments: bool, errors: &mut Vec
             }
         }
     }
-    // Parts SHOULD go once more than 3 target durations from the end (§4.4.4.9).
+    // Parts go in playlist order (§6.2.2): after the first segment that
+    // lists parts, every segment does (gaps aside).
+    if let Some(first) = pl.segments.iter().position(|s| !s.parts.is_empty()) {
+        for s in pl.segments[first..]
+            .iter()
+            .filter(|s| s.parts.is_empty() && !s.gap)
+        {
+            errors.push(format!(
+                "segment {} lists no parts after segment {} did",
+                s.number, pl.segments[first].number
+            ));
+        }
+    }
+    // Parts SHOULD go once more than 3 target durations from the end (§6.2.2).
     let mut from_end = pl.open_parts.iter().map(|p| p.duration_secs).sum::<f64>();
     for s in pl.segments.iter().rev() {
         if !s.parts.is_empty() && from_end > 3.0 * pl.target_duration as f64 + MS {
@@ -366,6 +388,9 @@ fn check_server_control(pl: &mut LlPlaylist, errors: &mut Vec<String>) {
 /// open segment (or the first part of the segment after it), or the first
 /// part of the next segment when the last listed part closed a segment.
 fn check_hint(pl: &LlPlaylist, errors: &mut Vec<String>) {
+    if pl.ended && pl.preload_hint.is_some() {
+        errors.push("EXT-X-PRELOAD-HINT in a playlist with EXT-X-ENDLIST".into());
+    }
     let Some(hint) = &pl.preload_hint else {
         if !pl.ended {
             errors.push("no EXT-X-PRELOAD-HINT on a live playlist".into());
