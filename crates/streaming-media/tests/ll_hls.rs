@@ -148,9 +148,9 @@ fn players_without_ll_read_the_same_segments() {
     assert_eq!(part_tags, [0, 0, 0, 0, 0, 4, 4, 4]);
 }
 
-/// 10 segments of 2 s with a discontinuity (new init) at 12: with
-/// CAN-SKIP-UNTIL=12 s the segments ending more than 12 s before the end
-/// (10, 11, 12) are skipped.
+/// 10 segments of 2 s with a discontinuity (new init) at 12, and 1 s of
+/// open parts: with CAN-SKIP-UNTIL=12 s the segments ending more than 12 s
+/// before the end of the last parent segment (10 to 13) are skipped.
 fn with_discontinuity() -> MediaPlaylist {
     let mut p = ll_playlist(10, 10, 3);
     p.discontinuity_sequence = 4;
@@ -184,7 +184,7 @@ fn delta_update_skips_the_oldest_segments() {
             "#EXT-X-MEDIA-SEQUENCE:10",
             "#EXT-X-DISCONTINUITY-SEQUENCE:4",
             "#EXT-X-INDEPENDENT-SEGMENTS",
-            "#EXT-X-SKIP:SKIPPED-SEGMENTS=3",
+            "#EXT-X-SKIP:SKIPPED-SEGMENTS=4",
         ]
     );
     // The first segment written carries its map and date.
@@ -193,17 +193,17 @@ fn delta_update_skips_the_oldest_segments() {
         rest,
         [
             "#EXT-X-MAP:URI=\"init-2.mp4\"",
-            "#EXT-X-PROGRAM-DATE-TIME:2026-11-27T22:58:34.000Z",
+            "#EXT-X-PROGRAM-DATE-TIME:2026-11-27T22:58:36.000Z",
             "#EXTINF:2.000,",
-            "segment-13.m4s",
+            "segment-14.m4s",
         ]
     );
     // Everything after the skipped segments is the full playlist's text.
     let full_text = write_media(&full);
-    let tail = &full_text[full_text.find("#EXTINF:2.000,\nsegment-13.m4s").unwrap()..];
+    let tail = &full_text[full_text.find("#EXTINF:2.000,\nsegment-14.m4s").unwrap()..];
     assert!(text.ends_with(tail), "{text}");
-    assert!(!text.contains("segment-12.m4s") && !text.contains("DISCONTINUITY\n"));
-    assert_eq!(parse(&text).segments.len(), 7);
+    assert!(!text.contains("segment-13.m4s") && !text.contains("DISCONTINUITY\n"));
+    assert_eq!(parse(&text).segments.len(), 6);
 
     let v2 = write_media(&MediaPlaylist {
         skip: Skip::V2,
@@ -211,7 +211,7 @@ fn delta_update_skips_the_oldest_segments() {
     });
     assert!(v2.starts_with("#EXTM3U\n#EXT-X-VERSION:10\n"), "{v2}");
     assert!(
-        v2.contains("\n#EXT-X-SKIP:SKIPPED-SEGMENTS=3,RECENTLY-REMOVED-DATERANGES=\"\"\n"),
+        v2.contains("\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4,RECENTLY-REMOVED-DATERANGES=\"\"\n"),
         "{v2}"
     );
 }
@@ -317,18 +317,25 @@ fn written_values_keep_the_playlist_valid() {
 }
 
 #[test]
-fn ended_ll_playlist_closes_before_the_reports() {
-    let mut p = ll_playlist(0, 3, 1);
+fn ended_ll_playlist_has_no_hint_nor_skip_and_closes_before_the_reports() {
+    let mut p = ll_playlist(0, 10, 1);
     p.ended = true;
-    let l = p.low_latency.as_mut().unwrap();
-    l.open_segment = None;
-    l.preload_hint = None;
+    p.skip = Skip::Yes;
+    p.low_latency.as_mut().unwrap().open_segment = None;
     let text = write_media(&p);
     assert!(
-        text.contains("segment-2.m4s\n#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT:"),
+        text.contains("segment-9.m4s\n#EXT-X-ENDLIST\n#EXT-X-RENDITION-REPORT:"),
         "{text}"
     );
-    assert!(parse(&text).end_list);
+    // §4.4.5.3: no preload hint once ended; §6.2.5.1: no delta update either.
+    assert!(
+        !text.contains("PRELOAD-HINT") && !text.contains("EXT-X-SKIP"),
+        "{text}"
+    );
+    assert!(text.contains("#EXT-X-VERSION:7\n"));
+    let parsed = parse(&text);
+    assert!(parsed.end_list);
+    assert_eq!(parsed.segments.len(), 10);
 }
 
 /// Every URI of a 10-segment LL playlist gets the viewer's query, in one

@@ -75,7 +75,8 @@ pub struct LowLatency {
     pub hold_back_secs: Option<f64>,
     /// The segment being produced (after the last complete one): its parts so far.
     pub open_segment: Option<OpenSegment>,
-    /// `EXT-X-PRELOAD-HINT:TYPE=PART,URI=…` for the next part.
+    /// `EXT-X-PRELOAD-HINT:TYPE=PART,URI=…` for the next part; not written
+    /// in an ended playlist (§4.4.5.3).
     pub preload_hint: Option<String>,
     /// `EXT-X-RENDITION-REPORT` lines, for every other rendition.
     pub rendition_reports: Vec<RenditionReport>,
@@ -146,12 +147,15 @@ impl Written {
 }
 
 /// How many of the oldest segments a delta update replaces: those that end
-/// more than `until_ms` before the end of the last segment (§6.2.5.1).
-pub(crate) fn skipped_segments(segments: &[MediaSegment], until_ms: u64) -> usize {
+/// more than `until_ms` before the end of the last (parent) segment, that is
+/// the complete segments and the open segment's `open_ms` of parts
+/// (§6.2.5.1). Measuring from a segment's end rather than its start skips
+/// no segment that still reaches into the Skip Boundary.
+pub(crate) fn skipped_segments(segments: &[MediaSegment], open_ms: u64, until_ms: u64) -> usize {
     let total: u64 = segments
         .iter()
         .map(|s| duration_ms(s.duration_secs))
-        .fold(0, u64::saturating_add);
+        .fold(open_ms, u64::saturating_add);
     let mut end = 0u64;
     segments
         .iter()
@@ -243,11 +247,14 @@ mod tests {
         // 20 s listed; segments ending more than 12 s before the end: those
         // ending at 2, 4, 6 (14, 16, 18 s before); the one ending at 8 s is
         // exactly 12 s before and stays.
-        assert_eq!(skipped_segments(&segs, 12_000), 3);
-        assert_eq!(skipped_segments(&segs, 11_999), 4);
-        assert_eq!(skipped_segments(&segs, 20_000), 0);
-        assert_eq!(skipped_segments(&segs, 0), 9, "the last segment stays");
-        assert_eq!(skipped_segments(&[], 0), 0);
+        assert_eq!(skipped_segments(&segs, 0, 12_000), 3);
+        assert_eq!(skipped_segments(&segs, 0, 11_999), 4);
+        assert_eq!(skipped_segments(&segs, 0, 20_000), 0);
+        assert_eq!(skipped_segments(&segs, 0, 0), 9, "the last segment stays");
+        assert_eq!(skipped_segments(&[], 0, 0), 0);
+        // The open segment's parts count: 1 s of them moves the end to 21 s,
+        // so the segment ending at 8 s is now 13 s before it.
+        assert_eq!(skipped_segments(&segs, 1000, 12_000), 4);
     }
 
     #[test]

@@ -65,11 +65,12 @@ pub struct MediaPlaylist {
     /// Low-Latency HLS; `None` writes none of its tags (and no parts).
     pub low_latency: Option<LowLatency>,
     /// A Playlist Delta Update (§6.2.5.1): the oldest segments that end more
-    /// than `CAN-SKIP-UNTIL` before the end of the last complete segment are
-    /// replaced by one `EXT-X-SKIP`. `EXT-X-MEDIA-SEQUENCE` and
-    /// `EXT-X-DISCONTINUITY-SEQUENCE` stay those of the full playlist, and the
-    /// first segment written gets its `EXT-X-MAP` and date. Ignored without
-    /// `CAN-SKIP-UNTIL`; nothing is written when no segment is old enough.
+    /// than `CAN-SKIP-UNTIL` before the end of the last (parent) segment —
+    /// the open segment's parts included — are replaced by one `EXT-X-SKIP`.
+    /// `EXT-X-MEDIA-SEQUENCE` and `EXT-X-DISCONTINUITY-SEQUENCE` stay those of
+    /// the full playlist, and the first segment written gets its `EXT-X-MAP`
+    /// and date. Ignored without `CAN-SKIP-UNTIL` and in an ended playlist
+    /// (§6.2.5.1); nothing is written when no segment is old enough.
     pub skip: Skip,
 }
 
@@ -100,7 +101,13 @@ pub fn write_media(p: &MediaPlaylist) -> String {
     let written = ll.map(|l| Written::new(l, &p.segments, target));
     let skipped = match (p.skip, written.and_then(|w| w.can_skip_until_ms)) {
         (Skip::None, _) | (_, None) => 0,
-        (_, Some(until)) => ll::skipped_segments(&p.segments, until),
+        _ if p.ended => 0,
+        (_, Some(until)) => {
+            let open_ms = ll.and_then(|l| l.open_segment.as_ref()).map_or(0, |o| {
+                o.parts.iter().map(|p| duration_ms(p.duration_secs)).sum()
+            });
+            ll::skipped_segments(&p.segments, open_ms, until)
+        }
     };
     let version = match p.skip {
         _ if skipped == 0 => 7,
@@ -161,7 +168,7 @@ pub fn write_media(p: &MediaPlaylist) -> String {
             );
             ll::write_parts(&mut out, &o.parts);
         }
-        if let Some(hint) = &l.preload_hint {
+        if let Some(hint) = l.preload_hint.as_ref().filter(|_| !p.ended) {
             ll::write_preload_hint(&mut out, hint);
         }
     }
