@@ -54,7 +54,9 @@ pub fn spawn_packagers(
                 },
             };
             let span = info_span!("packager", stream_id = %stream.stream_id);
-            inner.spawn(run(stream, store.clone(), config.clone(), numbers.clone()).instrument(span));
+            inner.spawn(
+                run(stream, store.clone(), config.clone(), numbers.clone()).instrument(span),
+            );
         }
     });
 }
@@ -187,7 +189,12 @@ pub struct Numbers(Arc<Mutex<HashMap<Uuid, u64>>>);
 
 impl Numbers {
     fn base(&self, stream: Uuid, started_ms: i64) -> u64 {
-        let previous = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&stream).copied();
+        let previous = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&stream)
+            .copied();
         ((started_ms / 1000).max(0) as u64).max(previous.unwrap_or_default())
     }
 
@@ -206,4 +213,3 @@ impl Numbers {
 
 /// How long an ended broadcast's playlists and segments stay fetchable.
 const ENDED_RETENTION: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-

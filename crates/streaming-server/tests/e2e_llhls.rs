@@ -35,7 +35,13 @@ fn hint(playlist: &str) -> (u64, u32) {
         .lines()
         .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
         .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
-    let uri = line.split("URI=\"").nth(1).unwrap().split('"').next().unwrap();
+    let uri = line
+        .split("URI=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let name = uri.split('?').next().unwrap();
     let (n, p) = name
         .strip_prefix("segment-")
@@ -74,7 +80,7 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
                 .expect("playlist");
             let pl = check_media_playlist(&text)
                 .unwrap_or_else(|e| panic!("round {round} {rendition}: {e:?}\n{text}"));
-            assert!(pl.part_target_secs > 0.0, "{text}");
+            assert!(pl.part_target > 0.0, "{text}");
         }
         tokio::time::sleep(Duration::from_millis(450)).await;
     }
@@ -144,7 +150,10 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
     let d = check_media_playlist(&delta).unwrap_or_else(|e| panic!("{e:?}\n{delta}"));
     assert!(d.skipped > 0, "delta update skips segments:\n{delta}");
     assert!(delta.len() < full.len(), "the delta update is shorter");
-    let v2 = ts.get_text(&format!("{playlist}?_HLS_skip=v2")).await.unwrap();
+    let v2 = ts
+        .get_text(&format!("{playlist}?_HLS_skip=v2"))
+        .await
+        .unwrap();
     assert!(v2.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{v2}");
 
     // An ordinary HLS client reads the same master playlist.
@@ -165,7 +174,10 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
         Duration::from_secs(40),
     )
     .await;
-    assert!(ok && err.trim().is_empty(), "ffmpeg decoding the LL master: {err}");
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg decoding the LL master: {err}"
+    );
     let _ = child.kill();
 }
 
@@ -174,11 +186,8 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_held_reloads_are_answered_when_the_part_appears() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        "[http]\nmax_connections_per_addr = 5000\n",
-    )
-    .await;
+    let server =
+        ServerProcess::start(dir.path(), "[http]\nmax_connections_per_addr = 5000\n").await;
     let live = LivePublish::start(&server, 40).await;
     let id = live.stream_id;
     let playlist = server.url(&format!("/hls/{id}/source/index.m3u8"));
@@ -221,16 +230,31 @@ async fn a_thousand_held_reloads_are_answered_when_the_part_appears() {
     }
     let cpu = server.cpu_ticks() - cpu_before;
     let wall = t0.elapsed().as_secs_f64();
-    let ok: Vec<_> = answered.iter().flatten().filter(|(s, b, _)| *s == 200 && b.contains(&want)).collect();
+    let ok: Vec<_> = answered
+        .iter()
+        .flatten()
+        .filter(|(s, b, _)| *s == 200 && b.contains(&want))
+        .collect();
     // A segment may close before part P+2 exists: then the next segment's
     // first part answers the wait, and the playlist lists segment N whole.
     let ok_or_closed = answered
         .iter()
         .flatten()
-        .filter(|(s, b, _)| *s == 200 && (b.contains(&want) || b.contains(&format!("segment-{n}.m4s"))))
+        .filter(|(s, b, _)| {
+            *s == 200 && (b.contains(&want) || b.contains(&format!("segment-{n}.m4s")))
+        })
         .count();
-    assert_eq!(ok_or_closed, 1000, "every held reload answered with the part ({} listed it)", ok.len());
-    let times: Vec<f64> = answered.iter().flatten().map(|(_, _, t)| t.as_secs_f64()).collect();
+    assert_eq!(
+        ok_or_closed,
+        1000,
+        "every held reload answered with the part ({} listed it)",
+        ok.len()
+    );
+    let times: Vec<f64> = answered
+        .iter()
+        .flatten()
+        .map(|(_, _, t)| t.as_secs_f64())
+        .collect();
     let first = times.iter().copied().fold(f64::MAX, f64::min);
     let last = times.iter().copied().fold(0.0, f64::max);
     let ticks_per_sec = 100.0;
@@ -239,7 +263,11 @@ async fn a_thousand_held_reloads_are_answered_when_the_part_appears() {
         cpu as f64 / ticks_per_sec
     );
     // All answered by the same production, close together.
-    assert!(last - first < 1.0, "answers spread over {:.3} s", last - first);
+    assert!(
+        last - first < 1.0,
+        "answers spread over {:.3} s",
+        last - first
+    );
     // CPU: the whole exchange (1,000 requests in and out, the stream's own
     // packaging) costs well under a core for its wall time.
     assert!(

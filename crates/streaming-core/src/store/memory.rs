@@ -259,7 +259,10 @@ mod tests {
         );
         store.remove_rendition(id, g2, "720p");
         assert!(store.progress(id, "720p").is_none());
-        assert!(store.get(id, &part(2, 0)).is_some(), "other renditions stay");
+        assert!(
+            store.get(id, &part(2, 0)).is_some(),
+            "other renditions stay"
+        );
         assert!(store.remove(id, g2));
         assert!(store.get(id, &Key::Master).is_none() && store.summary(id).is_none());
     }

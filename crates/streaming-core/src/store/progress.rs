@@ -28,7 +28,8 @@ impl Progress {
     /// The part exists, or the playlist has moved past it (its segment closed
     /// with fewer parts, or a later part exists).
     pub fn has_part(&self, want: PartRef) -> bool {
-        self.last_part.is_some_and(|p| p >= want) || self.last_segment.is_some_and(|s| s >= want.msn)
+        self.last_part.is_some_and(|p| p >= want)
+            || self.last_segment.is_some_and(|s| s >= want.msn)
     }
 
     /// Segment `msn` is complete (or a later one is).

@@ -136,11 +136,26 @@ pub async fn rendition_file(
         };
         // Not immutable: a later broadcast of the stream may bring another
         // decoder configuration under the same URL. It is tiny; revalidate.
-        return response::body(&headers, content_type, CACHE_LIVE, o.modified_ms, o.etag.to_string(), o.data);
+        return response::body(
+            &headers,
+            content_type,
+            CACHE_LIVE,
+            o.modified_ms,
+            o.etag.to_string(),
+            o.data,
+        );
     }
     match parse_media(&file) {
         Some((msn, Some(part))) => {
-            held_part(&state, id, name, PartRef { msn, part }, &headers, content_type).await
+            held_part(
+                &state,
+                id,
+                name,
+                PartRef { msn, part },
+                &headers,
+                content_type,
+            )
+            .await
         }
         Some((msn, None)) => segment(&state, id, name, msn, &headers, content_type).await,
         None => not_found("file"),
@@ -163,7 +178,11 @@ struct Directives {
 
 fn directives(query: Option<&str>) -> Result<Directives, &'static str> {
     let mut d = Directives::default();
-    for (k, v) in query.unwrap_or("").split('&').filter_map(|kv| kv.split_once('=')) {
+    for (k, v) in query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+    {
         match k {
             "_HLS_msn" => d.msn = Some(v.parse().map_err(|_| "_HLS_msn is not a number")?),
             "_HLS_part" => d.part = Some(v.parse().map_err(|_| "_HLS_part is not a number")?),
@@ -283,7 +302,10 @@ async fn media_playlist(
     let cache = if ended {
         CACHE_IMMUTABLE
     } else if blocking {
-        blocked_cache = format!("public, max-age={}", (state.media.segment_duration_ms / 1000).max(1));
+        blocked_cache = format!(
+            "public, max-age={}",
+            (state.media.segment_duration_ms / 1000).max(1)
+        );
         blocked_cache.as_str()
     } else {
         CACHE_LIVE
@@ -363,7 +385,9 @@ async fn segment(
     let now = *rx.borrow();
     let in_progress = state.media.low_latency
         && !now.has_segment(msn)
-        && now.open_msn().is_some_and(|open| msn == open || msn == open + 1);
+        && now
+            .open_msn()
+            .is_some_and(|open| msn == open || msn == open + 1);
     if !in_progress {
         return not_found("segment");
     }
@@ -396,7 +420,10 @@ async fn segment(
     });
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("video/mp4")));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type).unwrap_or(HeaderValue::from_static("video/mp4")),
+    );
     // The bytes are final, but a cache must not keep a response cut short.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let _ = headers;

@@ -20,9 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use streaming_core::config::MediaConfig;
-use streaming_core::store::{
-    Generation, Key, Object, RenditionInfo, RenditionKind, SharedStore,
-};
+use streaming_core::store::{Generation, Key, Object, RenditionInfo, RenditionKind, SharedStore};
 use streaming_media::cmaf;
 use streaming_media::packager::{PackagerEvent, TrackInfo, TrackKind};
 use tracing::{debug, warn};
@@ -237,7 +235,13 @@ impl MediaWriter {
             .start
             .map(|s| s + open.parts.iter().map(|p| p.duration).sum::<u64>());
         if index != part.index {
-            debug!(rendition = name, number, index, packager_index = part.index, "part index differs");
+            debug!(
+                rendition = name,
+                number,
+                index,
+                packager_index = part.index,
+                "part index differs"
+            );
         }
         open.parts.push(PartMeta {
             duration: part.duration,
@@ -259,7 +263,8 @@ impl MediaWriter {
         };
         let progress = r.progress(false);
         self.last_number = self.last_number.max(Some(number));
-        let first_playable = r.segments.is_empty() && r.open.as_ref().is_some_and(|o| o.parts.len() == 1);
+        let first_playable =
+            r.segments.is_empty() && r.open.as_ref().is_some_and(|o| o.parts.len() == 1);
         let data = match (part_start, self.model.availability_start_ms) {
             (Some(start), Some(avail)) if self.config.low_latency => {
                 let ts = u64::from(part.timescale.max(1));
@@ -417,7 +422,11 @@ impl MediaWriter {
     fn put_media(&self, key: Key, data: Bytes, now: i64) {
         let g = self.generation.0;
         let etag: Arc<str> = match &key {
-            Key::Part { rendition, msn, part } => format!("\"{g}-{rendition}-{msn}.{part}-{}\"", data.len()),
+            Key::Part {
+                rendition,
+                msn,
+                part,
+            } => format!("\"{g}-{rendition}-{msn}.{part}-{}\"", data.len()),
             Key::Segment { rendition, msn } => format!("\"{g}-{rendition}-{msn}-{}\"", data.len()),
             _ => return self.put(key, data, now),
         }
@@ -455,11 +464,8 @@ impl MediaWriter {
     }
 
     fn render_manifests(&self, now: i64) {
-        self.store.set_summary(
-            self.stream,
-            self.generation,
-            Arc::new(self.model.summary()),
-        );
+        self.store
+            .set_summary(self.stream, self.generation, Arc::new(self.model.summary()));
         match render_hls::master(&self.model, &self.config) {
             Some(text) => self.put(Key::Master, Bytes::from(text), now),
             None => self

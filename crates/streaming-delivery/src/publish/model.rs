@@ -92,7 +92,8 @@ impl RenditionModel {
     /// start within a part of the first key frame rather than a segment.
     pub fn playable(&self) -> bool {
         !self.init_versions.is_empty()
-            && (!self.segments.is_empty() || self.open.as_ref().is_some_and(|o| !o.parts.is_empty()))
+            && (!self.segments.is_empty()
+                || self.open.as_ref().is_some_and(|o| !o.parts.is_empty()))
     }
 
     pub fn segment(&self, number: u64) -> Option<&SegmentMeta> {
@@ -205,7 +206,12 @@ impl BroadcastModel {
             .values()
             .filter(|r| r.info.kind == RenditionKind::Video && r.playable())
             .collect();
-        v.sort_by_key(|r| (&*r.name != SOURCE, std::cmp::Reverse(r.info.height.unwrap_or(0))));
+        v.sort_by_key(|r| {
+            (
+                &*r.name != SOURCE,
+                std::cmp::Reverse(r.info.height.unwrap_or(0)),
+            )
+        });
         v
     }
 

@@ -154,7 +154,11 @@ pub fn mpd(m: &BroadcastModel, id: Uuid, cfg: &RenderConfig) -> Option<String> {
         time_shift_buffer_depth_secs: window.max(target),
         // About three segments behind the edge without low latency: players
         // told to sit closer freeze. With it, the ServiceDescription rules.
-        suggested_presentation_delay_secs: if low_latency { 3.0 * part.max(0.5) } else { 3.0 * target },
+        suggested_presentation_delay_secs: if low_latency {
+            3.0 * part.max(0.5)
+        } else {
+            3.0 * target
+        },
         min_buffer_time_secs: if low_latency { part.max(0.5) } else { target },
         max_segment_duration_secs: max_seg.max(target),
         media_presentation_duration_secs: m.ended.then_some(window),

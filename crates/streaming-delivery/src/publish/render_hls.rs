@@ -94,7 +94,12 @@ pub fn master(m: &BroadcastModel, _cfg: &RenderConfig) -> Option<String> {
     }))
 }
 
-fn part_entries(r: &RenditionModel, msn: u64, parts: &[PartMeta], per_viewer: bool) -> Vec<PartEntry> {
+fn part_entries(
+    r: &RenditionModel,
+    msn: u64,
+    parts: &[PartMeta],
+    per_viewer: bool,
+) -> Vec<PartEntry> {
     let ts = r.timescale();
     parts
         .iter()
@@ -222,7 +227,10 @@ pub fn media_playlist(
             .chain(m.audio())
             .filter(|x| x.name != r.name);
         for x in others {
-            let Some(last_msn) = x.last_part().map(|p| p.msn).or(x.segments.back().map(|s| s.number))
+            let Some(last_msn) = x
+                .last_part()
+                .map(|p| p.msn)
+                .or(x.segments.back().map(|s| s.number))
             else {
                 continue;
             };
@@ -250,7 +258,11 @@ pub fn media_playlist(
         segments,
         ended: m.ended,
         independent_segments: true,
-        skip: if skip && low_latency.is_some() { Skip::Yes } else { Skip::None },
+        skip: if skip && low_latency.is_some() {
+            Skip::Yes
+        } else {
+            Skip::None
+        },
         low_latency,
     }))
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use streaming_core::store::{Key, MemoryStore, PartRef, SegmentStore, SharedStore};
-use streaming_media::packager::{InitSegment, Part, PackagerEvent, Segment, TrackInfo, TrackKind};
+use streaming_media::packager::{InitSegment, PackagerEvent, Part, Segment, TrackInfo, TrackKind};
 use uuid::Uuid;
 
 use super::{MediaWriter, RenderConfig, personalize};
@@ -95,7 +95,10 @@ fn playlist(store: &MemoryStore, id: Uuid) -> String {
 #[test]
 fn parts_segments_and_playlists_land_under_their_keys() {
     let (mut w, store, id) = writer();
-    assert!(store.get(id, &Key::Master).is_none(), "nothing playable yet");
+    assert!(
+        store.get(id, &Key::Master).is_none(),
+        "nothing playable yet"
+    );
     for n in 1..=2 {
         for ev in segment_events(n, 4) {
             w.event(ev, None);
@@ -144,7 +147,10 @@ fn parts_segments_and_playlists_land_under_their_keys() {
         msn: 1003,
         part: 0,
     };
-    assert!(store.get(id, &old_part).is_none(), "parts stay for recent segments only");
+    assert!(
+        store.get(id, &old_part).is_none(),
+        "parts stay for recent segments only"
+    );
     let recent_part = Key::Part {
         rendition: "source".into(),
         msn: 1006,
@@ -153,7 +159,10 @@ fn parts_segments_and_playlists_land_under_their_keys() {
     assert!(store.get(id, &recent_part).is_some());
     assert_eq!(w.last_number(), Some(1006));
     let summary = store.summary(id).unwrap();
-    assert_eq!(summary.rendition("source").unwrap().newest_segment, Some(1006));
+    assert_eq!(
+        summary.rendition("source").unwrap().newest_segment,
+        Some(1006)
+    );
 
     // A discontinuity abandons the open segment's parts.
     for ev in segment_events(7, 4).into_iter().take(1) {
@@ -173,7 +182,9 @@ fn parts_segments_and_playlists_land_under_their_keys() {
     assert!(store.get(id, &abandoned).is_none());
     let text = playlist(&store, id);
     assert!(
-        !text.lines().any(|l| l.starts_with("#EXT-X-PART:") && l.contains("segment-1007.")),
+        !text
+            .lines()
+            .any(|l| l.starts_with("#EXT-X-PART:") && l.contains("segment-1007.")),
         "{text}"
     );
 

@@ -5,6 +5,7 @@
 
 pub mod abuse;
 pub mod certs;
+pub mod llhls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
