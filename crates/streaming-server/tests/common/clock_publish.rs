@@ -135,7 +135,10 @@ pub fn read_luma(y: &[u8], width: usize, height: usize) -> Result<u64, Unreadabl
     let mut word = 0u64;
     for bit in 0..BITS {
         let i = COLS + 2 * bit;
-        let (a, b) = (cell(i / COLS, i % COLS), cell((i + 1) / COLS, (i + 1) % COLS));
+        let (a, b) = (
+            cell(i / COLS, i % COLS),
+            cell((i + 1) / COLS, (i + 1) % COLS),
+        );
         if (a - b).abs() < 64 {
             return Err(Unreadable::Manchester);
         }
@@ -194,7 +197,7 @@ pub struct ClockPublisher {
 impl ClockPublisher {
     /// Starts FFmpeg publishing to `rtmp_url` and the thread feeding it.
     pub fn start(rtmp_url: &str, opts: &ClockPublish) -> Self {
-        super::require("ffmpeg", "ffmpeg");
+        crate::common::require("ffmpeg", "ffmpeg");
         let gop = opts.gop.to_string();
         let mut child = Command::new("ffmpeg")
             .args(["-hide_banner", "-loglevel", "error", "-nostdin"])
@@ -203,9 +206,21 @@ impl ClockPublisher {
             .args(["-framerate", &opts.fps.to_string(), "-i", "-"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
             .args(["-map", "0:v", "-map", "1:a", "-shortest"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+            ])
             .args(["-pix_fmt", "yuv420p", "-g", &gop, "-keyint_min", &gop])
-            .args(["-sc_threshold", "0", "-b:v", &format!("{}k", opts.video_kbps)])
+            .args([
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                &format!("{}k", opts.video_kbps),
+            ])
             .args(["-c:a", "aac", "-b:a", "96k", "-ar", "48000", "-ac", "2"])
             .args(["-flush_packets", "1", "-f", "flv", rtmp_url])
             .stdin(Stdio::piped())
@@ -238,7 +253,9 @@ impl ClockPublisher {
         }
     }
 
-    /// Unix ms of the capture instant of the first frame written to FFmpeg.
+    /// Unix ms at which FFmpeg had taken the first frame: its write into the
+    /// pipe returned (FFmpeg reads it once started, so its process start is
+    /// not counted; its encoding, RTMP connect and everything after are).
     pub fn first_frame_unix_ms(&self) -> Option<u64> {
         match self.first_frame_ms.load(Ordering::Acquire) {
             0 => None,
@@ -283,9 +300,11 @@ impl Drop for ClockPublisher {
     }
 }
 
-/// The painting loop: frame `i` is captured (its clock read, painted and
-/// written) at `start + i / fps`, until `seconds` have passed, `stop` is set or
-/// FFmpeg stops reading.
+/// The painting loop: frame 0 is captured and written at once (the write
+/// returns when FFmpeg, started, has read it: `start`); frame `i` is captured
+/// (its clock read, painted and written) at `start + i / fps`, until `seconds`
+/// have passed, `stop` is set or FFmpeg stops reading. Only frame 0 carries a
+/// clock older than its entry into FFmpeg (by FFmpeg's start-up).
 fn feed(
     mut stdin: ChildStdin,
     opts: &ClockPublish,
@@ -297,7 +316,7 @@ fn feed(
     let mut frame = vec![128u8; w * h * 3 / 2];
     let total = (opts.seconds * f64::from(opts.fps)).round() as u64;
     let period = Duration::from_secs(1) / opts.fps;
-    let start = Instant::now();
+    let mut start = Instant::now();
     for i in 0..total {
         if stop.load(Ordering::Acquire) {
             return;
@@ -306,13 +325,13 @@ fn feed(
         if let Some(wait) = at.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let ms = unix_ms_now();
-        paint_luma(&mut frame[..w * h], w, h, ms);
+        paint_luma(&mut frame[..w * h], w, h, unix_ms_now());
         if stdin.write_all(&frame).is_err() {
             return;
         }
         if i == 0 {
-            first.store(ms, Ordering::Release);
+            start = Instant::now();
+            first.store(unix_ms_now(), Ordering::Release);
         }
         frames.fetch_add(1, Ordering::Relaxed);
     }
