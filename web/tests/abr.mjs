@@ -20,7 +20,10 @@
 //   3. forces a level different from both the first and the second likewise;
 //   4. (menu mode) chooses "Auto" in the menu: hls.js must be back in
 //      automatic selection (`autoLevelEnabled`), and the page must show its
-//      "Behind live" figure (reported as `menu`).
+//      "Behind live" figure; then pauses the video for 2 s ("Go live" must
+//      become enabled) and presses Enter on "Go live" (keyboard): playback
+//      must resume within 1 s of hls.js's live sync position (reported as
+//      `menu`).
 //   With --from-window-start, playback is first moved to the start of the
 //   live window (seekable.start + 0.3 s) and the stall figures restart there:
 //   the switches then happen in the oldest segment the playlists offer.
@@ -404,7 +407,8 @@ async function forceLevel(page, level, opts) {
   return sw;
 }
 
-// Chooses "Auto" in the quality menu; reads the menu and the live figure.
+// Chooses "Auto" in the quality menu; reads the menu and the live figure;
+// pauses, then goes live with the keyboard.
 async function backToAuto(page) {
   const menu = { ok: false };
   try {
@@ -424,11 +428,28 @@ async function backToAuto(page) {
       }),
     );
     const levels = await page.evaluate(() => window.__player.hls.levels.length);
+    await page.evaluate(() => window.__player.video.pause());
+    await page.waitForTimeout(2000);
+    menu.goLiveEnabledWhenPaused = await page.evaluate(() => !document.getElementById("go-live").disabled);
+    await page.focus("#go-live");
+    await page.keyboard.press("Enter");
+    await page.waitForTimeout(1000);
+    Object.assign(
+      menu,
+      await page.evaluate(() => {
+        const v = window.__player.video;
+        const pos = window.__player.hls.liveSyncPosition;
+        return { playingAfterGoLive: !v.paused, lagAfterGoLive: Math.round((pos - v.currentTime) * 1000) / 1000 };
+      }),
+    );
     menu.ok =
       menu.autoLevelEnabled === true &&
       menu.value === "-1" &&
       menu.options.length === levels + 1 &&
-      /^Behind live \d+\.\d s$/.test(menu.behind);
+      /^Behind live \d+\.\d s$/.test(menu.behind) &&
+      menu.goLiveEnabledWhenPaused === true &&
+      menu.playingAfterGoLive === true &&
+      Math.abs(menu.lagAfterGoLive) < 1;
   } catch (err) {
     menu.error = (err && err.message ? err.message : String(err)).split("\n")[0];
   }
