@@ -426,9 +426,10 @@
       });
   }
 
-  // Nothing plays yet and the stream may go live any moment.
+  // Nothing has played and the stream is not live yet (it may go live any
+  // moment). Once ACTIVE, the source is loaded and retried by load() itself.
   function waitingForLive() {
-    return !hasPlayed && status !== "ENDED" && status !== "NOT_FOUND";
+    return !hasPlayed && (status === null || status === "PENDING" || status === "ERROR");
   }
 
   function applyStatus(body) {
