@@ -429,7 +429,7 @@
   // Nothing has played and the stream is not live yet (it may go live any
   // moment). Once ACTIVE, the source is loaded and retried by load() itself.
   function waitingForLive() {
-    return !hasPlayed && (status === null || status === "PENDING" || status === "ERROR");
+    return !hasPlayed && (status === null || status === "PENDING");
   }
 
   function applyStatus(body) {
