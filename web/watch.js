@@ -6,14 +6,27 @@
 // answers "maybe" to canPlayType(HLS), so that answer alone does not decide.
 // `?engine=native` or `?engine=hlsjs` forces one (for tests).
 //
-// Status: GET /api/v1/streams/{id}/status every 2 s. When the stream turns
-// ACTIVE and nothing plays, the source is (re)loaded. Fatal network errors
-// are retried with exponential back-off while the stream is ACTIVE (or its
-// status is unknown or ERROR).
+// Low latency: hls.js runs in its low-latency mode (settings and why in
+// hls-live.js): LL-HLS plays PART-HOLD-BACK behind the live edge, a playlist
+// without parts as ordinary HLS. Below the video (live-ui.js): "Behind live
+// N s" (`hls.latency`, refreshed 4×/s), a "Go live" button that seeks to
+// `hls.liveSyncPosition` (enabled when more than 1 s behind it, or paused),
+// and the quality menu, which switches with `hls.nextLevel` (the buffered
+// picture plays on and the new level starts at the next fragment; setting
+// `currentLevel` would flush the buffer and freeze the picture until the next
+// keyframe); "Auto" hands the choice back to hls.js (`nextLevel = -1`).
 //
-// Beacons: before loading anything the page asks the server for a signed
-// session id (POST /api/v1/streams/{id}/sessions; ids are minted by the
-// server, a made-up one is refused), loads the master playlist with
+// Status: GET /api/v1/streams/{id}/status every 2 s, every 0.5 s while the
+// page waits for the stream to go live, so playback starts right after the
+// first part is out. When the stream turns ACTIVE and nothing plays, the
+// source is (re)loaded. Fatal network errors are retried while the stream is
+// ACTIVE (or its status is unknown or ERROR): the first few every 0.5 s (a
+// stream that just went live has its master playlist once both tracks have
+// a part), then with exponential back-off.
+//
+// Beacons (session.js): before loading anything the page asks the server for
+// a signed session id (POST /api/v1/streams/{id}/sessions; ids are minted by
+// the server, a made-up one is refused), loads the master playlist with
 // `?sid=<id>` and POSTs player events to /api/v1/sessions/{sid}/events
 // (startup, stall_start/stall_end, quality_change, error, and a heartbeat
 // every 2 s while playing or paused-but-visible), so its requests and its
@@ -21,25 +34,24 @@
 // not answer within 3 s) the page plays all the same and sends no beacons.
 // Beacon failures are ignored.
 //
-// Tests read `window.__player` = { hls, video, engine, status, errors, sessionId }.
+// Tests read `window.__player` = { hls, video, engine, status, errors, sessionId,
+// liveLatency() } (liveLatency: the "behind live" figure, seconds or null).
 (function () {
   "use strict";
 
   var STATUS_POLL_MS = 2000;
+  var STATUS_POLL_WAITING_MS = 500;
+  var RETRY_QUICK_MS = 500;
+  var RETRY_QUICK_COUNT = 6;
   var RETRY_MIN_MS = 1000;
   var RETRY_MAX_MS = 16000;
   // No progress for this long while the stream is ACTIVE counts as stalled.
   var STALL_MS = 12000;
-  var HEARTBEAT_MS = 2000;
 
   var streamId = document.body.dataset.streamId || "";
   var enc = encodeURIComponent(streamId);
-  var MINT_TIMEOUT_MS = 3000;
-  var sessionId = null; // signed by the server: "{uuid}.{mac}"
-  var sourceUrl = "/hls/" + enc + "/master.m3u8";
+  var masterUrl = "/hls/" + enc + "/master.m3u8";
   var statusUrl = "/api/v1/streams/" + enc + "/status";
-  var mintUrl = "/api/v1/streams/" + enc + "/sessions";
-  var beaconUrl = null;
 
   var video = document.getElementById("video");
   var statusEl = document.getElementById("status");
@@ -48,6 +60,9 @@
   var overlayText = document.getElementById("overlay-text");
   var engineEl = document.getElementById("engine");
   var qualityEl = document.getElementById("quality");
+  var behindEl = document.getElementById("behind");
+  var goLiveBtn = document.getElementById("go-live");
+  var qualitySelect = document.getElementById("quality-menu");
 
   var hls = null;
   var engine = chooseEngine();
@@ -56,6 +71,7 @@
   var lastProgressAt = 0;
   var lastTime = -1;
   var retryDelay = RETRY_MIN_MS;
+  var quickRetries = RETRY_QUICK_COUNT;
   var retryTimer = null;
   var mediaRecoveries = 0;
   var userPaused = false;
@@ -80,72 +96,35 @@
     },
     errors: errors,
     get sessionId() {
-      return sessionId;
+      return session.id;
     },
     reload: function () {
       load();
     },
+    liveLatency: function () {
+      return liveLatency();
+    },
   };
   window.__player = player;
 
-  // ---- beacons ---------------------------------------------------------
+  // ---- beacons (session.js) -------------------------------------------
 
-  // Asks the server for a signed session id; resolves either way (at most
-  // MINT_TIMEOUT_MS), with the id in sessionId/sourceUrl/beaconUrl if given.
-  function mintSession() {
-    return new Promise(function (resolve) {
-      var done = false;
-      function finish() {
-        if (!done) {
-          done = true;
-          resolve();
-        }
-      }
-      setTimeout(finish, MINT_TIMEOUT_MS);
-      try {
-        fetch(mintUrl, { method: "POST", cache: "no-store", headers: { Accept: "application/json" } })
-          .then(function (res) {
-            if (res.status !== 201) throw new Error("HTTP " + res.status);
-            return res.json();
-          })
-          .then(function (body) {
-            var id = body && body.session_id;
-            if (!done && typeof id === "string" && /^[0-9a-f-]{36}\.[0-9a-f]{32}$/.test(id)) {
-              sessionId = id;
-              sourceUrl += "?sid=" + encodeURIComponent(id);
-              beaconUrl = "/api/v1/sessions/" + encodeURIComponent(id) + "/events";
-            }
-          })
-          .catch(function (err) {
-            noteError("session id: " + err.message);
-          })
-          .then(finish);
-      } catch (_e) {
-        finish();
-      }
-    });
-  }
-
-  function beaconBody(type, extra) {
-    var ev = { type: type, stream_id: streamId };
-    if (quality) ev.quality = quality;
-    for (var k in extra) ev[k] = extra[k];
-    return JSON.stringify(ev);
-  }
-
-  function beacon(type, extra) {
-    if (!beaconUrl) return;
-    try {
-      fetch(beaconUrl, {
-        method: "POST",
-        keepalive: true,
-        headers: { "Content-Type": "application/json" },
-        body: beaconBody(type, extra),
-      }).catch(function () {});
-    } catch (_e) {
-      // Beacons must never break playback.
-    }
-  }
+  var session = window.WatchSession.create({
+    streamId: streamId,
+    quality: function () {
+      return quality;
+    },
+    heartbeatDue: function () {
+      var playing = !video.paused && !video.ended;
+      var pausedVisible = video.paused && hasPlayed && document.visibilityState === "visible";
+      return !!loadedAt && (playing || pausedVisible);
+    },
+    hasPlayed: function () {
+      return hasPlayed;
+    },
+    noteError: noteError,
+  });
+  var beacon = session.beacon;
 
   // The rendition name of an hls.js level: the `{name}` in
   // /hls/{id}/{name}/index.m3u8 when present (exact), else "source" for
@@ -158,22 +137,6 @@
     if (index === 0) return "source";
     return level && level.height ? level.height + "p" : null;
   }
-
-  setInterval(function () {
-    var playing = !video.paused && !video.ended;
-    var pausedVisible = video.paused && hasPlayed && document.visibilityState === "visible";
-    if (loadedAt && (playing || pausedVisible)) beacon("heartbeat", {});
-  }, HEARTBEAT_MS);
-
-  window.addEventListener("pagehide", function () {
-    try {
-      if (!navigator.sendBeacon || !hasPlayed || !beaconUrl) return;
-      var body = beaconBody("heartbeat", {});
-      navigator.sendBeacon(beaconUrl, new Blob([body], { type: "application/json" }));
-    } catch (_e) {
-      // ignored
-    }
-  });
 
   function chooseEngine() {
     var forced = new URLSearchParams(window.location.search).get("engine");
@@ -245,6 +208,11 @@
     loadedAt = 0;
   }
 
+  // The master playlist, under the session id when there is one.
+  function sourceUrl() {
+    return session.id ? masterUrl + "?sid=" + encodeURIComponent(session.id) : masterUrl;
+  }
+
   function load() {
     teardown();
     if (engine === "none") {
@@ -256,26 +224,20 @@
     lastProgressAt = loadedAt;
     mediaRecoveries = 0;
     if (engine === "native") {
-      video.src = sourceUrl;
+      video.src = sourceUrl();
       video.load();
       tryPlay();
     } else {
       var Hls = window.Hls;
-      hls = new Hls({
-        lowLatencyMode: false,
-        liveSyncDurationCount: 3,
-        enableWorker: true,
-        // Our own back-off handles what these retries do not.
-        manifestLoadingMaxRetry: 2,
-        levelLoadingMaxRetry: 4,
-        fragLoadingMaxRetry: 6,
-      });
+      hls = new Hls(window.HlsLive.config());
       hls.on(Hls.Events.MANIFEST_PARSED, function () {
+        menu.refresh();
         tryPlay();
       });
       hls.on(Hls.Events.LEVEL_SWITCHED, function (_e, data) {
         var level = hls && hls.levels[data.level];
         qualityEl.textContent = level && level.height ? level.height + "p" : "";
+        if (hls && !hls.autoLevelEnabled) qualitySelect.value = String(hls.manualLevel);
         var name = levelName(level, data.level);
         if (name && name !== quality) {
           quality = name;
@@ -286,11 +248,59 @@
         retryDelay = RETRY_MIN_MS;
       });
       hls.on(Hls.Events.ERROR, onHlsError);
-      hls.loadSource(sourceUrl);
+      hls.loadSource(sourceUrl());
       hls.attachMedia(video);
     }
     updateOverlay();
   }
+
+  // ---- live position (hls-live.js, live-ui.js) --------------------------
+
+  // Seconds behind the live edge, or null when unknown (not playing live).
+  function liveLatency() {
+    if (!loadedAt || video.readyState < 2) return null;
+    if (hls) return window.HlsLive.latency(hls);
+    return engine === "native" ? window.HlsLive.nativeLatency(video) : null;
+  }
+
+  // Where "Go live" goes.
+  function liveSyncPosition() {
+    if (hls) return window.HlsLive.syncPosition(hls);
+    return engine === "native" ? window.HlsLive.nativeSyncPosition(video) : null;
+  }
+
+  window.LiveUi.liveBar({
+    video: video,
+    behindEl: behindEl,
+    goLiveBtn: goLiveBtn,
+    latency: liveLatency,
+    lag: function () {
+      var pos = liveSyncPosition();
+      return liveLatency() === null || pos === null ? null : pos - video.currentTime;
+    },
+    goLive: function () {
+      var pos = liveSyncPosition();
+      if (pos !== null && isFinite(pos)) video.currentTime = pos;
+      userPaused = false;
+    },
+  });
+
+  var menu = window.LiveUi.qualityMenu(qualitySelect, {
+    levels: function () {
+      return hls ? hls.levels : [];
+    },
+    auto: function () {
+      return !hls || hls.autoLevelEnabled;
+    },
+    current: function () {
+      return hls ? hls.manualLevel : -1;
+    },
+    // nextLevel: switch at the next fragment, without flushing what is
+    // buffered (-1: automatic again).
+    choose: function (index) {
+      if (hls) hls.nextLevel = index;
+    },
+  });
 
   function onHlsError(_event, data) {
     if (!data.fatal) return;
@@ -313,8 +323,14 @@
       updateOverlay();
       return;
     }
-    var delay = retryDelay;
-    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    var delay;
+    if (quickRetries > 0 && !hasPlayed) {
+      quickRetries -= 1;
+      delay = RETRY_QUICK_MS;
+    } else {
+      delay = retryDelay;
+      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    }
     retryTimer = setTimeout(function () {
       retryTimer = null;
       load();
@@ -406,8 +422,14 @@
         noteError("status poll: " + err.message);
       })
       .then(function () {
-        setTimeout(poll, STATUS_POLL_MS);
+        setTimeout(poll, waitingForLive() ? STATUS_POLL_WAITING_MS : STATUS_POLL_MS);
       });
+  }
+
+  // Nothing has played and the stream is not live yet (it may go live any
+  // moment). Once ACTIVE, the source is loaded and retried by load() itself.
+  function waitingForLive() {
+    return !hasPlayed && (status === null || status === "PENDING");
   }
 
   function applyStatus(body) {
@@ -421,7 +443,10 @@
     showStatus(next);
     if (next === "ACTIVE") {
       var becameActive = previous !== "ACTIVE";
-      if (becameActive) retryDelay = RETRY_MIN_MS;
+      if (becameActive) {
+        retryDelay = RETRY_MIN_MS;
+        quickRetries = RETRY_QUICK_COUNT;
+      }
       // Going live cuts short a pending back-off.
       if (!isPlaying() || (becameActive && retryTimer)) load();
     } else if ((next === "PENDING" || next === "ENDED" || next === "NOT_FOUND") && retryTimer) {
@@ -434,7 +459,7 @@
   showStatus(null);
   // Start as soon as the session id is there: a stream that is already live
   // (or a finished recording) plays without waiting for the first status answer.
-  mintSession().then(function () {
+  session.mint().then(function () {
     load();
     poll();
   });

@@ -1,10 +1,10 @@
 //! Bundles the web player into the binary.
 //!
-//! The player libraries (hls.js, dash.js) come from npm, pinned by
-//! `web/package-lock.json`. When `web/node_modules` lacks them this script
-//! runs `npm ci` in `web/`; then it copies the two minified libraries and the
-//! page sources into `OUT_DIR`, where `src/assets.rs` includes them. Nothing
-//! is fetched at run time.
+//! The player libraries (hls.js, dash.js, Shaka Player) come from npm, pinned
+//! by `web/package-lock.json`. When `web/node_modules` lacks one of them this
+//! script runs `npm ci` in `web/`; then it copies the minified libraries and
+//! the page sources into `OUT_DIR`, where `src/assets.rs` includes them.
+//! Nothing is fetched at run time.
 
 use std::env;
 use std::fs;
@@ -18,10 +18,25 @@ const LIBRARIES: &[(&str, &str)] = &[
         "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
         "dash.all.min.js",
     ),
+    (
+        "node_modules/shaka-player/dist/shaka-player.hls.js",
+        "shaka-player.hls.js",
+    ),
 ];
 
 /// Page sources, copied as they are.
-const PAGES: &[&str] = &["watch.html", "watch.js", "watch.css", "dash-test.html"];
+const PAGES: &[&str] = &[
+    "watch.html",
+    "watch.js",
+    "watch.css",
+    "hls-live.js",
+    "live-ui.js",
+    "session.js",
+    "dash-test.html",
+    "dash-page.js",
+    "shaka.html",
+    "shaka-page.js",
+];
 
 fn main() {
     let manifest_dir =
@@ -65,14 +80,14 @@ fn npm_ci(web: &Path) {
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => panic!(
-            "`npm ci` in {} failed ({s}). The watch page bundles hls.js and dash.js from npm \
+            "`npm ci` in {} failed ({s}). The watch pages bundle hls.js, dash.js and Shaka Player from npm \
              (pinned by web/package-lock.json); check access to the npm registry and run \
              `npm ci` in web/ by hand to see the error.",
             web.display()
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "npm was not found on PATH. Building streaming-delivery bundles the web player \
-             libraries (hls.js, dash.js) from npm: install Node.js and npm (e.g. \
+             libraries (hls.js, dash.js, Shaka Player) from npm: install Node.js and npm (e.g. \
              `apt-get install nodejs npm`), or run `npm ci` in {} on a machine that has them.",
             web.display()
         ),

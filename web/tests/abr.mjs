@@ -5,7 +5,7 @@
 //   node web/tests/abr.mjs <watch-url> <dash-url>
 //        [--start-timeout 30] [--switch-timeout 20] [--hold 2]
 //        [--dash-advance 3] [--max-stall 1.0] [--min-levels 3] [--max-video-freeze N]
-//        [--switch-mode current|next] [--hls-only] [--from-window-start]
+//        [--switch-mode current|next|menu] [--hls-only] [--from-window-start]
 //        [--chromium /usr/bin/chromium]
 //
 // HLS (the watch page, `window.__player.hls`):
@@ -13,9 +13,17 @@
 //      the level playing, and lets it play --hold seconds;
 //   2. forces another level through `hls.currentLevel` (immediate switch;
 //      with `--switch-mode next`: `hls.nextLevel`, a smooth switch at the next
-//      fragment), waits until hls.js reports LEVEL_SWITCHED to it and
+//      fragment; with `--switch-mode menu`: by choosing it in the page's
+//      quality menu, which sets `hls.nextLevel`), waits until hls.js reports
+//      LEVEL_SWITCHED to it and
 //      currentTime has advanced --hold seconds since;
-//   3. forces a level different from both the first and the second likewise.
+//   3. forces a level different from both the first and the second likewise;
+//   4. (menu mode) chooses "Auto" in the menu: hls.js must be back in
+//      automatic selection (`autoLevelEnabled`), and the page must show its
+//      "Behind live" figure; then pauses the video for 2 s ("Go live" must
+//      become enabled) and presses Enter on "Go live" (keyboard): playback
+//      must resume within 1 s of hls.js's live sync position (reported as
+//      `menu`).
 //   With --from-window-start, playback is first moved to the start of the
 //   live window (seekable.start + 0.3 s) and the stall figures restart there:
 //   the switches then happen in the oldest segment the playlists offer.
@@ -48,7 +56,7 @@ import { chromium } from "playwright-core";
 
 const USAGE =
   "usage: node abr.mjs <watch-url> <dash-url> [--start-timeout N] [--switch-timeout N] " +
-  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--switch-mode current|next] [--hls-only] [--from-window-start] [--chromium PATH]";
+  "[--hold N] [--dash-advance N] [--max-stall N] [--min-levels N] [--max-video-freeze N] [--switch-mode current|next|menu] [--hls-only] [--from-window-start] [--chromium PATH]";
 
 function usage(msg) {
   console.error(`abr.mjs: ${msg}\n${USAGE}`);
@@ -99,7 +107,7 @@ function parseArgs(argv) {
       opts.fromWindowStart = true;
     } else if (arg === "--switch-mode") {
       const value = argv[++i];
-      if (!["current", "next"].includes(value)) usage(`${arg} needs current or next`);
+      if (!["current", "next", "menu"].includes(value)) usage(`${arg} needs current, next or menu`);
       opts.switchMode = value;
     } else if (arg.startsWith("--")) {
       usage(`unknown option ${arg}`);
@@ -359,13 +367,17 @@ async function seekToWindowStart(page, opts) {
 async function forceLevel(page, level, opts) {
   const t0 = Date.now();
   const before = await page.evaluate(() => window.__abr.switched.length);
-  await page.evaluate(
-    ([l, mode]) => {
-      if (mode === "next") window.__player.hls.nextLevel = l;
-      else window.__player.hls.currentLevel = l;
-    },
-    [level, opts.switchMode],
-  );
+  if (opts.switchMode === "menu") {
+    await page.selectOption("#quality-menu", String(level), { timeout: 5000 });
+  } else {
+    await page.evaluate(
+      ([l, mode]) => {
+        if (mode === "next") window.__player.hls.nextLevel = l;
+        else window.__player.hls.currentLevel = l;
+      },
+      [level, opts.switchMode],
+    );
+  }
   const sw = { level, ok: false };
   try {
     const handle = await page.waitForFunction(
@@ -393,6 +405,55 @@ async function forceLevel(page, level, opts) {
     sw.error = (err && err.message ? err.message : String(err)).split("\n")[0];
   }
   return sw;
+}
+
+// Chooses "Auto" in the quality menu; reads the menu and the live figure;
+// pauses, then goes live with the keyboard.
+async function backToAuto(page) {
+  const menu = { ok: false };
+  try {
+    await page.selectOption("#quality-menu", "-1", { timeout: 5000 });
+    await page.waitForTimeout(300);
+    Object.assign(
+      menu,
+      await page.evaluate(() => {
+        const sel = document.getElementById("quality-menu");
+        return {
+          options: Array.from(sel.options).map((o) => o.textContent),
+          value: sel.value,
+          autoLevelEnabled: window.__player.hls.autoLevelEnabled,
+          behind: document.getElementById("behind").textContent,
+          goLiveDisabled: document.getElementById("go-live").disabled,
+        };
+      }),
+    );
+    const levels = await page.evaluate(() => window.__player.hls.levels.length);
+    await page.evaluate(() => window.__player.video.pause());
+    await page.waitForTimeout(2000);
+    menu.goLiveEnabledWhenPaused = await page.evaluate(() => !document.getElementById("go-live").disabled);
+    await page.focus("#go-live");
+    await page.keyboard.press("Enter");
+    await page.waitForTimeout(1000);
+    Object.assign(
+      menu,
+      await page.evaluate(() => {
+        const v = window.__player.video;
+        const pos = window.__player.hls.liveSyncPosition;
+        return { playingAfterGoLive: !v.paused, lagAfterGoLive: Math.round((pos - v.currentTime) * 1000) / 1000 };
+      }),
+    );
+    menu.ok =
+      menu.autoLevelEnabled === true &&
+      menu.value === "-1" &&
+      menu.options.length === levels + 1 &&
+      /^Behind live \d+\.\d s$/.test(menu.behind) &&
+      menu.goLiveEnabledWhenPaused === true &&
+      menu.playingAfterGoLive === true &&
+      Math.abs(menu.lagAfterGoLive) < 1;
+  } catch (err) {
+    menu.error = (err && err.message ? err.message : String(err)).split("\n")[0];
+  }
+  return menu;
 }
 
 async function runHls(context, opts, errors) {
@@ -453,6 +514,7 @@ async function runHls(context, opts, errors) {
         if (!r.ok) break;
       }
     }
+    if (opts.switchMode === "menu") out.menu = await backToAuto(page);
     const last = await page.evaluate(snapshot);
     const m = last.monitor;
     out.playedFrom = round3(m.startTime);
@@ -481,6 +543,7 @@ async function runHls(context, opts, errors) {
       out.switches.every((s) => s.ok) &&
       out.longestStall <= opts.maxStall &&
       out.longestVideoFreeze <= opts.maxVideoFreeze &&
+      (opts.switchMode !== "menu" || (out.menu && out.menu.ok)) &&
       out.advanced > 0 &&
       out.frames > 0;
     return out;

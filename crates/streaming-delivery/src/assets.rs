@@ -1,14 +1,17 @@
 //! The web player, compiled into the binary.
 //!
-//! `build.rs` takes hls.js and dash.js from `web/node_modules` (pinned by
-//! `web/package-lock.json`) and the page sources from `web/`, and puts them in
-//! `OUT_DIR`; they are included here, so the server needs no internet and no
-//! files on disk at run time.
+//! `build.rs` takes hls.js, dash.js and Shaka Player from `web/node_modules`
+//! (pinned by `web/package-lock.json`) and the page sources from `web/`, and
+//! puts them in `OUT_DIR`; they are included here, so the server needs no
+//! internet and no files on disk at run time.
 //!
 //! - [`static_asset`]: the files served at `/static/{name}`.
-//! - [`watch_page`]: `/watch/{stream_id}`, the HLS player page.
-//! - [`dash_test_page`]: a bare dash.js player of `/dash/{stream_id}/manifest.mpd`,
-//!   for browser tests.
+//! - [`watch_page`]: `/watch/{stream_id}`, the HLS player page (hls.js in
+//!   low-latency mode, or native HLS on Safari).
+//! - [`dash_test_page`]: a dash.js player (low-latency settings) of
+//!   `/dash/{stream_id}/manifest.mpd`.
+//! - [`shaka_page`]: a Shaka Player page (low-latency mode) of the HLS master
+//!   playlist.
 
 /// A static file: its bytes and its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +27,47 @@ static HLS_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls.min.js"));
 static DASH_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dash.all.min.js"));
 static WATCH_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/watch.js"));
 static WATCH_CSS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/watch.css"));
+static SHAKA_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shaka-player.hls.js"));
+static HLS_LIVE_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hls-live.js"));
+static LIVE_UI_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/live-ui.js"));
+static SESSION_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/session.js"));
+static DASH_PAGE_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/dash-page.js"));
+static SHAKA_PAGE_JS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/shaka-page.js"));
 static WATCH_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/watch.html"));
 static DASH_TEST_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/dash-test.html"));
+static SHAKA_HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/shaka.html"));
 
 /// The placeholder that the page templates carry for the stream id.
 const STREAM_ID_PLACEHOLDER: &str = "{{STREAM_ID}}";
 
-/// The file served at `/static/{name}`: `hls.min.js`, `dash.all.min.js`,
-/// `watch.js` or `watch.css`. `None` for any other name.
+/// The names served at `/static/{name}`.
+pub const STATIC_NAMES: &[&str] = &[
+    "hls.min.js",
+    "dash.all.min.js",
+    "shaka-player.hls.js",
+    "watch.js",
+    "watch.css",
+    "hls-live.js",
+    "live-ui.js",
+    "session.js",
+    "dash-page.js",
+    "shaka-page.js",
+];
+
+/// The file served at `/static/{name}` (one of [`STATIC_NAMES`]); `None` for
+/// any other name.
 pub fn static_asset(name: &str) -> Option<Asset> {
     let (body, content_type) = match name {
         "hls.min.js" => (HLS_JS, JS),
         "dash.all.min.js" => (DASH_JS, JS),
+        "shaka-player.hls.js" => (SHAKA_JS, JS),
         "watch.js" => (WATCH_JS, JS),
         "watch.css" => (WATCH_CSS, CSS),
+        "hls-live.js" => (HLS_LIVE_JS, JS),
+        "live-ui.js" => (LIVE_UI_JS, JS),
+        "session.js" => (SESSION_JS, JS),
+        "dash-page.js" => (DASH_PAGE_JS, JS),
+        "shaka-page.js" => (SHAKA_PAGE_JS, JS),
         _ => return None,
     };
     Some(Asset { body, content_type })
@@ -48,9 +78,14 @@ pub fn watch_page(stream_id: &str) -> String {
     render(WATCH_HTML, stream_id)
 }
 
-/// The dash.js test page (HTML) for `stream_id`.
+/// The dash.js page (HTML) for `stream_id`.
 pub fn dash_test_page(stream_id: &str) -> String {
     render(DASH_TEST_HTML, stream_id)
+}
+
+/// The Shaka Player page (HTML) for `stream_id`.
+pub fn shaka_page(stream_id: &str) -> String {
+    render(SHAKA_HTML, stream_id)
 }
 
 fn render(template: &str, stream_id: &str) -> String {
@@ -79,7 +114,7 @@ mod tests {
 
     #[test]
     fn static_assets_are_bundled() {
-        for name in ["hls.min.js", "dash.all.min.js", "watch.js", "watch.css"] {
+        for &name in STATIC_NAMES {
             let asset = static_asset(name).unwrap_or_else(|| panic!("{name} missing"));
             assert!(!asset.body.is_empty(), "{name} is empty");
             assert!(asset.content_type.starts_with("text/"), "{name}");
@@ -90,6 +125,12 @@ mod tests {
         // The real libraries, not placeholders.
         assert!(HLS_JS.len() > 100_000);
         assert!(DASH_JS.len() > 100_000);
+        assert!(SHAKA_JS.len() > 100_000);
+        assert!(
+            std::str::from_utf8(SHAKA_JS)
+                .unwrap()
+                .contains("shaka.Player")
+        );
         assert!(
             std::str::from_utf8(DASH_JS)
                 .unwrap()
@@ -101,10 +142,8 @@ mod tests {
     fn watch_page_carries_the_escaped_stream_id() {
         let page = watch_page("abc-123");
         assert!(page.contains(r#"data-stream-id="abc-123""#));
-        assert!(page.contains("/static/hls.min.js"));
-        assert!(page.contains("/static/watch.js"));
-        assert!(page.contains("/static/watch.css"));
         assert!(!page.contains(STREAM_ID_PLACEHOLDER));
+        assert_scripts_served(&page, &["hls.min.js", "live-ui.js", "watch.js"]);
 
         let page = watch_page(r#""><script>alert('x')&"#);
         assert!(
@@ -117,7 +156,33 @@ mod tests {
     fn dash_test_page_carries_the_escaped_stream_id() {
         let page = dash_test_page("s<1>");
         assert!(page.contains(r#"data-stream-id="s&lt;1&gt;""#));
-        assert!(page.contains("/static/dash.all.min.js"));
         assert!(!page.contains(STREAM_ID_PLACEHOLDER));
+        assert_scripts_served(&page, &["dash.all.min.js", "dash-page.js"]);
+    }
+
+    #[test]
+    fn shaka_page_carries_the_escaped_stream_id() {
+        let page = shaka_page("s&1");
+        assert!(page.contains(r#"data-stream-id="s&amp;1""#));
+        assert!(!page.contains(STREAM_ID_PLACEHOLDER));
+        assert_scripts_served(&page, &["shaka-player.hls.js", "shaka-page.js"]);
+    }
+
+    /// Every `/static/…` the page references is served, `must` among them,
+    /// and the live controls are labelled.
+    fn assert_scripts_served(page: &str, must: &[&str]) {
+        let refs: Vec<&str> = page
+            .split("\"/static/")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        for name in must {
+            assert!(refs.contains(name), "{name} not referenced: {refs:?}");
+        }
+        for name in &refs {
+            assert!(static_asset(name).is_some(), "{name} is not served");
+        }
+        assert!(page.contains(r#"<button id="go-live" type="button""#));
+        assert!(page.contains(r#"aria-label="Live playback""#));
     }
 }

@@ -10,8 +10,10 @@
 //!    playhead without seeking, so Chromium shows the old picture until the
 //!    next keyframe (up to one GOP) while currentTime and audio go on: that
 //!    picture freeze is reported (`longestVideoFreeze`), not asserted.
-//! 2. `hls.nextLevel = n` (smooth switch at the next fragment): with segments
-//!    aligned across renditions the picture must not freeze for over 1 s either.
+//! 2. The watch page's quality menu, which sets `hls.nextLevel = n` (smooth
+//!    switch at the next fragment): with segments aligned across renditions
+//!    the picture must not freeze for over 1 s either; choosing "Auto" then
+//!    hands the choice back to hls.js, and the "Behind live" figure shows.
 //!
 //! The renditions begin one segment or so after the source (FFmpeg starts on
 //! the first source frames), so the browser is started only once hls.js's
@@ -198,7 +200,7 @@ async fn hlsjs_switches_levels_and_dashjs_lists_representations() {
         &dash,
         &[
             "--switch-mode",
-            "next",
+            "menu",
             "--max-video-freeze",
             "1.0",
             "--hls-only",

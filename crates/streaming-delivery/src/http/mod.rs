@@ -116,6 +116,7 @@ pub fn router(state: DeliveryState) -> Router {
         .layer(cors)
         .route("/watch/{stream_id}", get(watch::page))
         .route("/watch/{stream_id}/dash", get(watch::dash_page))
+        .route("/watch/{stream_id}/shaka", get(watch::shaka_page))
         .route("/static/{asset}", get(watch::asset))
         .route("/metrics", get(metrics::scrape))
         .route("/ws/stream/{stream_id}", get(ws::stream_ws))

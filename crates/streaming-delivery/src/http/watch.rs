@@ -1,5 +1,7 @@
-//! The watch page (hls.js, or native HLS on Safari) and its static assets,
-//! served from the binary so no internet is needed at run time.
+//! The player pages and their static assets, served from the binary so no
+//! internet is needed at run time: `/watch/{id}` (hls.js in low-latency mode,
+//! or native HLS on Safari), `/watch/{id}/dash` (dash.js, low-latency
+//! settings) and `/watch/{id}/shaka` (Shaka Player on the HLS master, LL mode).
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -19,6 +21,13 @@ pub async fn page(Path(stream_id): Path<String>) -> Response {
 pub async fn dash_page(Path(stream_id): Path<String>) -> Response {
     match Uuid::parse_str(&stream_id) {
         Ok(id) => Html(assets::dash_test_page(&id.to_string())).into_response(),
+        Err(_) => not_found("stream"),
+    }
+}
+
+pub async fn shaka_page(Path(stream_id): Path<String>) -> Response {
+    match Uuid::parse_str(&stream_id) {
+        Ok(id) => Html(assets::shaka_page(&id.to_string())).into_response(),
         Err(_) => not_found("stream"),
     }
 }
