@@ -443,7 +443,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         Self {
             segment_duration_ms: 2000,
-            part_duration_ms: 500,
+            part_duration_ms: 300,
             playlist_segments: 6,
             retained_segments: 10,
             low_latency: true,
@@ -523,7 +523,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.http_addr.port(), 9000);
         assert_eq!(c.media.segment_duration_ms, 4000);
-        assert_eq!(c.media.part_duration_ms, 500);
+        assert_eq!(c.media.part_duration_ms, 300);
         assert_eq!(c.rtmp_addr.port(), 1935);
         assert!(Config::from_toml("bogus = 1").is_err());
         assert_eq!(c.http_base(), "http://127.0.0.1:9000");

@@ -86,7 +86,7 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
     }
 
     // Blocking reload for the hinted part vs. a held request for the part.
-    let part_target = 0.5;
+    let part_target = f64::from(streaming_core::config::MediaConfig::default().part_duration_ms) / 1000.0;
     let mut gaps = Vec::new();
     for _ in 0..5 {
         let text = ts.get_text(&playlist).await.unwrap();

@@ -56,10 +56,11 @@ fn representation(
     let target = u64::from(cfg.segment_target_ms) * u64::from(r.info.timescale) / 1000;
     let mut ato = None;
     if low_latency
-        && let (Some(o), Some(last)) = (&r.open, segs.last())
-        && o.number == last.number + 1
+        && let Some(last) = segs.last()
+        && r.open.as_ref().is_none_or(|o| o.number == last.number + 1)
     {
-        // The segment in progress, timed by the target duration.
+        // The segment in progress (or about to start), timed by the target
+        // duration: its request is answered part by part as it is made.
         timeline.push(TimelineEntry {
             start: last.start + last.duration,
             duration: target.max(1),
@@ -150,7 +151,9 @@ pub fn mpd(m: &BroadcastModel, id: Uuid, cfg: &RenderConfig) -> Option<String> {
         dynamic: !m.ended,
         availability_start_time_ms: m.availability_start_ms.unwrap_or(m.modified_ms),
         publish_time_ms: m.modified_ms,
-        minimum_update_period_secs: target,
+        // With low latency the segment in progress is the last in the
+        // timeline: players must learn the next one soon after it starts.
+        minimum_update_period_secs: if low_latency { part.max(0.5) } else { target },
         time_shift_buffer_depth_secs: window.max(target),
         // About three segments behind the edge without low latency: players
         // told to sit closer freeze. With it, the ServiceDescription rules.
