@@ -1,24 +1,61 @@
-//! The stream hub: per-stream fan-out of frames from one publisher to the
-//! packagers (and later the transcoder).
+//! The stream hub: per-stream fan-out of a broadcast's tracks from its publisher
+//! (and the transcoder) to its consumers (the packager, the transcoder, later
+//! other nodes).
 //!
-//! The hub knows no codec: it moves [`Frame`]s (shared `Bytes`, never copied)
-//! and three control messages. A second publisher for a live stream takes it
-//! over: the first one's cancellation token fires and consumers see a
-//! [`HubMessage::Discontinuity`].
+//! A broadcast has named tracks: [`SOURCE`] (the encoder's video), [`AUDIO`] and one
+//! per transcoded rendition (`720p`, …). The ingest parses every FLV tag once
+//! (`streaming_media::media::FlvTagParser`); the hub carries what came out —
+//! [`TrackConfig`]s and codec-neutral [`MediaFrame`]s (shared `Bytes`, never copied)
+//! — and a few control messages, all on one channel per stream.
+//!
+//! The hub keeps each track's configuration and current group (`groups.rs`), so a
+//! consumer that subscribes late receives them first, atomically with its receiver:
+//! the group is updated and the message sent under the same per-stream lock, so
+//! there is no gap and no duplicate, and it starts at a key frame at once.
+//!
+//! A second publisher for a live stream takes it over: the first one's
+//! cancellation token fires and consumers see [`HubMessage::Discontinuity`] with no
+//! track.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod groups;
+#[cfg(test)]
+mod tests;
 
-use streaming_media::frame::Frame;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use streaming_media::media::{MediaFrame, TrackConfig, TrackKind};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::{broadcast, mpsc};
 pub use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use groups::GroupLimits;
+use groups::Groups;
+
+/// The encoder's video track.
+pub const SOURCE: &str = "source";
+/// The encoder's audio track.
+pub const AUDIO: &str = "audio";
+
 #[derive(Debug, Clone)]
 pub enum HubMessage {
-    Frame(Frame),
-    /// The publisher changed (takeover/reconnect): timestamps restart.
-    Discontinuity,
+    /// A track's decoder configuration (before its first frame, and when it changes).
+    Config {
+        track: Arc<str>,
+        config: Arc<TrackConfig>,
+    },
+    Frame {
+        track: Arc<str>,
+        frame: MediaFrame,
+    },
+    /// `None`: the publisher changed (takeover/reconnect), every track's timestamps
+    /// restart; `Some(track)`: that rendition's encoder restarted.
+    Discontinuity {
+        track: Option<Arc<str>>,
+    },
+    /// The transcoded ladder now in force (highest first); empty means source only.
+    Ladder(Arc<[RenditionSpec]>),
     /// The broadcast is over; no more messages follow.
     End,
 }
@@ -26,7 +63,7 @@ pub enum HubMessage {
 /// A rung of the transcoded ladder in force.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RenditionSpec {
-    /// `1080p`, `720p`, `480p`, …
+    /// `1080p`, `720p`, `480p`, …: also the name of its track.
     pub name: Arc<str>,
     pub width: u32,
     pub height: u32,
@@ -34,29 +71,77 @@ pub struct RenditionSpec {
     pub frame_rate: f64,
 }
 
-/// What the transcoder sends to the packager of a stream.
-#[derive(Debug, Clone)]
-pub enum RenditionMessage {
-    /// The ladder now in force (highest first); empty means source only.
-    Ladder(Arc<[RenditionSpec]>),
-    /// A frame of one rendition (FLV video tag body, source timestamps).
-    Frame { rendition: Arc<str>, frame: Frame },
-    /// The transcoder restarted: every rendition's timeline breaks here.
-    Restarted,
+/// A consumer's receiving end: what the hub kept of the broadcast when it joined,
+/// then everything sent since.
+#[derive(Debug)]
+pub struct Subscription {
+    replay: VecDeque<HubMessage>,
+    rx: broadcast::Receiver<HubMessage>,
+}
+
+impl Subscription {
+    /// The next message (cancel-safe). `Err(Lagged(n))`: `n` messages were lost
+    /// because this consumer fell behind.
+    pub async fn recv(&mut self) -> Result<HubMessage, RecvError> {
+        if let Some(msg) = self.replay.pop_front() {
+            return Ok(msg);
+        }
+        self.rx.recv().await
+    }
+
+    /// The next message if one is waiting.
+    pub fn try_recv(&mut self) -> Result<HubMessage, TryRecvError> {
+        if let Some(msg) = self.replay.pop_front() {
+            return Ok(msg);
+        }
+        self.rx.try_recv()
+    }
 }
 
 /// Announced to consumers when a stream's broadcast begins.
 pub struct OpenedStream {
     pub stream_id: Uuid,
-    pub rx: broadcast::Receiver<HubMessage>,
-    /// The transcoder's output for this broadcast (sender and a receiver).
-    pub renditions_tx: broadcast::Sender<RenditionMessage>,
-    pub renditions_rx: broadcast::Receiver<RenditionMessage>,
+    pub rx: Subscription,
+    /// Publishes the transcoder's renditions into this broadcast.
+    pub tracks: TrackSender,
+}
+
+/// One broadcast's channel and kept state, behind its own lock.
+struct Broadcast {
+    tx: broadcast::Sender<HubMessage>,
+    groups: Groups,
+    publisher_conn: u64,
+    ended: bool,
+}
+
+impl Broadcast {
+    fn send(&mut self, msg: HubMessage) {
+        match &msg {
+            HubMessage::Config { track, config } => self.groups.config(track, config),
+            HubMessage::Frame { track, frame } => self.groups.frame(track, frame),
+            HubMessage::Discontinuity { track } => self.groups.discontinuity(track.as_deref()),
+            HubMessage::Ladder(specs) => self.groups.ladder(specs),
+            HubMessage::End => self.ended = true,
+        }
+        let _ = self.tx.send(msg);
+    }
+
+    fn subscribe(&self) -> Subscription {
+        Subscription {
+            replay: self.groups.replay(),
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Broadcast>>;
+
+fn lock(b: &Shared) -> MutexGuard<'_, Broadcast> {
+    b.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 struct Entry {
-    tx: broadcast::Sender<HubMessage>,
-    publisher_conn: u64,
+    broadcast: Shared,
     /// The stream key the live publisher authenticated with.
     publisher_key: Option<Uuid>,
     cancel: CancellationToken,
@@ -66,6 +151,7 @@ struct Entry {
 struct Inner {
     streams: HashMap<Uuid, Entry>,
     consumers: Vec<mpsc::UnboundedSender<OpenedStream>>,
+    limits: GroupLimits,
 }
 
 #[derive(Clone, Default)]
@@ -81,11 +167,19 @@ pub enum PublishStart {
 }
 
 impl StreamHub {
-    /// Frames buffered per consumer before a slow one starts losing them.
-    const CAPACITY: usize = 2048;
+    /// Messages buffered per consumer before a slow one starts losing them (the
+    /// source, its audio and every rendition share the channel).
+    const CAPACITY: usize = 4096;
 
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A hub whose broadcasts keep groups within `limits`.
+    pub fn with_limits(limits: GroupLimits) -> Self {
+        let hub = Self::default();
+        hub.lock().limits = limits;
+        hub
     }
 
     /// Registers a consumer: it learns of every broadcast that begins from now on.
@@ -108,54 +202,56 @@ impl StreamHub {
         if let Some(entry) = inner.streams.get_mut(&stream_id) {
             entry.cancel.cancel();
             entry.cancel = cancel.clone();
-            entry.publisher_conn = conn_id;
             entry.publisher_key = key_id;
-            let _ = entry.tx.send(HubMessage::Discontinuity);
-            let publisher = Publisher {
-                stream_id,
-                conn_id,
-                tx: entry.tx.clone(),
-                cancel,
-                hub: self.clone(),
-            };
+            {
+                let mut b = lock(&entry.broadcast);
+                b.publisher_conn = conn_id;
+                b.send(HubMessage::Discontinuity { track: None });
+            }
+            let publisher = Publisher::new(self, stream_id, conn_id, &entry.broadcast, cancel);
             return (publisher, PublishStart::TookOver);
         }
         let (tx, _) = broadcast::channel(Self::CAPACITY);
-        let (renditions, _) = broadcast::channel(Self::CAPACITY * 2);
+        let broadcast: Shared = Arc::new(Mutex::new(Broadcast {
+            tx,
+            groups: Groups::new(inner.limits),
+            publisher_conn: conn_id,
+            ended: false,
+        }));
         inner.consumers.retain(|c| {
             c.send(OpenedStream {
                 stream_id,
-                rx: tx.subscribe(),
-                renditions_tx: renditions.clone(),
-                renditions_rx: renditions.subscribe(),
+                rx: lock(&broadcast).subscribe(),
+                tracks: TrackSender {
+                    broadcast: broadcast.clone(),
+                },
             })
             .is_ok()
         });
         inner.streams.insert(
             stream_id,
             Entry {
-                tx: tx.clone(),
-                publisher_conn: conn_id,
+                broadcast: broadcast.clone(),
                 publisher_key: key_id,
                 cancel: cancel.clone(),
             },
         );
-        let publisher = Publisher {
-            stream_id,
-            conn_id,
-            tx,
-            cancel,
-            hub: self.clone(),
-        };
+        let publisher = Publisher::new(self, stream_id, conn_id, &broadcast, cancel);
         (publisher, PublishStart::New)
     }
 
-    /// Subscribes to a live stream (late joiners such as a transcoder).
-    pub fn subscribe(&self, stream_id: Uuid) -> Option<broadcast::Receiver<HubMessage>> {
-        self.lock()
-            .streams
-            .get(&stream_id)
-            .map(|e| e.tx.subscribe())
+    /// Subscribes to a live stream (late joiners): the ladder, the configurations
+    /// and the current groups come first, then what is sent from now on.
+    pub fn subscribe(&self, stream_id: Uuid) -> Option<Subscription> {
+        let broadcast = self.lock().streams.get(&stream_id)?.broadcast.clone();
+        let b = lock(&broadcast);
+        (!b.ended).then(|| b.subscribe())
+    }
+
+    /// A handle that publishes renditions into a live stream's broadcast.
+    pub fn tracks(&self, stream_id: Uuid) -> Option<TrackSender> {
+        let broadcast = self.lock().streams.get(&stream_id)?.broadcast.clone();
+        Some(TrackSender { broadcast })
     }
 
     pub fn is_live(&self, stream_id: Uuid) -> bool {
@@ -196,31 +292,73 @@ impl StreamHub {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The sending side held by one ingest connection.
+/// The sending side held by one ingest connection: the [`SOURCE`] and [`AUDIO`]
+/// tracks.
 pub struct Publisher {
     stream_id: Uuid,
     conn_id: u64,
-    tx: broadcast::Sender<HubMessage>,
+    broadcast: Shared,
     cancel: CancellationToken,
     hub: StreamHub,
+    source: Arc<str>,
+    audio: Arc<str>,
 }
 
 impl Publisher {
+    fn new(
+        hub: &StreamHub,
+        stream_id: Uuid,
+        conn_id: u64,
+        broadcast: &Shared,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            stream_id,
+            conn_id,
+            broadcast: broadcast.clone(),
+            cancel,
+            hub: hub.clone(),
+            source: SOURCE.into(),
+            audio: AUDIO.into(),
+        }
+    }
+
     pub fn stream_id(&self) -> Uuid {
         self.stream_id
     }
 
-    /// Fans a frame out; frames of a publisher that was taken over are dropped.
-    pub fn send(&self, frame: Frame) {
-        if self.cancel.is_cancelled() {
+    fn track(&self, kind: TrackKind) -> Arc<str> {
+        match kind {
+            TrackKind::Video => self.source.clone(),
+            TrackKind::Audio => self.audio.clone(),
+        }
+    }
+
+    /// Sends `msg` unless this publisher was taken over, kicked or ended (checked
+    /// under the broadcast's lock, so nothing of it follows a takeover).
+    fn send(&self, msg: HubMessage) {
+        let mut b = lock(&self.broadcast);
+        if b.ended || b.publisher_conn != self.conn_id || self.cancel.is_cancelled() {
             return;
         }
-        let _ = self.tx.send(HubMessage::Frame(frame));
+        b.send(msg);
+    }
+
+    /// A decoder configuration of the encoder's video ([`SOURCE`]) or audio ([`AUDIO`]).
+    pub fn config(&self, config: Arc<TrackConfig>) {
+        let track = self.track(config.kind);
+        self.send(HubMessage::Config { track, config });
+    }
+
+    /// A frame of the encoder's video or audio.
+    pub fn frame(&self, frame: MediaFrame) {
+        let track = self.track(frame.kind);
+        self.send(HubMessage::Frame { track, frame });
     }
 
     /// Fires when this publisher was taken over or kicked.
@@ -233,64 +371,70 @@ impl Publisher {
     /// connection had taken over (the broadcast goes on).
     pub fn end(self) -> bool {
         let mut inner = self.hub.lock();
-        let current = inner
-            .streams
-            .get(&self.stream_id)
-            .is_some_and(|e| e.publisher_conn == self.conn_id);
+        let current = inner.streams.get(&self.stream_id).is_some_and(|e| {
+            Arc::ptr_eq(&e.broadcast, &self.broadcast)
+                && lock(&e.broadcast).publisher_conn == self.conn_id
+        });
         if current {
             inner.streams.remove(&self.stream_id);
-            let _ = self.tx.send(HubMessage::End);
+            lock(&self.broadcast).send(HubMessage::End);
         }
         current
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use streaming_media::frame::FrameKind;
+/// Publishes transcoded renditions into a broadcast, each as a track named after
+/// its [`RenditionSpec`]. Sends after the broadcast ended, and to the encoder's own
+/// tracks, are ignored.
+#[derive(Clone)]
+pub struct TrackSender {
+    broadcast: Shared,
+}
 
-    #[tokio::test]
-    async fn fan_out_takeover_and_end() {
-        let hub = StreamHub::new();
-        let mut consumer = hub.consumer();
-        let id = Uuid::new_v4();
-        let (p1, start) = hub.publish(id, 1, None);
-        assert_eq!(start, PublishStart::New);
-        let mut opened = consumer.recv().await.unwrap();
-        assert_eq!(opened.stream_id, id);
-        p1.send(Frame::new(
-            FrameKind::Audio,
-            5,
-            Bytes::from_static(b"\xaf\x01x"),
-        ));
-        assert!(
-            matches!(opened.rx.recv().await.unwrap(), HubMessage::Frame(f) if f.timestamp == 5)
-        );
+impl TrackSender {
+    fn send(&self, track: Option<&Arc<str>>, msg: HubMessage) {
+        if track.is_some_and(|t| &**t == SOURCE || &**t == AUDIO) {
+            return;
+        }
+        let mut b = lock(&self.broadcast);
+        if !b.ended {
+            b.send(msg);
+        }
+    }
 
-        let key = Uuid::new_v4();
-        let (p2, start) = hub.publish(id, 2, Some(key));
-        assert_eq!(start, PublishStart::TookOver);
-        assert!(p1.cancelled().is_cancelled());
-        assert!(matches!(
-            opened.rx.recv().await.unwrap(),
-            HubMessage::Discontinuity
-        ));
-        assert!(
-            !p1.end(),
-            "a taken-over publisher does not end the broadcast"
-        );
-        assert!(
-            !hub.kick_key(id, Uuid::new_v4()),
-            "another key's revocation spares it"
-        );
-        assert!(!p2.cancelled().is_cancelled());
-        assert!(hub.kick_key(id, key));
-        assert!(p2.cancelled().is_cancelled());
-        assert!(hub.is_live(id));
-        assert!(p2.end());
-        assert!(matches!(opened.rx.recv().await.unwrap(), HubMessage::End));
-        assert!(!hub.is_live(id));
+    /// A rendition's decoder configuration.
+    pub fn config(&self, track: &Arc<str>, config: Arc<TrackConfig>) {
+        let msg = HubMessage::Config {
+            track: track.clone(),
+            config,
+        };
+        self.send(Some(track), msg);
+    }
+
+    /// A rendition's frame.
+    pub fn frame(&self, track: &Arc<str>, frame: MediaFrame) {
+        let msg = HubMessage::Frame {
+            track: track.clone(),
+            frame,
+        };
+        self.send(Some(track), msg);
+    }
+
+    /// A rendition's encoder restarted: its timeline breaks here.
+    pub fn restarted(&self, track: &Arc<str>) {
+        let msg = HubMessage::Discontinuity {
+            track: Some(track.clone()),
+        };
+        self.send(Some(track), msg);
+    }
+
+    /// The ladder now in force (highest first); empty means source only.
+    pub fn ladder(&self, specs: Arc<[RenditionSpec]>) {
+        self.send(None, HubMessage::Ladder(specs));
+    }
+
+    /// The broadcast is over.
+    pub fn is_ended(&self) -> bool {
+        lock(&self.broadcast).ended
     }
 }
