@@ -184,9 +184,9 @@ impl World {
 
         // No media in the store: the ladder stands in for `qualities_of`.
         let qualities = |id: Uuid| {
-            store.get(id).map_or_else(
+            store.summary(id).map_or_else(
                 || self.ladder.clone(),
-                |m| m.with(|st| st.renditions.keys().cloned().collect()),
+                |m| m.renditions.iter().map(|r| r.name.to_string()).collect(),
             )
         };
         let by_id: HashMap<Uuid, &StreamMetrics> =

@@ -1,17 +1,16 @@
 //! Packager tasks: one per live stream, fed by the hub, writing the store.
 //!
-//! The sans-IO [`Packager`] does the CMAF work; this task only moves frames in
-//! and events out to the [`MediaWriter`] (which numbers, stamps wall-clock
-//! times, stores and renders), and closes the stream's media when the hub
-//! says the broadcast is over.
+//! The sans-IO [`Packager`] does the CMAF work; this task only moves the hub's
+//! tracks in (`source` and `audio` to the source packager, each rendition's
+//! track to its [`FollowerPackager`]) and events out to the [`MediaWriter`]
+//! (which numbers, stamps wall-clock times, stores and renders), and closes
+//! the stream's media when the hub says the broadcast is over.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use streaming_core::hub::{
-    CancellationToken, HubMessage, OpenedStream, RenditionMessage, StreamHub,
-};
+use streaming_core::hub::{self, CancellationToken, HubMessage, OpenedStream, StreamHub};
 use streaming_core::store::SharedStore;
 use uuid::Uuid;
 
@@ -63,10 +62,7 @@ pub fn spawn_packagers(
 
 async fn run(stream: OpenedStream, store: SharedStore, config: RenderConfig, numbers: Numbers) {
     let OpenedStream {
-        stream_id,
-        mut rx,
-        mut renditions_rx,
-        ..
+        stream_id, mut rx, ..
     } = stream;
     let started = now_ms();
     let number_base = numbers.base(stream_id, started);
@@ -77,74 +73,79 @@ async fn run(stream: OpenedStream, store: SharedStore, config: RenderConfig, num
     };
     let mut source = Packager::new(packager_config.clone());
     let mut followers: BTreeMap<Arc<str>, FollowerPackager> = BTreeMap::new();
-    let mut transcoder_open = true;
     info!("packaging started");
     loop {
-        tokio::select! {
-            biased;
-            msg = rx.recv() => {
-                match msg {
-                    Ok(HubMessage::Frame(frame)) => {
-                        if let Err(e) = source.push(&frame) {
-                            warn!(error = %e, timestamp = frame.timestamp, "frame dropped");
-                        }
-                    }
-                    Ok(HubMessage::Discontinuity) => {
-                        info!("publisher changed: starting a discontinuity");
-                        source.mark_discontinuity();
-                    }
-                    Ok(HubMessage::End) | Err(RecvError::Closed) => break,
-                    Err(RecvError::Lagged(n)) => {
-                        warn!(lost = n, "packager fell behind the hub; frames lost, starting a discontinuity");
-                        source.mark_discontinuity();
-                    }
-                }
-                while let Some(start) = source.poll_segment_start() {
-                    for f in followers.values_mut() {
-                        f.cut(&start);
-                    }
-                }
-                drain(&mut out, &mut source);
-                for (name, f) in followers.iter_mut() {
-                    drain_follower(&mut out, f, name);
+        match rx.recv().await {
+            Ok(HubMessage::Config { track, config }) => {
+                let result = if is_source(&track) {
+                    source.configure(&config)
+                } else if let Some(f) = followers.get_mut(&track) {
+                    f.configure(&config)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = result {
+                    warn!(track = %track, error = %e, "decoder configuration refused");
                 }
             }
-            msg = renditions_rx.recv(), if transcoder_open => match msg {
-                Ok(RenditionMessage::Frame { rendition, frame }) => {
-                    if let Some(f) = followers.get_mut(&rendition) {
-                        if let Err(e) = f.push(&frame) {
-                            warn!(rendition = %rendition, error = %e, "rendition frame dropped");
-                        }
-                        drain_follower(&mut out, f, &rendition);
-                    }
+            Ok(HubMessage::Frame { track, frame }) => {
+                let result = if is_source(&track) {
+                    source.push_media(&frame)
+                } else if let Some(f) = followers.get_mut(&track) {
+                    f.push_media(&frame)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = result {
+                    warn!(track = %track, error = %e, timestamp = frame.timestamp, "frame dropped");
                 }
-                Ok(RenditionMessage::Ladder(specs)) => {
-                    followers.retain(|name, _| {
-                        let keep = specs.iter().any(|s| &s.name == name);
-                        if !keep {
-                            out.remove_rendition(name);
-                        }
-                        keep
-                    });
-                    for spec in specs.iter() {
-                        followers
-                            .entry(spec.name.clone())
-                            .or_insert_with(|| FollowerPackager::new(packager_config.clone()));
-                    }
+            }
+            Ok(HubMessage::Discontinuity { track: None }) => {
+                info!("publisher changed: starting a discontinuity");
+                source.mark_discontinuity();
+                for f in followers.values_mut() {
+                    f.restart();
                 }
-                Ok(RenditionMessage::Restarted) => {
-                    for f in followers.values_mut() {
-                        f.restart();
-                    }
+            }
+            Ok(HubMessage::Discontinuity { track: Some(track) }) => {
+                if let Some(f) = followers.get_mut(&track) {
+                    f.restart();
                 }
-                Err(RecvError::Lagged(n)) => {
-                    warn!(lost = n, "rendition frames lost; renditions restart");
-                    for f in followers.values_mut() {
-                        f.restart();
+            }
+            Ok(HubMessage::Ladder(specs)) => {
+                followers.retain(|name, _| {
+                    let keep = specs.iter().any(|s| &s.name == name);
+                    if !keep {
+                        out.remove_rendition(name);
                     }
+                    keep
+                });
+                for spec in specs.iter() {
+                    followers
+                        .entry(spec.name.clone())
+                        .or_insert_with(|| FollowerPackager::new(packager_config.clone()));
                 }
-                Err(RecvError::Closed) => transcoder_open = false,
-            },
+            }
+            Ok(HubMessage::End) | Err(RecvError::Closed) => break,
+            Err(RecvError::Lagged(n)) => {
+                warn!(
+                    lost = n,
+                    "packager fell behind the hub; frames lost, starting a discontinuity"
+                );
+                source.mark_discontinuity();
+                for f in followers.values_mut() {
+                    f.restart();
+                }
+            }
+        }
+        while let Some(start) = source.poll_segment_start() {
+            for f in followers.values_mut() {
+                f.cut(&start);
+            }
+        }
+        drain(&mut out, &mut source);
+        for (name, f) in followers.iter_mut() {
+            drain_follower(&mut out, f, name);
         }
     }
     source.finish();
@@ -209,6 +210,11 @@ impl Numbers {
             }
         }
     }
+}
+
+/// The encoder's own tracks go to the source packager.
+fn is_source(track: &str) -> bool {
+    track == hub::SOURCE || track == hub::AUDIO
 }
 
 /// How long an ended broadcast's playlists and segments stay fetchable.

@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 use crate::IngestContext;
 use crate::admission::Admitted;
+use crate::media::MediaIn;
 
 /// C0 + C1 + C2: what a client sends before its first chunk.
 const HANDSHAKE_BYTES: u64 = 1 + 2 * streaming_media::rtmp::HANDSHAKE_SIZE as u64;
@@ -62,6 +63,8 @@ struct Live {
     publisher: Publisher,
     rtmp_stream_id: u32,
     got_media: bool,
+    /// This publish's FLV tags, parsed once for the hub.
+    media: MediaIn,
 }
 
 /// Why a connection ended (logged once).
@@ -362,10 +365,10 @@ impl Conn {
                         let id = live.publisher.stream_id();
                         self.activate(id).await;
                     }
-                    if let Some(live) = self.live.as_ref() {
+                    if let Some(live) = self.live.as_mut() {
                         let id = live.publisher.stream_id();
                         self.ctx.metrics.ingest_bytes(id, frame.data.len());
-                        live.publisher.send(frame);
+                        live.media.push(&frame, &live.publisher, &self.ctx.metrics);
                     }
                 }
                 Ok(())
@@ -448,6 +451,7 @@ impl Conn {
             publisher,
             rtmp_stream_id,
             got_media: false,
+            media: MediaIn::new(),
         });
         if let Some(s) = self.session.as_mut() {
             s.accept_publish(rtmp_stream_id);

@@ -3,8 +3,9 @@
 //!
 //! The task reads the socket, feeds the engine, writes what it returns and acts
 //! on its events: it checks the stream key against the repository (only hashes
-//! are stored), moves the stream through its states, and pushes frames into
-//! the [`StreamHub`](streaming_core::hub::StreamHub). A second publish with a
+//! are stored), moves the stream through its states, parses every FLV tag once
+//! (`media.rs`) and pushes the configurations and frames into the
+//! [`StreamHub`](streaming_core::hub::StreamHub). A second publish with a
 //! live stream's key takes the stream over; the old connection is closed.
 //!
 //! Limits (issue 9, "RTMP"; every one counted through
@@ -17,6 +18,7 @@
 
 mod admission;
 mod connection;
+mod media;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

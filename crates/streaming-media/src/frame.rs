@@ -1,9 +1,8 @@
-//! The frame that moves through the stream hub.
-//!
-//! The hub knows no codec (docs/ARCHITECTURE.md, "One binary, one data path"): a frame is
-//! an FLV tag body as it arrived in an RTMP audio, video or data message, with the
-//! RTMP timestamp and two flags read from its first byte(s). Only the packager
-//! parses the body further.
+//! The FLV/RTMP tag: what an RTMP audio, video or data message carries (FLV 10.1
+//! §E.4 tag bodies), with the RTMP timestamp and two flags read from its first
+//! byte(s). The RTMP engines, the FLV reader, writer and demuxer and the fuzz
+//! targets work on it; the ingest turns it into [`crate::media`] types once, with a
+//! [`crate::media::FlvTagParser`], before anything else sees it.
 
 use bytes::Bytes;
 

@@ -5,7 +5,9 @@
 //!
 //! - [`amf0`]: Action Message Format 0 (Adobe AMF0 specification).
 //! - [`rtmp`]: RTMP 1.0 handshake, chunk stream and the publish session.
-//! - [`frame`]: the codec-agnostic frame that the hub fans out.
+//! - [`frame`]: an FLV/RTMP tag body with its timestamp (RTMP, FLV mux and demux).
+//! - [`media`]: decoder configurations and codec-neutral frames, parsed once from FLV
+//!   tags; what the hub fans out.
 //! - [`flv`], [`avc`], [`aac`]: FLV tag bodies (FLV 10.1 §E.4) and decoder configs.
 //! - [`cmaf`], [`packager`]: CMAF (ISO/IEC 23000-19) init and media segments.
 //! - [`hls`], [`dash`]: RFC 8216bis playlists and ISO/IEC 23009-1 MPDs.
@@ -21,6 +23,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hls;
+pub mod media;
 pub mod packager;
 pub mod rtmp;
 pub mod timefmt;

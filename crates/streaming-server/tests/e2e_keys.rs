@@ -97,7 +97,7 @@ async fn assert_nothing_served(ts: &TestServer, id: Uuid) {
         "a refused publish must leave the stream PENDING"
     );
     assert!(
-        ts.server.store.get(id).is_none(),
+        ts.server.store.summary(id).is_none(),
         "no media may be opened for a refused publish"
     );
     assert!(

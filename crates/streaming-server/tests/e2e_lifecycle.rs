@@ -217,7 +217,7 @@ async fn graceful_shutdown_ends_live_streams_in_time() {
     let store = ts.server.store.clone();
     let hub = ts.server.hub.clone();
     let (rtmp_addr, http_addr) = (ts.server.rtmp_addr, ts.server.http_addr);
-    assert!(!store.get(id).expect("media of the live stream").is_ended());
+    assert!(!store.summary(id).expect("media of the live stream").ended);
 
     let mark = logs.mark();
     let started = Instant::now();
@@ -264,7 +264,7 @@ async fn graceful_shutdown_ends_live_streams_in_time() {
         .status;
     assert_eq!(status.to_string(), "ENDED", "status persisted on shutdown");
     assert!(
-        store.get(id).expect("media kept").is_ended(),
+        store.summary(id).expect("media kept").ended,
         "the packager closed the playlists"
     );
     assert!(!hub.is_live(id), "nothing live in the hub after shutdown");

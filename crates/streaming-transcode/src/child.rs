@@ -1,6 +1,10 @@
-//! One FFmpeg child process: its input writer, its rendition readers, its
-//! progress and its exit. `kill_on_drop` and an explicit stop make sure no
-//! FFmpeg outlives its stream; EOF on stdin ends it if we die first.
+//! One FFmpeg child process: its input writer (FLV rebuilt from the hub's
+//! parsed frames, FLV 10.1 §E.2–E.4), its rendition readers (FFmpeg's FLV
+//! demuxed and parsed once per rendition, then published into the broadcast as
+//! that rendition's track), its progress and its exit. `kill_on_drop` and an
+//! explicit stop make sure no FFmpeg outlives its stream; EOF on stdin ends it
+//! if we die first. Once the child is stopped or dropped, its readers publish
+//! nothing more.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -10,14 +14,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use streaming_core::hub::{RenditionMessage, RenditionSpec};
-use streaming_media::flv::{write_header, write_tag};
+use streaming_core::hub::{CancellationToken, RenditionSpec, TrackSender};
+use streaming_media::flv::{write_config_tag, write_header, write_media_tag};
 use streaming_media::flv_demux::FlvDemuxer;
-use streaming_media::frame::{Frame, FrameKind};
+use streaming_media::frame::FrameKind;
+use streaming_media::media::{FlvTagParser, MediaFrame, Parsed, TrackConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::process::Command;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, debug, info, warn};
 
@@ -45,6 +50,8 @@ pub(crate) struct FfmpegChild {
     kill: Option<oneshot::Sender<()>>,
     waiter: Option<JoinHandle<()>>,
     readers: Vec<JoinHandle<()>>,
+    /// Fired on stop or drop: the readers publish nothing more.
+    stopped: CancellationToken,
     dir: PathBuf,
 }
 
@@ -55,7 +62,7 @@ impl FfmpegChild {
         preset: &str,
         source_fps: f64,
         segment_ms: u32,
-        out: broadcast::Sender<RenditionMessage>,
+        out: TrackSender,
     ) -> std::io::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "streaming-ffmpeg-{}-{}",
@@ -139,42 +146,19 @@ impl FfmpegChild {
             .instrument(span.clone()),
         ));
 
-        // One reader per rung: FLV from FFmpeg's socket, frames to the packager.
+        // One reader per rung: FLV from FFmpeg's socket, parsed, into the hub.
+        let stopped = CancellationToken::new();
         for (name, listener) in listeners {
-            let out = out.clone();
+            let (out, stopped) = (out.clone(), stopped.clone());
             readers.push(tokio::spawn(
                 async move {
                     let accepted =
                         tokio::time::timeout(Duration::from_secs(20), listener.accept()).await;
-                    let Ok(Ok((mut sock, _))) = accepted else {
+                    let Ok(Ok((sock, _))) = accepted else {
                         warn!(rendition = %name, "FFmpeg never connected its output");
                         return;
                     };
-                    let mut demux = FlvDemuxer::new();
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match sock.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        demux.push(&buf[..n]);
-                        loop {
-                            match demux.next_frame() {
-                                Ok(Some(frame)) if frame.kind == FrameKind::Video => {
-                                    let _ = out.send(RenditionMessage::Frame {
-                                        rendition: name.clone(),
-                                        frame,
-                                    });
-                                }
-                                Ok(Some(_)) => {}
-                                Ok(None) => break,
-                                Err(e) => {
-                                    warn!(rendition = %name, error = %e, "bad FLV from FFmpeg");
-                                    return;
-                                }
-                            }
-                        }
-                    }
+                    read_rendition(sock, &name, &out, &stopped).await;
                 }
                 .instrument(span.clone()),
             ));
@@ -212,6 +196,7 @@ impl FfmpegChild {
             kill: Some(kill),
             waiter: Some(waiter),
             readers,
+            stopped,
             dir,
         })
     }
@@ -224,16 +209,29 @@ impl FfmpegChild {
         self.started
     }
 
-    /// Queues a frame for FFmpeg; `false` when FFmpeg has fallen too far behind.
-    pub(crate) fn feed(&mut self, frame: &Frame) -> bool {
-        let mut tag = BytesMut::with_capacity(frame.len() + 15);
-        if write_tag(&mut tag, frame).is_err() {
+    /// Queues the source's decoder configuration for FFmpeg, at RTMP time `timestamp`.
+    pub(crate) fn feed_config(&mut self, config: &TrackConfig, timestamp: u32) -> bool {
+        let mut tag = BytesMut::with_capacity(config.record.len() + 20);
+        if write_config_tag(&mut tag, config, timestamp).is_err() {
             return true;
         }
+        self.queue(tag.freeze())
+    }
+
+    /// Queues a frame for FFmpeg; `false` when FFmpeg has fallen too far behind.
+    pub(crate) fn feed(&mut self, frame: &MediaFrame) -> bool {
+        let mut tag = BytesMut::with_capacity(frame.len() + 20);
+        if write_media_tag(&mut tag, frame).is_err() {
+            return true;
+        }
+        self.queue(tag.freeze())
+    }
+
+    fn queue(&mut self, tag: Bytes) -> bool {
         let Some(input) = &self.input else {
             return true;
         };
-        match input.try_send(tag.freeze()) {
+        match input.try_send(tag) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => true,
             Err(mpsc::error::TrySendError::Full(_)) => false,
         }
@@ -245,6 +243,7 @@ impl FfmpegChild {
 
     /// EOF on stdin, a short grace, then kill; waits for the process.
     pub(crate) async fn stop(mut self) {
+        self.stopped.cancel();
         self.input = None;
         if let Some(mut waiter) = self.waiter.take()
             && tokio::time::timeout(STOP_GRACE, &mut waiter).await.is_err()
@@ -264,6 +263,54 @@ impl FfmpegChild {
 
 impl Drop for FfmpegChild {
     fn drop(&mut self) {
+        self.stopped.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads one rendition's FLV from FFmpeg until it ends (or the child is stopped):
+/// demuxed, parsed once, published as track `name`. A tag the parser refuses is
+/// dropped (logged at most once a second).
+async fn read_rendition(
+    mut sock: UnixStream,
+    name: &Arc<str>,
+    out: &TrackSender,
+    stopped: &CancellationToken,
+) {
+    let mut demux = FlvDemuxer::new();
+    let mut parser = FlvTagParser::new();
+    let mut warned: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match sock.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        demux.push(&buf[..n]);
+        loop {
+            let frame = match demux.next_frame() {
+                Ok(Some(frame)) if frame.kind == FrameKind::Video => frame,
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(rendition = %name, error = %e, "bad FLV from FFmpeg");
+                    return;
+                }
+            };
+            if stopped.is_cancelled() {
+                return;
+            }
+            match parser.parse(&frame) {
+                Ok(Parsed::Config(config)) => out.config(name, config),
+                Ok(Parsed::Media(media)) => out.frame(name, media),
+                Ok(Parsed::Skip) => {}
+                Err(e) => {
+                    if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                        warned = Some(Instant::now());
+                        warn!(rendition = %name, error = %e, "rendition frame dropped");
+                    }
+                }
+            }
+        }
     }
 }

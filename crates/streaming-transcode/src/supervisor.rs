@@ -1,6 +1,8 @@
-//! One supervisor task per live stream: plans the ladder from the source's
-//! sequence header, runs FFmpeg, restarts it with back-off, drops the top rung
-//! when FFmpeg cannot keep up, and stops it when the broadcast ends.
+//! One supervisor task per live stream: plans the ladder from the source
+//! track's configuration (as the hub parsed it: size and frame rate), runs
+//! FFmpeg, restarts it with back-off, drops the top rung when FFmpeg cannot keep
+//! up, and stops it when the broadcast ends. The renditions go back into the
+//! same broadcast as tracks, through the hub's [`TrackSender`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,12 +13,10 @@ use chrono::Utc;
 use streaming_core::config::TranscodeConfig;
 use streaming_core::events::{Event, EventBus};
 use streaming_core::hub::{
-    CancellationToken, HubMessage, RenditionMessage, RenditionSpec, StreamHub,
+    CancellationToken, HubMessage, RenditionSpec, SOURCE, StreamHub, Subscription, TrackSender,
 };
 use streaming_core::metrics::Metrics;
-use streaming_media::avc::AvcDecoderConfig;
-use streaming_media::flv::parse_video_tag;
-use streaming_media::frame::{Frame, FrameKind};
+use streaming_media::media::{MediaFrame, TrackConfig, TrackKind};
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -138,7 +138,7 @@ impl Transcoder {
                     s = opened.recv() => match s { Some(s) => s, None => break },
                 };
                 let span = info_span!("transcoder", stream_id = %s.stream_id);
-                let task = Supervisor::new(this.clone(), s.stream_id, s.renditions_tx).run(s.rx);
+                let task = Supervisor::new(this.clone(), s.stream_id, s.tracks).run(s.rx);
                 inner.spawn(task.instrument(span));
             }
         });
@@ -148,8 +148,9 @@ impl Transcoder {
 struct Supervisor {
     t: Arc<Transcoder>,
     stream_id: Uuid,
-    out: broadcast::Sender<RenditionMessage>,
-    video_seq: Option<Frame>,
+    out: TrackSender,
+    /// The source video's configuration in force.
+    video_config: Option<Arc<TrackConfig>>,
     source: Option<(u32, u32, f64)>,
     ladder: Vec<RenditionSpec>,
     child: Option<FfmpegChild>,
@@ -163,12 +164,12 @@ struct Supervisor {
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 impl Supervisor {
-    fn new(t: Arc<Transcoder>, stream_id: Uuid, out: broadcast::Sender<RenditionMessage>) -> Self {
+    fn new(t: Arc<Transcoder>, stream_id: Uuid, out: TrackSender) -> Self {
         Self {
             t,
             stream_id,
             out,
-            video_seq: None,
+            video_config: None,
             source: None,
             ladder: Vec::new(),
             child: None,
@@ -180,17 +181,24 @@ impl Supervisor {
         }
     }
 
-    async fn run(mut self, mut rx: broadcast::Receiver<HubMessage>) {
+    async fn run(mut self, mut rx: Subscription) {
         loop {
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Ok(HubMessage::Frame(f)) => self.on_frame(f).await,
-                    Ok(HubMessage::Discontinuity) => {
+                    Ok(HubMessage::Config { track, config }) if &*track == SOURCE => {
+                        self.on_config(config).await
+                    }
+                    Ok(HubMessage::Frame { track, frame }) if &*track == SOURCE => {
+                        self.on_frame(frame).await
+                    }
+                    Ok(HubMessage::Discontinuity { track: None }) => {
                         // A new publisher: its timestamps start over, so does FFmpeg.
                         self.stop_child("publisher changed").await;
                         self.restart_at = Instant::now();
                     }
                     Ok(HubMessage::End) | Err(broadcast::error::RecvError::Closed) => break,
+                    // Audio, and the renditions this task publishes itself.
+                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(lost = n, "transcoder fell behind the hub; restarting FFmpeg");
                         self.stop_child("fell behind").await;
@@ -208,24 +216,20 @@ impl Supervisor {
         info!("transcoder stopped");
     }
 
-    async fn on_frame(&mut self, f: Frame) {
-        if f.kind != FrameKind::Video {
+    async fn on_frame(&mut self, f: MediaFrame) {
+        if f.kind != TrackKind::Video {
             return;
         }
         self.meter.add(f.timestamp, f.len());
-        if f.is_sequence_header() {
-            self.on_sequence_header(&f).await;
-            return;
-        }
         self.check_bitrate();
         if self.child.is_none() {
-            if self.ladder.is_empty() || !f.is_keyframe() || Instant::now() < self.restart_at {
+            if self.ladder.is_empty() || !f.key || Instant::now() < self.restart_at {
                 return;
             }
-            let Some(seq) = self.video_seq.clone() else {
+            let Some(config) = self.video_config.clone() else {
                 return;
             };
-            self.start_child(&seq, &f).await;
+            self.start_child(&config, &f).await;
             return;
         }
         let fed = self.child.as_mut().is_some_and(|c| c.feed(&f));
@@ -235,13 +239,21 @@ impl Supervisor {
         }
     }
 
-    async fn on_sequence_header(&mut self, f: &Frame) {
-        let changed_bytes = self.video_seq.as_ref().is_none_or(|s| s.data != f.data);
-        self.video_seq = Some(f.clone());
-        let Some((w, h, fps)) = source_format(f) else {
-            warn!("cannot read the source's sequence header; no transcoding");
+    async fn on_config(&mut self, config: Arc<TrackConfig>) {
+        if config.kind != TrackKind::Video {
+            return;
+        }
+        let changed = self
+            .video_config
+            .as_ref()
+            .is_none_or(|c| !c.same_as(&config));
+        let info = &config.info;
+        let (Some(w), Some(h)) = (info.width, info.height) else {
+            warn!("the source's configuration has no picture size; no transcoding");
             return;
         };
+        let fps = info.frame_rate.unwrap_or(30.0);
+        self.video_config = Some(config);
         let old_source = self.source.replace((w, h, fps));
         if old_source.map(|(ow, oh, _)| (ow, oh)) != Some((w, h)) {
             let old = old_source.map(|(ow, oh, _)| (ow, oh));
@@ -259,7 +271,7 @@ impl Supervisor {
             }
             let ladder = plan(&self.t.config.rungs, w, h, fps);
             self.set_ladder(ladder).await;
-        } else if changed_bytes && self.child.is_some() {
+        } else if changed && self.child.is_some() {
             // Same size, new parameters: FFmpeg must start over on them.
             self.stop_child("new sequence header").await;
             self.restart_at = Instant::now();
@@ -280,9 +292,7 @@ impl Supervisor {
         });
         self.stop_child("ladder changed").await;
         self.ladder = ladder;
-        let _ = self
-            .out
-            .send(RenditionMessage::Ladder(self.ladder.clone().into()));
+        self.out.ladder(self.ladder.clone().into());
         self.t
             .update(self.stream_id, |s| s.ladder = names(&self.ladder));
         self.restart_at = Instant::now();
@@ -321,7 +331,7 @@ impl Supervisor {
         }
     }
 
-    async fn start_child(&mut self, seq: &Frame, key: &Frame) {
+    async fn start_child(&mut self, config: &TrackConfig, key: &MediaFrame) {
         let Some(ffmpeg) = self.t.ffmpeg.clone() else {
             return;
         };
@@ -338,8 +348,7 @@ impl Supervisor {
         {
             Ok(mut child) => {
                 info!(pid = ?child.pid(), rungs = self.ladder.len(), "FFmpeg started");
-                let seq = Frame::new(seq.kind, key.timestamp, seq.data.clone());
-                child.feed(&seq);
+                child.feed_config(config, key.timestamp);
                 child.feed(key);
                 self.t.update(self.stream_id, |s| s.pid = child.pid());
                 self.child = Some(child);
@@ -352,11 +361,18 @@ impl Supervisor {
         }
     }
 
+    /// Every rendition's timeline breaks here (its encoder is gone).
+    fn renditions_restarted(&self) {
+        for spec in &self.ladder {
+            self.out.restarted(&spec.name);
+        }
+    }
+
     async fn stop_child(&mut self, why: &str) {
         if let Some(child) = self.child.take() {
             debug!(reason = why, "stopping FFmpeg");
             child.stop().await;
-            let _ = self.out.send(RenditionMessage::Restarted);
+            self.renditions_restarted();
             self.t.update(self.stream_id, |s| s.pid = None);
         }
     }
@@ -411,7 +427,7 @@ impl Supervisor {
             return;
         }
         warn!(reason = %why, backoff = ?self.backoff, "FFmpeg exited; the source goes on, restarting");
-        let _ = self.out.send(RenditionMessage::Restarted);
+        self.renditions_restarted();
         self.t.update(self.stream_id, |s| {
             s.pid = None;
             s.restarts += 1;
@@ -431,12 +447,4 @@ async fn next_child_event(child: &mut Option<FfmpegChild>) -> Option<ChildEvent>
         Some(c) => c.next_event().await,
         None => std::future::pending().await,
     }
-}
-
-/// Width, height and frame rate of an AVC sequence header tag.
-fn source_format(f: &Frame) -> Option<(u32, u32, f64)> {
-    let tag = parse_video_tag(&f.data).ok()?;
-    let config = AvcDecoderConfig::parse(&tag.payload).ok()?;
-    let sps = config.sps_info().ok()?;
-    Some((sps.width, sps.height, sps.frame_rate.unwrap_or(30.0)))
 }

@@ -263,8 +263,6 @@ impl MediaWriter {
         };
         let progress = r.progress(false);
         self.last_number = self.last_number.max(Some(number));
-        let first_playable =
-            r.segments.is_empty() && r.open.as_ref().is_some_and(|o| o.parts.len() == 1);
         let data = match (part_start, self.model.availability_start_ms) {
             (Some(start), Some(avail)) if self.config.low_latency => {
                 let ts = u64::from(part.timescale.max(1));
@@ -276,9 +274,6 @@ impl MediaWriter {
         };
         self.put_media(key, data, now);
         self.render_playlists(name, now);
-        if first_playable && self.config.low_latency {
-            self.render_manifests(now);
-        }
         self.store
             .set_progress(self.stream, self.generation, name, progress);
     }

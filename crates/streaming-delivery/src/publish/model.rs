@@ -87,13 +87,12 @@ impl RenditionModel {
         self.init_versions.last().copied().unwrap_or(1)
     }
 
-    /// Listed in playlists: an init segment and a complete segment, or
-    /// (with low latency) the first parts of the first segment, so players
-    /// start within a part of the first key frame rather than a segment.
+    /// Listed in playlists: an init segment and a complete segment. (Parts
+    /// alone are not enough: hls.js 1.7 and Shaka 5.2 start only once a
+    /// playlist lists a complete segment, and dash.js fails on an empty
+    /// timeline; an earlier master only makes them poll.)
     pub fn playable(&self) -> bool {
-        !self.init_versions.is_empty()
-            && (!self.segments.is_empty()
-                || self.open.as_ref().is_some_and(|o| !o.parts.is_empty()))
+        !self.init_versions.is_empty() && !self.segments.is_empty()
     }
 
     pub fn segment(&self, number: u64) -> Option<&SegmentMeta> {

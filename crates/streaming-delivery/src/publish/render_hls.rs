@@ -149,12 +149,7 @@ pub fn media_playlist(
         .skip(skip_n)
         .filter(|s| floor.is_none_or(|f| s.number >= f))
         .collect();
-    let first = match (listed.first(), &r.open) {
-        (Some(s), _) => s.number,
-        // Low latency, first segment still open: only its parts are listed.
-        (None, Some(o)) if cfg.low_latency && !m.ended && r.segments.is_empty() => o.number,
-        _ => return None,
-    };
+    let first = listed.first()?.number;
     let hidden_disc = r
         .segments
         .iter()

@@ -3,8 +3,10 @@
 //! switching sets need aligned segments; RFC 8216bis §6.2.4 requires it for variant
 //! streams).
 //!
-//! Sans-IO, like the source packager: [`FollowerPackager::push`] the rendition's FLV
-//! video frames, [`FollowerPackager::cut`] every [`SegmentStart`] from
+//! Sans-IO, like the source packager: [`FollowerPackager::configure`] and
+//! [`FollowerPackager::push_media`] the rendition's video (or
+//! [`FollowerPackager::push`] its FLV tag bodies), [`FollowerPackager::cut`] every
+//! [`SegmentStart`] from
 //! [`Packager::poll_segment_start`](super::Packager::poll_segment_start), then drain
 //! [`FollowerPackager::poll_output`] until it returns `None`.
 //!
@@ -43,16 +45,18 @@
 //!   first segment.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::track::{Muxer, Pending};
 use super::{
     PackagerConfig, PackagerError, PackagerEvent, SegmentStart, TrackInfo, TrackKind,
-    VIDEO_TIMESCALE, VideoSetup, VideoTag, parse_video,
+    VIDEO_TIMESCALE,
 };
 use crate::cmaf::CmafError;
 use crate::frame::{Frame, FrameKind};
+use crate::media::{FlvTagParser, MediaFrame, Parsed, TrackConfig};
 
 /// Matching tolerance until the rendition's frame interval is known.
 const DEFAULT_TOLERANCE_MS: i64 = 15;
@@ -116,9 +120,9 @@ enum Decision {
 pub struct FollowerPackager {
     config: PackagerConfig,
     events: VecDeque<PackagerEvent>,
-    raw_config: Option<Bytes>,
-    nal_length_size: u8,
-    info: Option<TrackInfo>,
+    track: Option<Arc<TrackConfig>>,
+    /// Parses what [`FollowerPackager::push`] is given.
+    parser: FlvTagParser,
     init_version: u32,
     muxer: Option<Muxer>,
     pending: VecDeque<SegmentStart>,
@@ -145,9 +149,8 @@ impl FollowerPackager {
         Self {
             config,
             events: VecDeque::new(),
-            raw_config: None,
-            nal_length_size: 4,
-            info: None,
+            track: None,
+            parser: FlvTagParser::new(),
             init_version: 0,
             muxer: None,
             pending: VecDeque::new(),
@@ -163,29 +166,53 @@ impl FollowerPackager {
         }
     }
 
-    /// Feed one rendition frame: AVC sequence headers and coded frames; audio and
-    /// script frames are ignored. On error the frame is dropped and the packager stays
-    /// usable. Drain [`FollowerPackager::poll_output`] afterwards.
+    /// Adopt the rendition's decoder configuration (audio ones and one identical to
+    /// the one in force are ignored). A change drops the open segment, which was coded
+    /// with the old one. Drain [`FollowerPackager::poll_output`] afterwards.
+    pub fn configure(&mut self, config: &Arc<TrackConfig>) -> Result<(), PackagerError> {
+        if config.kind != TrackKind::Video || self.track.as_ref().is_some_and(|c| c.same_as(config))
+        {
+            return Ok(());
+        }
+        self.install(config.clone());
+        Ok(())
+    }
+
+    /// Feed one coded rendition frame (audio frames are ignored). On error the frame is
+    /// dropped and the packager stays usable. Drain [`FollowerPackager::poll_output`]
+    /// afterwards.
+    pub fn push_media(&mut self, frame: &MediaFrame) -> Result<(), PackagerError> {
+        if frame.kind != TrackKind::Video {
+            return Ok(());
+        }
+        if self.track.is_none() {
+            return Err(PackagerError::NotConfigured {
+                kind: TrackKind::Video,
+                timestamp: frame.timestamp,
+            });
+        }
+        let ts = frame.timestamp;
+        self.measure(ts);
+        self.held.push_back(RFrame {
+            ts,
+            cts_ms: frame.composition_time,
+            key: frame.key,
+            data: frame.data.clone(),
+        });
+        self.drain(false);
+        Ok(())
+    }
+
+    /// Feed one FLV tag body of the rendition, parsed by the packager's own
+    /// [`FlvTagParser`]; audio and script frames are ignored.
     pub fn push(&mut self, frame: &Frame) -> Result<(), PackagerError> {
         if frame.kind != FrameKind::Video {
             return Ok(());
         }
-        let ts = frame.timestamp;
-        let nal_length_size = self.raw_config.is_some().then_some(self.nal_length_size);
-        match parse_video(&frame.data, ts, nal_length_size)? {
-            VideoTag::Config(payload) => self.install(payload, ts),
-            VideoTag::Other => Ok(()),
-            VideoTag::Coded { key, cts_ms, data } => {
-                self.measure(ts);
-                self.held.push_back(RFrame {
-                    ts,
-                    cts_ms,
-                    key,
-                    data,
-                });
-                self.drain(false);
-                Ok(())
-            }
+        match self.parser.parse(frame)? {
+            Parsed::Config(config) => self.configure(&config),
+            Parsed::Media(media) => self.push_media(&media),
+            Parsed::Skip => Ok(()),
         }
     }
 
@@ -242,7 +269,7 @@ impl FollowerPackager {
 
     /// What is known of the rendition, once its sequence header has been seen.
     pub fn track_info(&self) -> Option<&TrackInfo> {
-        self.info.as_ref()
+        self.track.as_ref().map(|c| &c.info)
     }
 
     /// Remember the interval since the previous frame; the matching tolerance is half
@@ -275,14 +302,9 @@ impl FollowerPackager {
             .push_back(PackagerEvent::Discontinuity { reason });
     }
 
-    /// Adopt a (new) decoder configuration. A change drops the open segment, which
-    /// was coded with the old one.
-    fn install(&mut self, payload: Bytes, ts: u32) -> Result<(), PackagerError> {
-        if self.raw_config.as_ref() == Some(&payload) {
-            return Ok(());
-        }
-        let setup = VideoSetup::parse(&payload, ts)?;
-        if self.raw_config.is_some() {
+    /// Adopt a new decoder configuration, dropping the open segment if there was one.
+    fn install(&mut self, config: Arc<TrackConfig>) {
+        if self.track.is_some() {
             self.held.clear();
             self.open = None;
             let dropped = self.muxer.as_mut().and_then(Muxer::discard);
@@ -295,24 +317,21 @@ impl FollowerPackager {
             }
         }
         let part_target = self.config.part_target_ms;
-        let nominal = u32::try_from(setup.nominal).unwrap_or(3000);
+        let nominal = u32::try_from(config.nominal_duration).unwrap_or(3000);
         let muxer = self.muxer.get_or_insert_with(|| {
             Muxer::new(TrackKind::Video, VIDEO_TIMESCALE, part_target, nominal)
         });
         muxer.next_discontinuity |= self.opened_any;
         self.init_version += 1;
         muxer.init_version = self.init_version;
-        self.nal_length_size = setup.nal_length_size;
-        self.raw_config = Some(payload);
-        self.info = Some(setup.info.clone());
         self.events
             .push_back(PackagerEvent::Init(super::InitSegment {
                 track: TrackKind::Video,
                 version: self.init_version,
-                data: setup.init,
-                info: setup.info,
+                data: config.init.clone(),
+                info: config.info.clone(),
             }));
-        Ok(())
+        self.track = Some(config);
     }
 
     /// Place the held frames that can be placed; `force` decides every key frame.

@@ -1,8 +1,12 @@
-//! The CMAF packager: FLV-bodied [`Frame`]s in, CMAF init segments, LL-HLS parts and
-//! segments out (ISO/IEC 23000-19 CMAF; parts per RFC 8216bis §4.4.4.9).
+//! The CMAF packager: decoder configurations and media frames in, CMAF init segments,
+//! LL-HLS parts and segments out (ISO/IEC 23000-19 CMAF; parts per RFC 8216bis
+//! §4.4.4.9).
 //!
-//! Sans-IO: call [`Packager::push`] for every frame, then drain
-//! [`Packager::poll_output`] until it returns `None`. Time comes only from the frames.
+//! Sans-IO: call [`Packager::configure`] for every [`TrackConfig`] and
+//! [`Packager::push_media`] for every [`MediaFrame`] (as the hub delivers them, parsed
+//! once at ingest), then drain [`Packager::poll_output`] until it returns `None`.
+//! [`Packager::push`] takes FLV tag bodies instead, through its own
+//! [`FlvTagParser`]. Time comes only from the frames.
 //!
 //! # Rules
 //!
@@ -42,14 +46,13 @@ mod track;
 mod types;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::aac::AudioSpecificConfig;
-use crate::avc::{self, AvcDecoderConfig};
-use crate::cmaf;
-use crate::flv::{self, AudioPacketType, SOUND_FORMAT_AAC, VideoPacketType};
-use crate::frame::{Frame, FrameKind};
+use crate::frame::Frame;
+pub use crate::media::VIDEO_TIMESCALE;
+use crate::media::{FlvTagParser, MediaFrame, Parsed, TrackConfig};
 pub use follower::FollowerPackager;
 use schedule::Cut;
 use timeline::TrackClock;
@@ -59,14 +62,12 @@ pub use types::{
     TrackInfo, TrackKind,
 };
 
-/// Video media timescale (Hz).
-pub const VIDEO_TIMESCALE: u32 = 90_000;
 /// Buffered media that starts segment 1 even if a sequence header is still missing.
 const STARTUP_WAIT_MS: i64 = 1_000;
 /// Buffered frames that start segment 1 regardless.
 const STARTUP_MAX_FRAMES: usize = 2_000;
 
-/// A media frame, parsed, waiting to be timed.
+/// A media frame waiting to be timed.
 #[derive(Debug, Clone)]
 struct Media {
     kind: TrackKind,
@@ -76,13 +77,22 @@ struct Media {
     data: Bytes,
 }
 
+impl From<&MediaFrame> for Media {
+    fn from(f: &MediaFrame) -> Self {
+        Self {
+            kind: f.kind,
+            ts: f.timestamp,
+            key: f.key,
+            cts_ms: f.composition_time,
+            data: f.data.clone(),
+        }
+    }
+}
+
 /// Per-track state.
 #[derive(Debug)]
 struct Track {
-    raw_config: Option<Bytes>,
-    info: Option<TrackInfo>,
-    /// AVCC NAL unit length size (video).
-    nal_length_size: u8,
+    config: Option<Arc<TrackConfig>>,
     clock: Option<TrackClock>,
     muxer: Option<Muxer>,
     init_version: u32,
@@ -91,9 +101,7 @@ struct Track {
 impl Track {
     fn new() -> Self {
         Self {
-            raw_config: None,
-            info: None,
-            nal_length_size: 4,
+            config: None,
             clock: None,
             muxer: None,
             init_version: 0,
@@ -121,6 +129,8 @@ pub struct Packager {
     video_active: bool,
     video_progress: Option<u64>,
     segment_starts: VecDeque<SegmentStart>,
+    /// Parses what [`Packager::push`] is given.
+    parser: FlvTagParser,
 }
 
 impl Packager {
@@ -140,67 +150,45 @@ impl Packager {
             video_active: false,
             video_progress: None,
             segment_starts: VecDeque::new(),
+            parser: FlvTagParser::new(),
         }
     }
 
-    /// Feed one frame. On error the frame is dropped (the caller logs it) and the
-    /// packager stays usable. Drain [`Packager::poll_output`] afterwards.
+    /// Adopt a track's decoder configuration (one identical to the one in force is
+    /// ignored). A change closes what was packaged with the old one and emits a new
+    /// [`InitSegment`] version. Drain [`Packager::poll_output`] afterwards.
+    pub fn configure(&mut self, config: &Arc<TrackConfig>) -> Result<(), PackagerError> {
+        let current = self.track(config.kind).config.as_ref();
+        if current.is_some_and(|c| c.same_as(config)) {
+            return Ok(());
+        }
+        let reason = match config.kind {
+            TrackKind::Video => "video decoder configuration changed",
+            TrackKind::Audio => "audio decoder configuration changed",
+        };
+        self.install(config.clone(), reason)
+    }
+
+    /// Feed one media frame of a configured track. On error the frame is dropped (the
+    /// caller logs it) and the packager stays usable. Drain [`Packager::poll_output`]
+    /// afterwards.
+    pub fn push_media(&mut self, frame: &MediaFrame) -> Result<(), PackagerError> {
+        if self.track(frame.kind).config.is_none() {
+            return Err(PackagerError::NotConfigured {
+                kind: frame.kind,
+                timestamp: frame.timestamp,
+            });
+        }
+        self.media(Media::from(frame))
+    }
+
+    /// Feed one FLV tag body: parsed by the packager's own [`FlvTagParser`], then
+    /// [`Packager::configure`] or [`Packager::push_media`]; script data is ignored.
     pub fn push(&mut self, frame: &Frame) -> Result<(), PackagerError> {
-        let ts = frame.timestamp;
-        match frame.kind {
-            FrameKind::Script => Ok(()),
-            FrameKind::Video => {
-                let nal_length_size = self.video.raw_config.is_some();
-                let nal_length_size = nal_length_size.then_some(self.video.nal_length_size);
-                match parse_video(&frame.data, ts, nal_length_size)? {
-                    VideoTag::Config(payload) => self.video_config(payload, ts),
-                    VideoTag::Other => Ok(()),
-                    VideoTag::Coded { key, cts_ms, data } => self.media(Media {
-                        kind: TrackKind::Video,
-                        ts,
-                        key,
-                        cts_ms,
-                        data,
-                    }),
-                }
-            }
-            FrameKind::Audio => {
-                let tag =
-                    flv::parse_audio_tag(&frame.data).map_err(|source| PackagerError::Flv {
-                        kind: TrackKind::Audio,
-                        timestamp: ts,
-                        source,
-                    })?;
-                if tag.sound_format != SOUND_FORMAT_AAC {
-                    return Err(PackagerError::UnsupportedCodec {
-                        kind: TrackKind::Audio,
-                        timestamp: ts,
-                        codec: format!("FLV SoundFormat {}", tag.sound_format),
-                    });
-                }
-                match tag.packet_type {
-                    AudioPacketType::SequenceHeader => self.audio_config(tag.payload, ts),
-                    AudioPacketType::Raw if self.audio.raw_config.is_none() => {
-                        Err(PackagerError::NoSequenceHeader {
-                            kind: TrackKind::Audio,
-                            timestamp: ts,
-                        })
-                    }
-                    AudioPacketType::Raw if tag.payload.is_empty() => {
-                        Err(PackagerError::EmptyFrame {
-                            kind: TrackKind::Audio,
-                            timestamp: ts,
-                        })
-                    }
-                    AudioPacketType::Raw => self.media(Media {
-                        kind: TrackKind::Audio,
-                        ts,
-                        key: true,
-                        cts_ms: 0,
-                        data: tag.payload,
-                    }),
-                }
-            }
+        match self.parser.parse(frame)? {
+            Parsed::Config(config) => self.configure(&config),
+            Parsed::Media(media) => self.push_media(&media),
+            Parsed::Skip => Ok(()),
         }
     }
 
@@ -244,7 +232,7 @@ impl Packager {
 
     /// What is known of a track, once its sequence header has been seen.
     pub fn track_info(&self, kind: TrackKind) -> Option<&TrackInfo> {
-        self.track(kind).info.as_ref()
+        self.track(kind).config.as_ref().map(|c| &c.info)
     }
 
     fn track(&self, kind: TrackKind) -> &Track {
@@ -271,79 +259,25 @@ impl Packager {
         }
     }
 
-    fn video_config(&mut self, payload: Bytes, ts: u32) -> Result<(), PackagerError> {
-        if self.video.raw_config.as_ref() == Some(&payload) {
-            return Ok(());
-        }
-        let setup = VideoSetup::parse(&payload, ts)?;
-        self.video.nal_length_size = setup.nal_length_size;
-        let reason = "video decoder configuration changed";
-        let (info, init, nominal) = (setup.info, setup.init, setup.nominal);
-        self.install(TrackKind::Video, payload, info, init, None, nominal, reason)
-    }
-
-    fn audio_config(&mut self, payload: Bytes, ts: u32) -> Result<(), PackagerError> {
-        if self.audio.raw_config.as_ref() == Some(&payload) {
-            return Ok(());
-        }
-        let asc = AudioSpecificConfig::parse(&payload).map_err(|source| PackagerError::Aac {
-            timestamp: ts,
-            source,
-        })?;
-        let init = cmaf::audio_init(&payload, &asc).map_err(|source| PackagerError::Cmaf {
-            kind: TrackKind::Audio,
-            source,
-        })?;
-        let info = TrackInfo {
-            kind: TrackKind::Audio,
-            codec: asc.codec_string(),
-            timescale: asc.sample_rate,
-            width: None,
-            height: None,
-            frame_rate: None,
-            sample_rate: Some(asc.sample_rate),
-            channels: asc.channels(),
-        };
-        let frame = asc.frame_length;
-        let reason = "audio decoder configuration changed";
-        self.install(
-            TrackKind::Audio,
-            payload,
-            info,
-            init,
-            Some(frame),
-            frame.into(),
-            reason,
-        )
-    }
-
     /// Adopt a new decoder configuration: close what was packaged with the old one,
     /// emit the init segment, and start segment 1 if this completes the set.
-    #[allow(clippy::too_many_arguments)]
-    fn install(
-        &mut self,
-        kind: TrackKind,
-        raw: Bytes,
-        info: TrackInfo,
-        init: Bytes,
-        frame_length: Option<u32>,
-        nominal: u64,
-        reason: &str,
-    ) -> Result<(), PackagerError> {
-        if self.track(kind).raw_config.is_some() {
+    fn install(&mut self, config: Arc<TrackConfig>, reason: &str) -> Result<(), PackagerError> {
+        let kind = config.kind;
+        if self.track(kind).config.is_some() {
             self.start_if_needed()?;
             self.discontinuity(reason.into(), false)?;
         }
         let part_target = self.config.part_target_ms;
         let track = self.track_mut(kind);
-        let timescale = info.timescale;
+        let timescale = config.timescale();
+        let nominal = config.nominal_duration;
         let old_end = track.clock.as_ref().and_then(TrackClock::end_ms);
         if track
             .clock
             .as_ref()
             .is_none_or(|c| c.timescale != timescale)
         {
-            let mut clock = TrackClock::new(timescale, frame_length, nominal);
+            let mut clock = TrackClock::new(timescale, config.frame_length, nominal);
             if let Some(end) = old_end {
                 clock.continue_after_ms(end);
             }
@@ -356,16 +290,15 @@ impl Packager {
         if let Some(muxer) = track.muxer.as_mut() {
             muxer.init_version = track.init_version;
         }
-        track.raw_config = Some(raw);
-        track.info = Some(info.clone());
-        let version = track.init_version;
-        self.events.push_back(PackagerEvent::Init(InitSegment {
+        let init = InitSegment {
             track: kind,
-            version,
-            data: init,
-            info,
-        }));
-        if !self.started && self.video.info.is_some() && self.audio.info.is_some() {
+            version: track.init_version,
+            data: config.init.clone(),
+            info: config.info.clone(),
+        };
+        track.config = Some(config);
+        self.events.push_back(PackagerEvent::Init(init));
+        if !self.started && self.video.config.is_some() && self.audio.config.is_some() {
             self.start()?;
         }
         Ok(())
@@ -397,7 +330,7 @@ impl Packager {
     /// Start segment 1 with the tracks known now, replaying the startup buffer.
     fn start(&mut self) -> Result<(), PackagerError> {
         self.started = true;
-        self.video_active = self.video.info.is_some();
+        self.video_active = self.video.config.is_some();
         let buffered = std::mem::take(&mut self.startup);
         if let Some(first) = buffered.first() {
             let lo = buffered
@@ -415,105 +348,5 @@ impl Packager {
             }
         }
         result
-    }
-}
-
-/// What a packager makes of an FLV video tag body.
-pub(super) enum VideoTag {
-    /// An AVC sequence header: the `AVCDecoderConfigurationRecord`.
-    Config(Bytes),
-    /// A coded frame (AVCC NAL units, validated).
-    Coded { key: bool, cts_ms: i32, data: Bytes },
-    /// End of sequence or metadata: nothing to package.
-    Other,
-}
-
-/// Parse a video tag at RTMP time `ts`; H.264 only. `nal_length_size` is `None`
-/// until a sequence header has been installed (coded frames are refused before).
-pub(super) fn parse_video(
-    data: &Bytes,
-    ts: u32,
-    nal_length_size: Option<u8>,
-) -> Result<VideoTag, PackagerError> {
-    let tag = flv::parse_video_tag(data).map_err(|source| PackagerError::Flv {
-        kind: TrackKind::Video,
-        timestamp: ts,
-        source,
-    })?;
-    if !tag.codec.is_avc() {
-        return Err(PackagerError::UnsupportedCodec {
-            kind: TrackKind::Video,
-            timestamp: ts,
-            codec: tag.codec.to_string(),
-        });
-    }
-    match tag.packet_type {
-        VideoPacketType::SequenceHeader => Ok(VideoTag::Config(tag.payload)),
-        VideoPacketType::EndOfSequence | VideoPacketType::Metadata => Ok(VideoTag::Other),
-        VideoPacketType::Coded => {
-            let Some(nal_length_size) = nal_length_size else {
-                return Err(PackagerError::NoSequenceHeader {
-                    kind: TrackKind::Video,
-                    timestamp: ts,
-                });
-            };
-            avc::validate_avcc_sample(&tag.payload, nal_length_size).map_err(|source| {
-                PackagerError::Avc {
-                    timestamp: ts,
-                    source,
-                }
-            })?;
-            Ok(VideoTag::Coded {
-                key: tag.frame_type.is_key(),
-                cts_ms: tag.composition_time,
-                data: tag.payload,
-            })
-        }
-    }
-}
-
-/// A parsed AVC decoder configuration and what a video track makes of it.
-pub(super) struct VideoSetup {
-    pub nal_length_size: u8,
-    pub info: TrackInfo,
-    /// The CMAF init segment.
-    pub init: Bytes,
-    /// Nominal frame duration in 90 kHz ticks (from the SPS, else 30 fps).
-    pub nominal: u64,
-}
-
-impl VideoSetup {
-    pub fn parse(payload: &Bytes, ts: u32) -> Result<Self, PackagerError> {
-        let err = |source| PackagerError::Avc {
-            timestamp: ts,
-            source,
-        };
-        let config = AvcDecoderConfig::parse(payload).map_err(err)?;
-        let sps = config.sps_info().map_err(err)?;
-        let init = cmaf::video_init(&config, &sps, VIDEO_TIMESCALE).map_err(|source| {
-            PackagerError::Cmaf {
-                kind: TrackKind::Video,
-                source,
-            }
-        })?;
-        let info = TrackInfo {
-            kind: TrackKind::Video,
-            codec: sps.codec_string(),
-            timescale: VIDEO_TIMESCALE,
-            width: Some(sps.width),
-            height: Some(sps.height),
-            frame_rate: sps.frame_rate,
-            sample_rate: None,
-            channels: None,
-        };
-        let nominal = sps.frame_rate.map_or(3000, |fps| {
-            (f64::from(VIDEO_TIMESCALE) / fps).round().max(1.0) as u64
-        });
-        Ok(Self {
-            nal_length_size: config.nal_length_size,
-            info,
-            init,
-            nominal,
-        })
     }
 }

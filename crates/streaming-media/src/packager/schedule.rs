@@ -41,7 +41,7 @@ impl Packager {
         let offset = self.offset.unwrap_or(0);
         let reason = match &self.track(kind).clock {
             None => {
-                return Err(PackagerError::NoSequenceHeader {
+                return Err(PackagerError::NotConfigured {
                     kind,
                     timestamp: media.ts,
                 });

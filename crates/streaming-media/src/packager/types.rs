@@ -2,10 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::aac::AacError;
-use crate::avc::AvcError;
 use crate::cmaf::CmafError;
-use crate::flv::FlvError;
+use crate::media::ParseError;
+pub use crate::media::{TrackInfo, TrackKind};
 
 /// Segmenting parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,27 +23,6 @@ impl Default for PackagerConfig {
             part_target_ms: 500,
         }
     }
-}
-
-/// Which track an output belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    Video,
-    Audio,
-}
-
-/// What players need to know about a track (HLS `CODECS`, `RESOLUTION`, …).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrackInfo {
-    pub kind: TrackKind,
-    /// RFC 6381 codec string (`avc1.64001F`, `mp4a.40.2`).
-    pub codec: String,
-    pub timescale: u32,
-    pub width: Option<u32>,
-    pub height: Option<u32>,
-    pub frame_rate: Option<f64>,
-    pub sample_rate: Option<u32>,
-    pub channels: Option<u8>,
 }
 
 /// A CMAF header (`ftyp`+`moov`). `version` starts at 1 and grows on config changes.
@@ -136,35 +114,11 @@ pub enum PackagerEvent {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PackagerError {
-    #[error("{kind:?} frame at {timestamp} ms: malformed FLV tag: {source}")]
-    Flv {
-        kind: TrackKind,
-        timestamp: u32,
-        #[source]
-        source: FlvError,
-    },
-    #[error("video frame at {timestamp} ms: {source}")]
-    Avc {
-        timestamp: u32,
-        #[source]
-        source: AvcError,
-    },
-    #[error("audio frame at {timestamp} ms: {source}")]
-    Aac {
-        timestamp: u32,
-        #[source]
-        source: AacError,
-    },
-    #[error("{kind:?} frame at {timestamp} ms: unsupported codec {codec}")]
-    UnsupportedCodec {
-        kind: TrackKind,
-        timestamp: u32,
-        codec: String,
-    },
-    #[error("{kind:?} frame at {timestamp} ms arrived before any sequence header")]
-    NoSequenceHeader { kind: TrackKind, timestamp: u32 },
-    #[error("{kind:?} frame at {timestamp} ms has no payload")]
-    EmptyFrame { kind: TrackKind, timestamp: u32 },
+    /// [`Packager::push`](super::Packager::push) could not parse an FLV tag body.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error("{kind:?} frame at {timestamp} ms arrived before its track was configured")]
+    NotConfigured { kind: TrackKind, timestamp: u32 },
     #[error("{kind:?} track: writing CMAF: {source}")]
     Cmaf {
         kind: TrackKind,
