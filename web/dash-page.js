@@ -118,11 +118,14 @@
 
   // An exception thrown inside dash.js before anything played (dash.js 5.2
   // can throw on the MPD of a stream that has just gone live) also retries.
-  window.addEventListener("error", function (e) {
+  function onException(e) {
     if (played || !dash) return;
-    console.warn("exception before playback: " + (e && e.message));
+    var why = e && (e.message || (e.reason && e.reason.message) || e.reason);
+    console.warn("exception before playback: " + why);
     retry(dash);
-  });
+  }
+  window.addEventListener("error", onException);
+  window.addEventListener("unhandledrejection", onException);
 
   video.addEventListener("playing", function () {
     played = true;
