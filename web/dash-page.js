@@ -12,18 +12,29 @@
 // - ABR: the low-latency rule LoL+ (loLPRule; it replaces the others) with
 //   the default moof-parsing throughput estimate of chunked downloads.
 //
+// Until something has played, an error (the MPD is 404 before the stream is
+// live) or an exception thrown by dash.js starts a fresh player after 0.5 s
+// (the first 10 times), then every 2 s.
+//
 // Tests read `window.__player` = { dash, video, engine, liveLatency() }.
 (function () {
   "use strict";
 
   var LL_FALLBACK_DELAY_S = 1.5;
+  var RETRY_QUICK_MS = 500;
+  var RETRY_QUICK_COUNT = 10;
+  var RETRY_MS = 2000;
+  var failures = 0;
+  var played = false;
+  var retryTimer = null;
 
   var id = document.body.dataset.streamId;
   var video = document.getElementById("video");
-  var url = "/dash/" + encodeURIComponent(id) + "/manifest.mpd";
-  var dash = dashjs.MediaPlayer().create();
+  // Absolute: dash.js's CMCD reporter cannot parse a relative URL.
+  var url = new URL("/dash/" + encodeURIComponent(id) + "/manifest.mpd", window.location.href).href;
+  var dash = null;
 
-  dash.updateSettings({
+  var SETTINGS = {
     streaming: {
       liveCatchup: {
         enabled: true,
@@ -43,7 +54,7 @@
         },
       },
     },
-  });
+  };
 
   // An LL MPD (a segment template announced early) without a target latency.
   function wantsFallbackDelay(mpd) {
@@ -63,15 +74,63 @@
     return !hasTarget && /"availabilityTimeComplete":\s*"?false/.test(text);
   }
 
-  dash.on(dashjs.MediaPlayer.events.MANIFEST_LOADED, function (e) {
-    if (wantsFallbackDelay(e && e.data)) {
-      dash.updateSettings({ streaming: { delay: { liveDelay: LL_FALLBACK_DELAY_S } } });
-    }
+  // One attempt: a fresh player on the MPD. Until something has played, an
+  // error ends it and the next attempt follows (a player that failed to load
+  // is not reused: dash.js 5 does not recover from attachSource after that).
+  function start() {
+    var player = dashjs.MediaPlayer().create();
+    dash = player;
+    player.updateSettings(SETTINGS);
+    player.on(dashjs.MediaPlayer.events.MANIFEST_LOADED, function (e) {
+      if (wantsFallbackDelay(e && e.data)) {
+        player.updateSettings({ streaming: { delay: { liveDelay: LL_FALLBACK_DELAY_S } } });
+      }
+    });
+    player.on(dashjs.MediaPlayer.events.ERROR, function (e) {
+      var err = e && e.error ? e.error : e;
+      if (played) {
+        console.error("dash.js error", JSON.stringify(err));
+        return;
+      }
+      console.warn("dash.js error before playback", JSON.stringify(err));
+      retry(player);
+    });
+    player.initialize(video, url, true);
+  }
+
+  function retry(player) {
+    if (played || retryTimer || player !== dash) return;
+    failures += 1;
+    retryTimer = setTimeout(
+      function () {
+        retryTimer = null;
+        if (played) return;
+        try {
+          player.destroy();
+        } catch (_e) {
+          // A fresh player follows all the same.
+        }
+        start();
+      },
+      failures <= RETRY_QUICK_COUNT ? RETRY_QUICK_MS : RETRY_MS,
+    );
+  }
+
+  // An exception thrown inside dash.js before anything played (dash.js 5.2
+  // can throw on the MPD of a stream that has just gone live) also retries.
+  function onException(e) {
+    if (played || !dash) return;
+    var why = e && (e.message || (e.reason && e.reason.message) || e.reason);
+    console.warn("exception before playback: " + why);
+    retry(dash);
+  }
+  window.addEventListener("error", onException);
+  window.addEventListener("unhandledrejection", onException);
+
+  video.addEventListener("playing", function () {
+    played = true;
   });
-  dash.on(dashjs.MediaPlayer.events.ERROR, function (e) {
-    console.error("dash.js error", JSON.stringify(e && e.error ? e.error : e));
-  });
-  dash.initialize(video, url, true);
+  start();
 
   function isLive() {
     try {
@@ -102,7 +161,9 @@
   });
 
   window.__player = {
-    dash: dash,
+    get dash() {
+      return dash;
+    },
     video: video,
     engine: "dash.js " + dash.getVersion(),
     liveLatency: liveLatency,

@@ -3,14 +3,19 @@
 // on, so an LL-HLS playlist is played from its parts (PART-HOLD-BACK behind
 // the edge, blocking reloads, preload hints) and an ordinary one as plain
 // HLS. Same "behind live" figure and "Go live" button as the watch page
-// (live-ui.js); a load failure is retried every 2 s (the stream may not be
-// live yet).
+// (live-ui.js). A load failure is retried, the first 10 times after 0.5 s,
+// then every 2 s: the stream may not be live yet, and Shaka 5.2 cannot load a
+// playlist whose first segment is still in progress (only parts: "Request
+// without URIs"), which lasts up to one segment after the stream goes live.
 //
 // Tests read `window.__player` = { shaka, video, engine, liveLatency() }.
 (function () {
   "use strict";
 
+  var RETRY_QUICK_MS = 500;
+  var RETRY_QUICK_COUNT = 10;
   var RETRY_MS = 2000;
+  var failures = 0;
 
   var id = document.body.dataset.streamId;
   var video = document.getElementById("video");
@@ -44,7 +49,8 @@
       })
       .catch(function (err) {
         noteError("load", err);
-        setTimeout(load, RETRY_MS);
+        failures += 1;
+        setTimeout(load, failures <= RETRY_QUICK_COUNT ? RETRY_QUICK_MS : RETRY_MS);
       });
   }
 

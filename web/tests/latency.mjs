@@ -28,6 +28,12 @@
 //   fps, latency: {median, p95, min, max, mean} (s), playerLatency: {median,
 //   last} (s), waiting, longestStall (s), stalls (≥ 0.3 s), advanced (s)},
 //   engine, errors.
+// With LATENCY_TRACE=1 in the environment, every request the page makes
+// (when it ended, in ms since the page was opened; status; path; how long it
+// took) and the video's loadstart,
+// loadedmetadata, playing and waiting events are written to stderr, to see
+// where the time to the first frame goes.
+//
 // Exit status: 0 iff a frame was decoded, the window holds samples and no
 // misread was seen; 1 otherwise; 2 on bad usage. Chromium gets a fresh
 // temporary profile each run.
@@ -354,6 +360,31 @@ async function main() {
     });
     page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
     await page.addInitScript(installMeter);
+    if (process.env.LATENCY_TRACE === "1") {
+      const t0 = Date.now();
+      const since = () => String(Date.now() - t0).padStart(6);
+      const started = new Map();
+      page.on("request", (req) => started.set(req, Date.now()));
+      page.on("requestfinished", async (req) => {
+        const res = await req.response().catch(() => null);
+        const u = new URL(req.url());
+        const took = Date.now() - (started.get(req) || Date.now());
+        started.delete(req);
+        console.error(
+          `${since()} ms ${res ? res.status() : "---"} ${req.method()} ${u.pathname}${u.search} (took ${took} ms)`,
+        );
+      });
+      page.on("requestfailed", (req) => console.error(`${since()} ms failed ${req.url()}`));
+      await page.exposeFunction("__traceEvent", (name) => console.error(`${since()} ms video ${name}`));
+      await page.addInitScript(() => {
+        document.addEventListener("DOMContentLoaded", () => {
+          const v = document.querySelector("video");
+          for (const ev of ["loadstart", "loadedmetadata", "playing", "waiting"]) {
+            v.addEventListener(ev, () => window.__traceEvent(`${ev} t=${v.currentTime.toFixed(3)}`));
+          }
+        });
+      });
+    }
 
     await page.goto(opts.url, { waitUntil: "domcontentloaded", timeout: opts.startTimeout * 1000 });
     const openedAt = Date.now();

@@ -180,7 +180,7 @@ impl Default for ClockPublish {
             fps: 30,
             gop: 60,
             video_kbps: 1000,
-            seconds: 90.0,
+            seconds: 180.0,
         }
     }
 }
