@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::abuse::{LivePublish, ServerProcess};
 use common::llhls::check_media_playlist;
-use common::{Publish, TestServer, ffmpeg_publish, run};
+use common::{Publish, TestServer, ffmpeg_publish, run, wait_child};
 
 /// Segments of 1 s (GOP 1 s) and ten listed, so a delta update has
 /// segments to skip (CAN-SKIP-UNTIL is six target durations) within seconds.
@@ -55,7 +55,7 @@ fn hint(playlist: &str) -> (u64, u32) {
 async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
     let ts = TestServer::start_with(short_segments).await;
     let (id, key) = ts.create_stream("ll-hls").await;
-    let mut child = ffmpeg_publish(
+    let child = ffmpeg_publish(
         &ts.publish_url(&key),
         &Publish {
             seconds: 40.0,
@@ -86,7 +86,8 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
     }
 
     // Blocking reload for the hinted part vs. a held request for the part.
-    let part_target = f64::from(streaming_core::config::MediaConfig::default().part_duration_ms) / 1000.0;
+    let part_target =
+        f64::from(streaming_core::config::MediaConfig::default().part_duration_ms) / 1000.0;
     let mut gaps = Vec::new();
     for _ in 0..5 {
         let text = ts.get_text(&playlist).await.unwrap();
@@ -178,7 +179,7 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
         ok && err.trim().is_empty(),
         "ffmpeg decoding the LL master: {err}"
     );
-    let _ = child.kill();
+    let (_, _) = wait_child(child, Duration::from_millis(10)).await;
 }
 
 /// 1,000 blocking reloads held on one stream: all answered with the part,

@@ -386,11 +386,11 @@ impl MediaWriter {
         self.model.modified_ms = now;
         let names: Vec<Arc<str>> = self.model.renditions.keys().cloned().collect();
         for name in &names {
-            if let Some(r) = self.model.renditions.get_mut(name) {
-                if let Some(o) = r.open.take() {
-                    for k in part_keys(&r.name, o.number, o.parts.len()) {
-                        self.store.delete(self.stream, self.generation, &k);
-                    }
+            if let Some(r) = self.model.renditions.get_mut(name)
+                && let Some(o) = r.open.take()
+            {
+                for k in part_keys(&r.name, o.number, o.parts.len()) {
+                    self.store.delete(self.stream, self.generation, &k);
                 }
             }
             self.render_playlists(name, now);

@@ -133,10 +133,7 @@ pub fn media_playlist(
     // its playhead stalls. Once ended, each lists all it has.
     let first_of = |x: &RenditionModel| {
         x.segments
-            .iter()
-            .rev()
-            .take(window)
-            .last()
+            .get(x.segments.len().saturating_sub(window))
             .map(|s| s.number)
     };
     let floor = (r.info.kind == RenditionKind::Video && !m.ended)
