@@ -492,11 +492,6 @@ async function runHls(context, opts, errors) {
     out.switchMode = opts.switchMode;
     out.switches = [];
     if (levels.length >= 2) {
-      // First: the level farthest from the start; second: one neither of them
-      // (with 3 levels, every level gets played).
-      const idx = levels.map((_, i) => i);
-      const a = idx.filter((i) => i !== start).sort((x, y) => Math.abs(y - start) - Math.abs(x - start))[0];
-      const b = idx.find((i) => i !== start && i !== a) ?? start;
       // Let the start level play for --hold seconds first.
       await page.waitForFunction(
         ([t, hold]) => window.__player.video.currentTime >= t + hold,
@@ -507,6 +502,18 @@ async function runHls(context, opts, errors) {
         out.seek = await seekToWindowStart(page, opts);
         if (!out.seek.ok) return out;
       }
+      // The level playing now (hls.js's own ABR may have moved since the
+      // start: with LL-HLS parts it measures bandwidth sooner). First: the
+      // level farthest from it; second: one neither of them (with 3 levels,
+      // every level gets played).
+      const now = await page.evaluate(() => {
+        const sw = window.__abr.switched;
+        return sw.length ? sw[sw.length - 1].level : window.__player.hls.currentLevel;
+      });
+      out.levelBeforeSwitches = now;
+      const idx = levels.map((_, i) => i);
+      const a = idx.filter((i) => i !== now).sort((x, y) => Math.abs(y - now) - Math.abs(x - now))[0];
+      const b = idx.find((i) => i !== now && i !== a) ?? now;
       for (const target of [a, b]) {
         const r = await forceLevel(page, target, opts);
         r.height = levels[target].height;
