@@ -14,7 +14,8 @@
 //
 // Until something has played, an error (the MPD is 404 before the stream is
 // live) or an exception thrown by dash.js starts a fresh player after 0.5 s
-// (the first 10 times), then every 2 s.
+// (for the first 30 s, so a viewer waiting for the broadcaster sees its first
+// part at once), then every 2 s.
 //
 // Tests read `window.__player` = { dash, video, engine, liveLatency() }.
 (function () {
@@ -22,7 +23,7 @@
 
   var LL_FALLBACK_DELAY_S = 1.5;
   var RETRY_QUICK_MS = 500;
-  var RETRY_QUICK_COUNT = 10;
+  var RETRY_QUICK_COUNT = 60;
   var RETRY_MS = 2000;
   var failures = 0;
   var played = false;

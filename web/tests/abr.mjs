@@ -49,10 +49,7 @@
 // levels) while its currentTime advanced; 1 otherwise; 2 on bad usage.
 // Chromium gets a fresh temporary profile each run (as in play.mjs).
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { DEFAULT_CHROMIUM, collectErrors, deadline, freshProfile, launch, removeProfile } from "./browser.mjs";
 
 const USAGE =
   "usage: node abr.mjs <watch-url> <dash-url> [--start-timeout N] [--switch-timeout N] " +
@@ -77,7 +74,7 @@ function parseArgs(argv) {
     switchMode: "current",
     hlsOnly: false,
     fromWindowStart: false,
-    chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    chromium: DEFAULT_CHROMIUM,
   };
   const numeric = {
     "--start-timeout": "startTimeout",
@@ -459,10 +456,7 @@ async function backToAuto(page) {
 async function runHls(context, opts, errors) {
   const out = { ok: false };
   const page = await context.newPage();
-  page.on("console", (msg) => {
-    if (msg.type() === "error") errors.push(`hls page: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => errors.push(`hls pageerror: ${err.message}`));
+  collectErrors(page, errors, "hls page: ");
   try {
     await page.goto(opts.watchUrl, { waitUntil: "domcontentloaded", timeout: opts.startTimeout * 1000 });
     await page.waitForFunction(installMonitor, null, { timeout: opts.startTimeout * 1000, polling: 50 });
@@ -565,10 +559,7 @@ async function runHls(context, opts, errors) {
 async function runDash(context, opts, errors, wantReps) {
   const out = { ok: false };
   const page = await context.newPage();
-  page.on("console", (msg) => {
-    if (msg.type() === "error") errors.push(`dash page: ${msg.text()}`);
-  });
-  page.on("pageerror", (err) => errors.push(`dash pageerror: ${err.message}`));
+  collectErrors(page, errors, "dash page: ");
   try {
     await page.goto(opts.dashUrl, { waitUntil: "domcontentloaded", timeout: opts.startTimeout * 1000 });
     const started = Date.now();
@@ -628,36 +619,19 @@ async function main() {
   const errors = [];
   const result = { ok: false, hls: null, dash: null, errors };
   const t0 = Date.now();
-  const profile = mkdtempSync(join(tmpdir(), "abr-mjs-"));
-  const deadline = setTimeout(
-    () => {
-      errors.push("abr.mjs: overall deadline exceeded");
-      result.elapsedMs = Date.now() - t0;
-      console.log(JSON.stringify(result));
-      rmSync(profile, { recursive: true, force: true });
-      process.exit(1);
-    },
-    (2 * opts.startTimeout + 2 * (opts.switchTimeout * 2 + opts.hold) + opts.dashAdvance + 40) * 1000,
+  const profile = freshProfile("abr-mjs");
+  deadline(
+    "abr.mjs",
+    2 * opts.startTimeout + 2 * (opts.switchTimeout * 2 + opts.hold) + opts.dashAdvance + 40,
+    result,
+    errors,
+    profile,
+    () => (result.elapsedMs = Date.now() - t0),
   );
-  deadline.unref();
 
   let context = null;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: opts.chromium,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-    });
+    context = await launch(profile, opts.chromium);
     // The persistent context opens a blank page; each check gets its own.
     result.hls = await runHls(context, opts, errors);
     if (!opts.hlsOnly) {
@@ -669,7 +643,7 @@ async function main() {
     errors.push(`abr.mjs: ${err && err.message ? err.message.split("\n")[0] : String(err)}`);
   } finally {
     if (context) await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    removeProfile(profile);
   }
   result.elapsedMs = Date.now() - t0;
   return result;

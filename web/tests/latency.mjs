@@ -38,10 +38,7 @@
 // misread was seen; 1 otherwise; 2 on bad usage. Chromium gets a fresh
 // temporary profile each run.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { DEFAULT_CHROMIUM, collectErrors, deadline, freshProfile, launch, removeProfile } from "./browser.mjs";
 
 const USAGE =
   "usage: node latency.mjs <page-url> [--warmup N] [--window N] [--start-timeout N] " +
@@ -58,7 +55,7 @@ function parseArgs(argv) {
     warmup: 4,
     window: 20,
     startTimeout: 30,
-    chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    chromium: DEFAULT_CHROMIUM,
     screenshot: null,
   };
   const numeric = { "--warmup": "warmup", "--window": "window", "--start-timeout": "startTimeout" };
@@ -323,42 +320,14 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const errors = [];
   const result = { ok: false, url: opts.url, errors };
-  const profile = mkdtempSync(join(tmpdir(), "latency-mjs-"));
-  const deadline = setTimeout(
-    () => {
-      errors.push("latency.mjs: overall deadline exceeded");
-      console.log(JSON.stringify(result));
-      rmSync(profile, { recursive: true, force: true });
-      process.exit(1);
-    },
-    (opts.startTimeout + opts.warmup + opts.window + 45) * 1000,
-  );
-  deadline.unref();
+  const profile = freshProfile("latency-mjs");
+  deadline("latency.mjs", opts.startTimeout + opts.warmup + opts.window + 45, result, errors, profile);
 
   let context = null;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: opts.chromium,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-    });
+    context = await launch(profile, opts.chromium);
     const page = context.pages()[0] || (await context.newPage());
-    page.on("console", (msg) => {
-      if (msg.type() !== "error") return;
-      const where = msg.location() && msg.location().url;
-      errors.push(where ? `${msg.text()} [${where}]` : msg.text());
-    });
-    page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
+    collectErrors(page, errors);
     await page.addInitScript(installMeter);
     if (process.env.LATENCY_TRACE === "1") {
       const t0 = Date.now();
@@ -430,7 +399,7 @@ async function main() {
     return result;
   } finally {
     if (context) await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    removeProfile(profile);
   }
 }
 

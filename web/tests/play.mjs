@@ -15,10 +15,7 @@
 // 2 on bad usage. The video is found as window.__player.video, else the
 // first <video> element. Chromium gets a fresh temporary profile each run.
 
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { DEFAULT_CHROMIUM, collectErrors, deadline, freshProfile, launch, removeProfile } from "./browser.mjs";
 
 const USAGE =
   "usage: node play.mjs <page-url> [--seconds N] [--min-advance N] " +
@@ -30,7 +27,7 @@ function parseArgs(argv) {
     seconds: 7,
     minAdvance: 5,
     startTimeout: 20,
-    chromium: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
+    chromium: DEFAULT_CHROMIUM,
     screenshot: null,
     ignoreHttpsErrors: false,
   };
@@ -89,45 +86,15 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const errors = [];
   const result = { ok: false, start: null, end: null, advanced: 0, frames: 0, errors };
-  const profile = mkdtempSync(join(tmpdir(), "play-mjs-"));
-  // Whatever happens inside, never outlive this.
-  const deadline = setTimeout(
-    () => {
-      errors.push("play.mjs: overall deadline exceeded");
-      console.log(JSON.stringify(result));
-      rmSync(profile, { recursive: true, force: true });
-      process.exit(1);
-    },
-    (opts.startTimeout + opts.seconds + 45) * 1000,
-  );
-  deadline.unref();
+  const profile = freshProfile("play-mjs");
+  deadline("play.mjs", opts.startTimeout + opts.seconds + 45, result, errors, profile);
 
   let context = null;
   try {
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: opts.chromium,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 800 },
-      // HTTPS tests use a certificate made at test time (no trusted CA).
-      ignoreHTTPSErrors: opts.ignoreHttpsErrors,
-    });
+    // HTTPS tests use a certificate made at test time (no trusted CA).
+    context = await launch(profile, opts.chromium, { ignoreHTTPSErrors: opts.ignoreHttpsErrors });
     const page = context.pages()[0] || (await context.newPage());
-    page.on("console", (msg) => {
-      if (msg.type() !== "error") return;
-      const where = msg.location() && msg.location().url;
-      errors.push(where ? `${msg.text()} [${where}]` : msg.text());
-    });
-    page.on("pageerror", (err) => errors.push(`pageerror: ${err.message}`));
+    collectErrors(page, errors);
 
     await page.goto(opts.url, { waitUntil: "domcontentloaded", timeout: opts.startTimeout * 1000 });
     try {
@@ -162,7 +129,7 @@ async function main() {
     return result;
   } finally {
     if (context) await context.close().catch(() => {});
-    rmSync(profile, { recursive: true, force: true });
+    removeProfile(profile);
   }
 }
 

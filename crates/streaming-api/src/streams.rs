@@ -140,6 +140,12 @@ async fn detail(state: &ApiState, s: Stream) -> Result<StreamDetail, Problem> {
         .collect();
     if qualities.is_empty() {
         qualities = live_qualities(state, s.id);
+    } else if let Some(m) = state.store.as_ref().and_then(|st| st.summary(s.id))
+        && !m.ended
+    {
+        for q in &mut qualities {
+            q.behind_source_ms = m.rendition(&q.name).and_then(|r| r.behind_source_ms);
+        }
     }
     let urls = state.urls(s.id);
     Ok(StreamDetail {
@@ -181,6 +187,7 @@ fn live_qualities(state: &ApiState, id: Uuid) -> Vec<Quality> {
                     bitrate_kbps: u32::try_from(avg / 1000).ok().filter(|b| *b > 0),
                     frame_rate: r.info.frame_rate,
                     codec: Some(r.info.codec.clone()),
+                    behind_source_ms: r.behind_source_ms,
                 }
             })
             .collect()

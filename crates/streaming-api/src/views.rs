@@ -200,6 +200,10 @@ pub struct Quality {
     pub bitrate_kbps: Option<u32>,
     pub frame_rate: Option<f64>,
     pub codec: Option<String>,
+    /// While live, for a rendition FFmpeg makes: how far (ms) its parts come
+    /// out behind the source's (median over the newest segments): the
+    /// latency the transcoder adds for its viewers.
+    pub behind_source_ms: Option<u32>,
 }
 
 impl From<QualityLevel> for Quality {
@@ -211,6 +215,7 @@ impl From<QualityLevel> for Quality {
             bitrate_kbps: q.bitrate_kbps,
             frame_rate: q.frame_rate,
             codec: q.codec,
+            behind_source_ms: None,
         }
     }
 }

@@ -40,6 +40,12 @@ pub struct RenditionSummary {
     pub recent_durations_secs: Vec<f64>,
     /// Listed in the playlists (has an init segment and a segment).
     pub playable: bool,
+    /// A transcoded rendition: how long after the source's first part of a
+    /// segment (the key frame that starts it, packaged) this rendition's
+    /// first part of the same segment came out, in ms; the median of the
+    /// newest segments. What FFmpeg adds to a viewer's latency on it.
+    #[serde(default)]
+    pub behind_source_ms: Option<u32>,
 }
 
 /// One broadcast's media as it stands.

@@ -27,7 +27,9 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::packaging::{AUDIO, SOURCE, now_ms};
-use model::{BroadcastModel, OpenSegment, PartMeta, RenditionModel, SegmentMeta};
+use model::{
+    BEHIND_SOURCE_KEPT, BroadcastModel, OpenSegment, PartMeta, RenditionModel, SegmentMeta,
+};
 
 /// Segments (before the open one) whose parts stay listed and fetchable:
 /// RFC 8216bis §4.4.3.7 wants parts listed for about three target durations.
@@ -119,6 +121,9 @@ pub struct MediaWriter {
     number_base: u64,
     model: BroadcastModel,
     last_number: Option<u64>,
+    /// When the source's first part of each recent segment came out
+    /// (number, Unix ms), for the renditions' `behind_source_ms`.
+    source_starts: std::collections::VecDeque<(u64, i64)>,
 }
 
 impl MediaWriter {
@@ -138,6 +143,7 @@ impl MediaWriter {
                 ..BroadcastModel::default()
             },
             last_number: None,
+            source_starts: std::collections::VecDeque::new(),
         }
     }
 
@@ -229,11 +235,35 @@ impl MediaWriter {
             parts: Vec::new(),
         });
         let index = open.parts.len() as u32;
-        // Where this part starts in media time, when known: its `prft` box
-        // (ISO/IEC 14496-12 §8.16.5) says when that instant was captured.
-        let part_start = open
-            .start
-            .map(|s| s + open.parts.iter().map(|p| p.duration).sum::<u64>());
+        if open.parts.is_empty() {
+            if &*r.name == SOURCE {
+                if self.source_starts.len() == 8 {
+                    self.source_starts.pop_front();
+                }
+                self.source_starts.push_back((number, now));
+            } else if &*r.name != AUDIO
+                && let Some(&(_, at)) = self.source_starts.iter().find(|(n, _)| *n == number)
+            {
+                if r.behind_source_ms.len() == BEHIND_SOURCE_KEPT {
+                    r.behind_source_ms.pop_front();
+                }
+                let behind = u32::try_from((now - at).max(0)).unwrap_or(u32::MAX);
+                debug!(
+                    rendition = name,
+                    number,
+                    behind_ms = behind,
+                    "first part behind the source's"
+                );
+                r.behind_source_ms.push_back(behind);
+            }
+        }
+        if open.parts.is_empty() && open.start.is_none() {
+            // The first segment (or the first after a gap): its `tfdt`.
+            open.start = Some(part.start);
+        }
+        // Where this part starts in media time: its `prft` box (ISO/IEC
+        // 14496-12 §8.16.5) says when that instant was captured.
+        let part_start = Some(part.start);
         if index != part.index {
             debug!(
                 rendition = name,
@@ -272,8 +302,14 @@ impl MediaWriter {
             }
             _ => part.data,
         };
+        let starting = self.config.low_latency && self.model.videos().is_empty();
         self.put_media(key, data, now);
         self.render_playlists(name, now);
+        if starting {
+            // Nothing complete yet: the LL-DASH manifest lists the first
+            // segment in progress as soon as its first parts are out.
+            self.render_manifests(now);
+        }
         self.store
             .set_progress(self.stream, self.generation, name, progress);
     }

@@ -63,6 +63,9 @@ pub struct RenditionModel {
     /// restarted, decoder configuration changed).
     pub pending_discontinuity: bool,
     pub modified_ms: i64,
+    /// Transcoded renditions: ms from the source's first part of a segment
+    /// to this rendition's first part of it, newest last (a few kept).
+    pub behind_source_ms: VecDeque<u32>,
 }
 
 impl RenditionModel {
@@ -76,6 +79,7 @@ impl RenditionModel {
             dropped_discontinuities: 0,
             pending_discontinuity: false,
             modified_ms: now_ms,
+            behind_source_ms: VecDeque::new(),
         }
     }
 
@@ -93,6 +97,40 @@ impl RenditionModel {
     /// timeline; an earlier master only makes them poll.)
     pub fn playable(&self) -> bool {
         !self.init_versions.is_empty() && !self.segments.is_empty()
+    }
+
+    /// Listable in the MPD before its first segment is complete (low
+    /// latency): the first segment is in progress with a part out and its
+    /// start known. dash.js in low-latency mode starts in it, so the first
+    /// frame need not wait for a whole GOP.
+    pub fn starting(&self) -> bool {
+        !self.init_versions.is_empty()
+            && self.segments.is_empty()
+            && self
+                .open
+                .as_ref()
+                .is_some_and(|o| o.start.is_some() && !o.parts.is_empty())
+    }
+
+    /// Start (media time) of the segment in progress, when it follows the
+    /// listed ones (or is the first).
+    pub fn open_start(&self) -> Option<u64> {
+        match self.segments.back() {
+            Some(last)
+                if self
+                    .open
+                    .as_ref()
+                    .is_none_or(|o| o.number == last.number + 1) =>
+            {
+                Some(last.start + last.duration)
+            }
+            Some(_) => None,
+            None => self
+                .open
+                .as_ref()
+                .filter(|o| !o.parts.is_empty())
+                .and_then(|o| o.start),
+        }
     }
 
     pub fn segment(&self, number: u64) -> Option<&SegmentMeta> {
@@ -183,8 +221,18 @@ impl RenditionModel {
                 .map(|s| s.duration as f64 / ts)
                 .collect(),
             playable: self.playable(),
+            behind_source_ms: median(&self.behind_source_ms),
         }
     }
+}
+
+/// How many delays [`RenditionModel::behind_source_ms`] keeps.
+pub const BEHIND_SOURCE_KEPT: usize = 5;
+
+fn median(values: &VecDeque<u32>) -> Option<u32> {
+    let mut v: Vec<u32> = values.iter().copied().collect();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
 }
 
 /// The whole broadcast.
@@ -200,10 +248,14 @@ pub struct BroadcastModel {
 impl BroadcastModel {
     /// Playable video renditions, best first (the source leads).
     pub fn videos(&self) -> Vec<&RenditionModel> {
+        self.videos_where(RenditionModel::playable)
+    }
+
+    fn videos_where(&self, listed: impl Fn(&RenditionModel) -> bool) -> Vec<&RenditionModel> {
         let mut v: Vec<_> = self
             .renditions
             .values()
-            .filter(|r| r.info.kind == RenditionKind::Video && r.playable())
+            .filter(|r| r.info.kind == RenditionKind::Video && listed(r))
             .collect();
         v.sort_by_key(|r| {
             (
@@ -232,6 +284,25 @@ impl BroadcastModel {
     /// A master playlist or MPD can be written.
     pub fn manifest_ready(&self) -> bool {
         !self.audio_pending() && (!self.videos().is_empty() || self.audio().is_some())
+    }
+
+    /// Nothing is playable yet, but the first segment is in progress: an
+    /// LL-DASH manifest can list it (`render_dash`). Audio, when announced,
+    /// must have started too, as for [`Self::manifest_ready`].
+    pub fn starting(&self) -> bool {
+        if self.ended || !self.videos().is_empty() || self.audio().is_some() {
+            return false;
+        }
+        let audio_waits = self
+            .renditions
+            .get(AUDIO)
+            .is_some_and(|r| !r.init_versions.is_empty() && !r.starting());
+        !audio_waits && self.renditions.values().any(RenditionModel::starting)
+    }
+
+    /// Video renditions whose first segment is in progress, best first.
+    pub fn starting_videos(&self) -> Vec<&RenditionModel> {
+        self.videos_where(RenditionModel::starting)
     }
 
     pub fn summary(&self) -> StreamSummary {

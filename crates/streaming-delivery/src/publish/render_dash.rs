@@ -55,21 +55,22 @@ fn representation(
     }
     let target = u64::from(cfg.segment_target_ms) * u64::from(r.info.timescale) / 1000;
     let mut ato = None;
-    if low_latency
-        && let Some(last) = segs.last()
-        && r.open.as_ref().is_none_or(|o| o.number == last.number + 1)
-    {
+    if low_latency && let Some(start) = r.open_start() {
         // The segment in progress (or about to start), timed by the target
         // duration: its request is answered part by part as it is made.
         timeline.push(TimelineEntry {
-            start: last.start + last.duration,
+            start,
             duration: target.max(1),
         });
         let part = f64::from(cfg.part_target_ms) / 1000.0;
         ato = Some((f64::from(cfg.segment_target_ms) / 1000.0 - part).max(0.0));
     }
     let (peak, _) = r.bandwidth();
-    let version = segs.last().map(|s| s.init_version).unwrap_or(1);
+    let version = segs
+        .last()
+        .map(|s| s.init_version)
+        .or(r.open.as_ref().map(|o| o.init_version))
+        .unwrap_or(1);
     // Segments are made once and live under /hls; the MPD points there.
     let base = format!("../../hls/{id}/{}", r.name);
     Representation {
@@ -84,7 +85,11 @@ fn representation(
         timescale: r.info.timescale,
         initialization: slot(format!("{base}/{}", init_uri(version)), per_viewer),
         media: slot(format!("{base}/segment-$Number$.m4s"), per_viewer),
-        start_number: segs.first().map(|s| s.number).unwrap_or(1),
+        start_number: segs
+            .first()
+            .map(|s| s.number)
+            .or(r.open.as_ref().map(|o| o.number))
+            .unwrap_or(1),
         timeline,
         availability_time_offset: ato,
         availability_time_complete: ato.map(|_| false),
@@ -101,17 +106,23 @@ fn representation(
 
 /// The MPD; `None` until a manifest can be written.
 pub fn mpd(m: &BroadcastModel, id: Uuid, cfg: &RenderConfig) -> Option<String> {
-    if !m.manifest_ready() {
+    let low_latency = cfg.low_latency && !m.ended;
+    // With low latency the first segment is listed while in progress.
+    let starting = low_latency && m.starting();
+    if !starting && !m.manifest_ready() {
         return None;
     }
-    let low_latency = cfg.low_latency && !m.ended;
     let listed = cfg.playlist_segments;
     let mut sets = Vec::new();
     let mut max_seg = 0f64;
     let mut window = 0f64;
     // One video AdaptationSet (every rendition cut on the same instants) and one audio.
-    let videos = m.videos();
-    let audio: Vec<_> = m.audio().into_iter().collect();
+    let (videos, audio): (_, Vec<_>) = if starting {
+        let audio = m.renditions.get(AUDIO).filter(|r| r.starting());
+        (m.starting_videos(), audio.into_iter().collect())
+    } else {
+        (m.videos(), m.audio().into_iter().collect())
+    };
     for (group, content_type, mime) in [
         (videos, ContentType::Video, "video/mp4"),
         (audio, ContentType::Audio, "audio/mp4"),

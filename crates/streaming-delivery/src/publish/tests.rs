@@ -43,6 +43,7 @@ fn segment_events(n: u64, parts: u32) -> Vec<PackagerEvent> {
             segment: n,
             index: i,
             data: Bytes::from(vec![i as u8; 100]),
+            start: (n - 1) * 180_000 + u64::from(i) * 45_000,
             duration: 45_000,
             timescale: 90_000,
             independent: i == 0,
@@ -201,4 +202,64 @@ fn per_viewer_ids_fill_the_slot() {
     let text = Bytes::from_static(b"a.m4s?sid=__SID__\nb.m4s\n");
     assert_eq!(personalize(&text, Some("x.y")), "a.m4s?sid=x.y\nb.m4s\n");
     assert_eq!(personalize(&text, None), "a.m4s\nb.m4s\n");
+}
+
+fn mpd(store: &MemoryStore, id: Uuid) -> Option<String> {
+    let o = store.get(id, &Key::Mpd)?;
+    Some(String::from_utf8(personalize(&o.data, None).to_vec()).unwrap())
+}
+
+#[test]
+fn ll_dash_lists_the_first_segment_while_in_progress() {
+    let (mut w, store, id) = writer();
+    assert!(mpd(&store, id).is_none(), "no part yet");
+    let mut events = segment_events(1, 4).into_iter();
+    w.event(events.next().unwrap(), None);
+    // One part out: the MPD announces segment 1001 early, the HLS master waits
+    // for a complete segment (hls.js and Shaka start only from one).
+    let text = mpd(&store, id).expect("MPD after the first part");
+    assert!(text.contains("startNumber=\"1001\""), "{text}");
+    assert!(
+        text.contains("availabilityTimeComplete=\"false\""),
+        "{text}"
+    );
+    assert!(text.contains("<S t=\"0\" d=\"180000\""), "{text}");
+    assert!(store.get(id, &Key::Master).is_none());
+    for ev in events {
+        w.event(ev, None);
+    }
+    // Complete: the same segment, now timed by its real duration, and the
+    // next one in progress.
+    let text = mpd(&store, id).unwrap();
+    assert!(text.contains("startNumber=\"1001\""), "{text}");
+    assert!(store.get(id, &Key::Master).is_some());
+}
+
+#[test]
+fn without_low_latency_the_mpd_waits_for_a_complete_segment() {
+    let store = Arc::new(MemoryStore::new());
+    let shared: SharedStore = store.clone();
+    let id = Uuid::new_v4();
+    let cfg = RenderConfig {
+        low_latency: false,
+        ..config()
+    };
+    let mut w = MediaWriter::open(id, shared, cfg, 0);
+    w.event(
+        PackagerEvent::Init(InitSegment {
+            track: TrackKind::Video,
+            version: 1,
+            data: Bytes::from_static(b"init"),
+            info: video_info(),
+        }),
+        None,
+    );
+    let mut events = segment_events(1, 4);
+    let seg = events.pop().unwrap();
+    for ev in events {
+        w.event(ev, None);
+    }
+    assert!(mpd(&store, id).is_none());
+    w.event(seg, None);
+    assert!(mpd(&store, id).is_some());
 }

@@ -193,6 +193,7 @@ impl Muxer {
             segment: seg.number,
             index: seg.part_index,
             data: data.clone(),
+            start: seg.part_start,
             duration,
             timescale: self.timescale,
             independent: seg.part_independent,

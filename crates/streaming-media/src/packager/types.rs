@@ -43,6 +43,8 @@ pub struct Part {
     /// Index within the segment, from 0.
     pub index: u32,
     pub data: Bytes,
+    /// `tfdt` of its first sample, in timescale units.
+    pub start: u64,
     /// Duration in timescale units.
     pub duration: u64,
     pub timescale: u32,
