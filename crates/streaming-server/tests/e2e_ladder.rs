@@ -31,6 +31,47 @@ fn test_ladder(c: &mut streaming_core::config::Config) {
     c.media.retained_segments = 40;
 }
 
+/// `qualities[].behind_source_ms` of a live stream, by name, once every
+/// transcoded rendition has one (or `timeout` passed).
+async fn behind_source_ms(
+    ts: &TestServer,
+    id: uuid::Uuid,
+    timeout: Duration,
+) -> BTreeMap<String, Option<u64>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let body: serde_json::Value = ts
+            .client
+            .get(ts.url(&format!("/api/v1/streams/{id}")))
+            .header("authorization", "Bearer test-admin-token-0123456789abcdef")
+            .send()
+            .await
+            .expect("GET stream")
+            .json()
+            .await
+            .expect("stream JSON");
+        let got: BTreeMap<String, Option<u64>> = body["qualities"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|q| {
+                (
+                    q["name"].as_str().unwrap_or("?").to_string(),
+                    q["behind_source_ms"].as_u64(),
+                )
+            })
+            .collect();
+        let done = got
+            .iter()
+            .filter(|(n, _)| *n != "source" && *n != "audio")
+            .all(|(_, v)| v.is_some());
+        if (done && got.len() > 1) || Instant::now() >= deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Segment number → (tfdt, timescale, first sample is a sync sample).
 fn segment_facts(data: &[u8]) -> Option<(u64, bool)> {
     let mut tfdt = None;
@@ -104,6 +145,18 @@ async fn ladder_is_planned_aligned_and_on_bitrate() {
         "renditions listed {:?} after the first media",
         active.elapsed()
     );
+    // While live, the API says how far each rendition's parts trail the
+    // source's (FFmpeg's share of a viewer's latency on it).
+    let behind = behind_source_ms(&ts, id, Duration::from_secs(10)).await;
+    eprintln!("behind the source (ms): {behind:?}");
+    for r in ["360p", "240p"] {
+        let ms = behind.get(r).copied().flatten();
+        assert!(
+            ms.is_some_and(|ms| ms < 10_000),
+            "{r}: behind_source_ms {ms:?} ({behind:?})"
+        );
+    }
+    assert_eq!(behind.get("source").copied().flatten(), None, "{behind:?}");
     // A 720p source gets source + the rungs below it, never the 1080p rung.
     assert!(!master.contains("1080p"), "{master}");
     assert!(
