@@ -1,11 +1,11 @@
 //! Low-Latency HLS media playlists: exact text, what a player without LL
 //! support sees (read by `m3u8-rs`, an independent parser), delta updates,
-//! the open segment, and per-viewer query substitution.
+//! and the open segment.
 
 use m3u8_rs::Playlist;
 use streaming_media::hls::{
-    AudioRendition, LowLatency, MasterPlaylist, MediaPlaylist, MediaSegment, OpenSegment,
-    PartEntry, RenditionReport, Skip, Variant, with_query, write_master, write_media,
+    LowLatency, MediaPlaylist, MediaSegment, OpenSegment, PartEntry, RenditionReport, Skip,
+    write_media,
 };
 
 const PDT0_MS: i64 = 1_795_820_288_000; // 2026-11-27T22:58:08Z
@@ -336,61 +336,4 @@ fn ended_ll_playlist_has_no_hint_nor_skip_and_closes_before_the_reports() {
     let parsed = parse(&text);
     assert!(parsed.end_list);
     assert_eq!(parsed.segments.len(), 10);
-}
-
-/// Every URI of a 10-segment LL playlist gets the viewer's query, in one
-/// pass, and nothing else changes.
-#[test]
-fn with_query_on_a_ten_segment_ll_playlist() {
-    let mut p = ll_playlist(100, 10, 3);
-    p.segments[9].uri = "segment-109.m4s?v=2".into();
-    let text = write_media(&p);
-    let out = with_query(&text, "sid=abc");
-    assert_eq!(out.lines().count(), text.lines().count());
-    // 10 segment lines, 1 map, 12 + 2 parts, 1 hint, 2 reports.
-    let uri_lines: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
-    assert_eq!(uri_lines.len(), 10);
-    assert!(uri_lines[..9].iter().all(|l| l.ends_with(".m4s?sid=abc")));
-    assert_eq!(uri_lines[9], "segment-109.m4s?v=2&sid=abc");
-    let attrs: Vec<&str> = out
-        .split("URI=\"")
-        .skip(1)
-        .map(|s| &s[..s.find('"').unwrap()])
-        .collect();
-    assert_eq!(attrs.len(), 18);
-    assert!(attrs.iter().all(|a| a.ends_with("?sid=abc")), "{attrs:?}");
-    assert_eq!(out.replace("&sid=abc", "").replace("?sid=abc", ""), text);
-
-    let parsed = parse(&out);
-    assert_eq!(parsed.segments.len(), 10);
-    assert_eq!(
-        parsed.segments[0].map.as_ref().map(|m| m.uri.as_str()),
-        Some("init-1.mp4?sid=abc")
-    );
-}
-
-#[test]
-fn with_query_on_a_master_playlist() {
-    let master = write_master(&MasterPlaylist {
-        variants: vec![Variant {
-            uri: "source/index.m3u8".into(),
-            bandwidth: 1000,
-            audio_group: Some("audio".into()),
-            ..Default::default()
-        }],
-        audio: vec![AudioRendition {
-            group_id: "audio".into(),
-            name: "Main".into(),
-            uri: "audio/index.m3u8".into(),
-            ..Default::default()
-        }],
-        independent_segments: true,
-    });
-    let out = with_query(&master, "sid=x%20y");
-    assert!(
-        out.contains(",URI=\"audio/index.m3u8?sid=x%20y\"\n"),
-        "{out}"
-    );
-    assert!(out.ends_with("\nsource/index.m3u8?sid=x%20y\n"), "{out}");
-    assert!(out.contains("GROUP-ID=\"audio\",NAME=\"Main\""), "{out}");
 }

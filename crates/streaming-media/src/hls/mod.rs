@@ -14,7 +14,6 @@
 //! RFC 8216bis §8), 9 when they carry `EXT-X-SKIP` and 10 when that skip also
 //! covers date ranges (§8). The writers are pure: the caller passes every
 //! number and every time in, so the output is a function of the input alone.
-//! [`with_query`] adds a per-viewer query to every URI of a written playlist.
 //!
 //! Attribute values are written as quoted-strings, which may not contain a
 //! double quote, CR or LF (RFC 8216bis §4.2): such characters are replaced by
@@ -24,12 +23,10 @@
 pub mod ll;
 mod master;
 mod media;
-mod query;
 
 pub use ll::{LowLatency, OpenSegment, PartEntry, RenditionReport, Skip};
 pub use master::{AudioRendition, MasterPlaylist, Variant, write_master};
 pub use media::{MediaPlaylist, MediaSegment, effective_target_duration, write_media};
-pub use query::with_query;
 
 /// A duration as the whole milliseconds that the playlist shows; negative
 /// and NaN become 0, infinities saturate.
