@@ -35,7 +35,7 @@ use streaming_core::store::SharedStore;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub(crate) use axum::http as http_types;
-pub(crate) use response::etag_of;
+pub(crate) use response::{body_len, count_body, etag_of};
 
 /// What the delivery handlers share.
 #[derive(Clone)]

@@ -1,5 +1,7 @@
 //! The delivery router over a store fed by a synthetic writer: held-request
-//! caps (503 at once beyond them, slots freed when answered or cancelled).
+//! caps (503 at once beyond them, slots freed when answered or cancelled)
+//! and the segment in progress charged to its session and to egress as it
+//! streams.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -30,6 +32,7 @@ struct Rig {
     writer: MediaWriter,
     id: Uuid,
     metrics: Metrics,
+    sessions: ViewerSessions,
     held: HeldRequests,
 }
 
@@ -65,6 +68,7 @@ async fn rig(max_total: usize, max_per_addr: usize) -> Rig {
     metrics.stream_started(id);
     let limits = Limits::new(metrics.clone());
     let held = HeldRequests::new(max_total, max_per_addr, limits.clone());
+    let sessions = ViewerSessions::new();
     let state = DeliveryState {
         store,
         media: MediaConfig {
@@ -77,7 +81,7 @@ async fn rig(max_total: usize, max_per_addr: usize) -> Rig {
         repo: streaming_core::repo::connect("sqlite::memory:")
             .await
             .expect("in-memory repository"),
-        sessions: ViewerSessions::new(),
+        sessions: sessions.clone(),
         cdn_mode: false,
         feed: crate::live::LiveFeed::new(),
         guard: DeliveryGuard {
@@ -91,6 +95,7 @@ async fn rig(max_total: usize, max_per_addr: usize) -> Rig {
         writer,
         id,
         metrics,
+        sessions,
         held,
     }
 }
@@ -200,6 +205,59 @@ async fn held_requests_beyond_the_caps_are_refused_at_once_and_freed_when_answer
         .unwrap();
     assert_eq!(part.status(), StatusCode::OK);
     assert!(text(part).await.len() >= 100, "the part's bytes");
+    assert_eq!(rig.held.held(), 0);
+    assert_eq!(rig.metrics.held_requests().get(), 0);
+}
+
+#[tokio::test]
+async fn the_segment_in_progress_holds_a_slot_and_is_charged_as_it_streams() {
+    let mut rig = rig(10, 10).await;
+    let id = rig.id;
+    let sid = rig
+        .sessions
+        .mint(id, ip(1), None, Instant::now())
+        .expect("session");
+    // A body dropped unread (the client went away) frees its slot.
+    let r = call(
+        &rig.app,
+        &format!("/hls/{id}/source/segment-1004.m4s"),
+        ip(1),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(rig.held.held(), 1, "the slot lives in the body");
+    drop(r);
+    assert_eq!(rig.held.held(), 0);
+
+    let uri = format!("/hls/{id}/source/segment-1003.m4s?sid={}", sid.as_str());
+    let r = call(&rig.app, &uri, ip(1)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers().get(header::CONTENT_LENGTH).is_none(),
+        "streamed"
+    );
+    assert_eq!(rig.held.held(), 1);
+    let reader = tokio::spawn(axum::body::to_bytes(r.into_body(), 1 << 20));
+    // Parts 2 and 3, then the segment closes.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for ev in segment_events(3, 4).into_iter().skip(2) {
+        rig.writer.event(ev, None);
+    }
+    let body = tokio::time::timeout(Duration::from_secs(2), reader)
+        .await
+        .expect("the body ends with the segment")
+        .unwrap()
+        .unwrap();
+    // Four parts of 100 media bytes (each with its own boxes around them).
+    let sent = body.len() as u64;
+    assert!(sent >= 400, "{sent} bytes");
+    let session = rig.sessions.get(sid.id()).expect("session");
+    assert_eq!(
+        session.bytes_sent, sent,
+        "streamed bytes charged to the session"
+    );
+    let totals = rig.metrics.live_totals();
+    assert_eq!(totals[&id].egress_bytes, sent, "and to egress");
     assert_eq!(rig.held.held(), 0);
     assert_eq!(rig.metrics.held_requests().get(), 0);
 }
