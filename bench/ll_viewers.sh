@@ -37,6 +37,8 @@ PORT=18201; RTMP=11956
   echo "[http]"
   echo "max_connections = 100000"
   echo "max_connections_per_addr = 100000"   # every simulated viewer is 127.0.0.1
+  echo "max_held_requests = 200000"          # LL viewers hold a reload and a part each
+  echo "max_held_requests_per_addr = 200000"
   echo "[sessions]"
   echo "new_per_addr_per_sec = 100000"
   echo "[transcode]"

@@ -287,6 +287,13 @@ pub struct HttpConfig {
     /// Peers whose `X-Forwarded-For` is believed (reverse proxies, CDN edges);
     /// everyone else is identified by the TCP peer address.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Requests held open waiting for media on this node, in all: LL-HLS
+    /// blocking playlist reloads, hinted parts, segments in progress sent as
+    /// they are made. Beyond it, 503 with `Retry-After: 1` at once.
+    pub max_held_requests: usize,
+    /// Held requests per address (IPv6: per /64; the address after trusted
+    /// proxies). Beyond it, 503 with `Retry-After: 1` at once.
+    pub max_held_requests_per_addr: usize,
 }
 
 impl Default for HttpConfig {
@@ -304,6 +311,9 @@ impl Default for HttpConfig {
             public_requests_per_sec: 100,
             admin_failures_per_min: 20,
             trusted_proxies: Vec::new(),
+            // 10,000 LL viewers, each holding a playlist reload and a part.
+            max_held_requests: 20_000,
+            max_held_requests_per_addr: 64,
         }
     }
 }

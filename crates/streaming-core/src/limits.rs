@@ -79,6 +79,11 @@ pub enum LimitKind {
     HttpPublicRate,
     /// HTTP: failed admin-token attempts per address.
     HttpAdminFailures,
+    /// HTTP: `max_held_requests` reached (LL-HLS blocking reloads, hinted
+    /// parts, segments in progress held on this node).
+    HttpHeldRequests,
+    /// HTTP: `max_held_requests_per_addr` reached.
+    HttpHeldRequestsPerAddr,
     /// Sessions: `max_live` reached.
     SessionsLive,
     /// Sessions: new sessions per address per second.
@@ -99,7 +104,7 @@ pub enum LimitKind {
 
 impl LimitKind {
     /// Every kind (each has a series from the start).
-    pub const ALL: [LimitKind; 30] = [
+    pub const ALL: [LimitKind; 32] = [
         LimitKind::RtmpHandshakeTimeout,
         LimitKind::RtmpPublishTimeout,
         LimitKind::RtmpIdlePublish,
@@ -122,6 +127,8 @@ impl LimitKind {
         LimitKind::HttpApiRate,
         LimitKind::HttpPublicRate,
         LimitKind::HttpAdminFailures,
+        LimitKind::HttpHeldRequests,
+        LimitKind::HttpHeldRequestsPerAddr,
         LimitKind::SessionsLive,
         LimitKind::SessionsNewPerAddr,
         LimitKind::SessionsBeaconRate,
@@ -156,6 +163,8 @@ impl LimitKind {
             LimitKind::HttpApiRate => "http_api_rate",
             LimitKind::HttpPublicRate => "http_public_rate",
             LimitKind::HttpAdminFailures => "http_admin_failures",
+            LimitKind::HttpHeldRequests => "held_requests",
+            LimitKind::HttpHeldRequestsPerAddr => "held_requests_per_addr",
             LimitKind::SessionsLive => "sessions_live",
             LimitKind::SessionsNewPerAddr => "sessions_new_per_addr",
             LimitKind::SessionsBeaconRate => "sessions_beacon_rate",

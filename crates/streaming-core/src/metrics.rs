@@ -20,6 +20,7 @@
 //! | `streaming_viewers_by_quality` | gauge | `stream_id`, `rendition` |
 //! | `streaming_limit_hits_total` | counter | `kind` (which limit tripped, see [`crate::limits::LimitKind`]) |
 //! | `streaming_open_connections` | gauge | `surface` (`rtmp`, `rtmp_pending`, `http`, `websocket`) |
+//! | `streaming_held_requests` | gauge | none (requests held open now: LL-HLS blocking reloads, hinted parts, segments in progress) |
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -28,7 +29,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+/// The gauge type the `open_connections` and `held_requests` handles are.
+pub use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use uuid::Uuid;
@@ -115,6 +117,7 @@ struct Inner {
     qualities: Mutex<HashMap<Uuid, Vec<String>>>,
     limit_hits: Family<KindLabels, Counter>,
     open_connections: Family<SurfaceLabels, Gauge>,
+    held_requests: Gauge,
 }
 
 /// Running totals of one live stream (see [`Metrics::live_totals`]).
@@ -173,6 +176,7 @@ impl Metrics {
         let viewers_by_quality = Family::<RenditionLabels, Gauge>::default();
         let limit_hits = Family::<KindLabels, Counter>::default();
         let open_connections = Family::<SurfaceLabels, Gauge>::default();
+        let held_requests = Gauge::default();
         registry.register(
             "streaming_limit_hits",
             "Times a limit tripped (a timeout, cap or rate limit cut off or refused a client), by kind",
@@ -182,6 +186,11 @@ impl Metrics {
             "streaming_open_connections",
             "Connections open now, by surface (rtmp, rtmp_pending, http, websocket)",
             open_connections.clone(),
+        );
+        registry.register(
+            "streaming_held_requests",
+            "Requests held open now waiting for media (LL-HLS blocking playlist reloads, hinted parts, segments in progress)",
+            held_requests.clone(),
         );
         for kind in crate::limits::LimitKind::ALL {
             drop(limit_hits.get_or_create(&KindLabels {
@@ -262,6 +271,7 @@ impl Metrics {
                 buffering_ratio,
                 limit_hits,
                 open_connections,
+                held_requests,
             }),
         }
     }
@@ -288,6 +298,13 @@ impl Metrics {
             .open_connections
             .get_or_create(&SurfaceLabels { surface })
             .clone()
+    }
+
+    /// The gauge of requests held open now (LL-HLS blocking reloads, hinted
+    /// parts, segments in progress); moved by the delivery's held-request
+    /// guards, which add one on entry and take it back when dropped.
+    pub fn held_requests(&self) -> Gauge {
+        self.inner.held_requests.clone()
     }
 
     fn is_live(&self, id: Uuid) -> bool {
@@ -532,6 +549,7 @@ mod tests {
         let m = Metrics::new();
         let fresh = m.encode();
         assert!(fresh.contains("streaming_active_streams 0"), "{fresh}");
+        assert!(fresh.contains("streaming_held_requests 0"), "{fresh}");
         assert!(
             fresh.contains("streaming_segment_request_duration_seconds_count{kind=\"playlist\"} 0")
         );

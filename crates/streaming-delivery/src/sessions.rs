@@ -12,7 +12,9 @@
 //! writes it into its init/segment URIs too, unless `delivery.cdn_mode` is
 //! set (then segment URLs stay the same for everyone so a CDN caches them
 //! once). Every answered request carrying a valid `sid` refreshes its
-//! session: quality (the rendition in the path), bytes sent, last seen. A
+//! session: quality (the rendition in the path), bytes sent, last seen
+//! (a streamed body — the segment in progress — is charged, and refreshes
+//! the session, chunk by chunk as it is sent). A
 //! `sid` the server did not sign (or signed for another stream) is counted
 //! (`sessions_unsigned`) and charged to nobody. The collector's 1 s tick
 //! ([`crate::collector::task`]) ends sessions idle for 3 × the target
@@ -230,26 +232,40 @@ pub async fn track(State(state): State<DeliveryState>, req: Request, next: Next)
     if !resolved.opened && !sessions.adopt(sid, stream_id, peer, ua, Instant::now()) {
         return resp;
     }
-    let bytes = if status.is_success() && !head {
-        resp.headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
+    // A body of known length is charged now; a streamed one (the segment
+    // in progress) chunk by chunk as it goes out.
+    let known = if status.is_success() && !head {
+        crate::http::body_len(&resp)
     } else {
-        0
+        Some(0)
     };
+    let returning = !resolved.opened;
     sessions.served(
         sid,
         Served {
             stream_id,
             protocol: Some(protocol),
             quality: rendition.as_deref(),
-            bytes,
-            returning: !resolved.opened,
+            bytes: known.unwrap_or(0),
+            returning,
         },
     );
-    resp
+    if known.is_some() {
+        return resp;
+    }
+    let sessions = sessions.clone();
+    crate::http::count_body(resp, move |bytes| {
+        sessions.served(
+            sid,
+            Served {
+                stream_id,
+                protocol: Some(protocol),
+                quality: rendition.as_deref(),
+                bytes,
+                returning,
+            },
+        );
+    })
 }
 
 #[cfg(test)]

@@ -241,6 +241,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
                 config.websocket.max_clients_per_addr,
             ),
             ws_max_message_bytes: config.websocket.max_message_bytes,
+            held: streaming_delivery::http::held::HeldRequests::new(
+                config.http.max_held_requests,
+                config.http.max_held_requests_per_addr,
+                limits.clone(),
+            ),
         },
     });
     let app = api

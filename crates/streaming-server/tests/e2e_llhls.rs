@@ -187,8 +187,11 @@ async fn ll_hls_playlists_blocking_reload_skip_and_plain_players() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_held_reloads_are_answered_when_the_part_appears() {
     let dir = tempfile::tempdir().unwrap();
-    let server =
-        ServerProcess::start(dir.path(), "[http]\nmax_connections_per_addr = 5000\n").await;
+    let server = ServerProcess::start(
+        dir.path(),
+        "[http]\nmax_connections_per_addr = 5000\nmax_held_requests_per_addr = 5000\n",
+    )
+    .await;
     let live = LivePublish::start(&server, 40).await;
     let id = live.stream_id;
     let playlist = server.url(&format!("/hls/{id}/source/index.m3u8"));

@@ -8,7 +8,12 @@
 //! Handlers never render: the packaging task renders each playlist once per
 //! change; a request only fills in its viewer's `sid` and, when blocking,
 //! sleeps on the rendition's progress channel.
+//!
+//! A request that is about to wait takes a held-request slot first
+//! ([`super::held`]: a cap on the node and per address, 503 beyond them);
+//! the slot is given back when the wait ends or the client goes away.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -145,6 +150,7 @@ pub async fn rendition_file(
             o.data,
         );
     }
+    let peer = crate::sessions::client_ip(&ext);
     match parse_media(&file) {
         Some((msn, Some(part))) => {
             held_part(
@@ -154,10 +160,11 @@ pub async fn rendition_file(
                 PartRef { msn, part },
                 &headers,
                 content_type,
+                peer,
             )
             .await
         }
-        Some((msn, None)) => segment(&state, id, name, msn, &headers, content_type).await,
+        Some((msn, None)) => segment(&state, id, name, msn, &headers, content_type, peer).await,
         None => not_found("file"),
     }
 }
@@ -209,6 +216,11 @@ fn bad_request(why: &str) -> Response {
         format!("{why}\n"),
     )
         .into_response()
+}
+
+/// The answer to a request that would wait beyond the held-request caps.
+fn too_many_held() -> Response {
+    unavailable("too many requests held open; retry")
 }
 
 fn unavailable(why: &str) -> Response {
@@ -266,13 +278,22 @@ async fn media_playlist(
         if too_far(&now, msn, d.part) {
             return bad_request("_HLS_msn/_HLS_part too far ahead of the playlist");
         }
-        let outcome = match d.part {
-            Some(part) => {
-                let want = PartRef { msn, part };
-                wait_for(&mut rx, hold(state), |p| p.has_part(want)).await
-            }
-            None => wait_for(&mut rx, hold(state), |p| p.has_segment(msn)).await,
+        let ready = |p: &Progress| match d.part {
+            Some(part) => p.has_part(PartRef { msn, part }),
+            None => p.has_segment(msn),
         };
+        // Only a request that will wait takes a held-request slot.
+        let held = if ready(&now) || now.ended {
+            None
+        } else {
+            let peer = crate::sessions::client_ip(ext);
+            match state.guard.held.admit(peer, "blocking playlist reload") {
+                Some(h) => Some(h),
+                None => return too_many_held(),
+            }
+        };
+        let outcome = wait_for(&mut rx, hold(state), ready).await;
+        drop(held);
         if let WaitOutcome::TimedOut(_) = outcome {
             return unavailable("the requested part did not appear in time");
         }
@@ -326,6 +347,7 @@ async fn held_part(
     want: PartRef,
     headers: &HeaderMap,
     content_type: &str,
+    peer: IpAddr,
 ) -> Response {
     let key = Key::Part {
         rendition: rendition.clone(),
@@ -342,7 +364,12 @@ async fn held_part(
     if now.has_part(want) || too_far(&now, want.msn, Some(want.part)) || !state.media.low_latency {
         return not_found("part");
     }
-    match wait_for(&mut rx, hold(state), |p| p.has_part(want)).await {
+    let Some(held) = state.guard.held.admit(peer, "hinted part") else {
+        return too_many_held();
+    };
+    let outcome = wait_for(&mut rx, hold(state), |p| p.has_part(want)).await;
+    drop(held);
+    match outcome {
         WaitOutcome::TimedOut(_) => unavailable("the part did not appear in time"),
         _ => match state.store.get(id, &key) {
             Some(o) => media_body(headers, content_type, &o),
@@ -363,7 +390,8 @@ fn media_body(headers: &HeaderMap, content_type: &str, o: &Object) -> Response {
 }
 
 /// A segment: at once if complete; the segment in progress part by part
-/// as it is made (chunked transfer), for LL-DASH clients.
+/// as it is made (chunked transfer), for LL-DASH clients. The segment in
+/// progress holds a held-request slot for as long as its body streams.
 async fn segment(
     state: &DeliveryState,
     id: Uuid,
@@ -371,6 +399,7 @@ async fn segment(
     msn: u64,
     headers: &HeaderMap,
     content_type: &str,
+    peer: IpAddr,
 ) -> Response {
     let key = Key::Segment {
         rendition: rendition.clone(),
@@ -391,15 +420,18 @@ async fn segment(
     if !in_progress {
         return not_found("segment");
     }
+    let Some(held) = state.guard.held.admit(peer, "segment in progress") else {
+        return too_many_held();
+    };
     let store = state.store.clone();
     let hold = hold(state);
-    let stream = futures::stream::unfold((rx, 0u32, false), move |(mut rx, part, done)| {
+    // The slot lives in the stream's state: it is given back when the body
+    // ends or is dropped (the client went away).
+    let stream = futures::stream::unfold((rx, 0u32, Some(held)), move |(mut rx, part, held)| {
         let store = store.clone();
         let rendition = rendition.clone();
         async move {
-            if done {
-                return None;
-            }
+            let held = held?;
             let want = PartRef { msn, part };
             let out = wait_for(&mut rx, hold, |p| p.has_part(want)).await;
             let key = Key::Part {
@@ -408,12 +440,15 @@ async fn segment(
                 part,
             };
             match (out, store.get(id, &key)) {
-                (_, Some(o)) => Some((Ok::<Bytes, std::io::Error>(o.data), (rx, part + 1, false))),
+                (_, Some(o)) => Some((
+                    Ok::<Bytes, std::io::Error>(o.data),
+                    (rx, part + 1, Some(held)),
+                )),
                 // The segment closed (or the broadcast ended): it is complete.
                 (WaitOutcome::Ready(_) | WaitOutcome::Ended(_), None) => None,
                 (WaitOutcome::TimedOut(_), None) => Some((
                     Err(std::io::Error::other("part did not appear in time")),
-                    (rx, part, true),
+                    (rx, part, None),
                 )),
             }
         }

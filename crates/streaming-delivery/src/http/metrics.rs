@@ -88,14 +88,16 @@ pub async fn track(State(metrics): State<Metrics>, req: Request, next: Next) -> 
     let Some(id) = id else { return resp };
     let status = resp.status();
     if status.is_success() && !head {
-        let bytes = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        if bytes > 0 {
-            metrics.egress_bytes(id, &rendition, bytes);
+        // Known length: counted now; streamed (the segment in progress):
+        // counted chunk by chunk as it is sent.
+        match super::body_len(&resp) {
+            Some(0) => {}
+            Some(bytes) => metrics.egress_bytes(id, &rendition, bytes),
+            None => {
+                return super::count_body(resp, move |bytes| {
+                    metrics.egress_bytes(id, &rendition, bytes);
+                });
+            }
         }
     } else if status == StatusCode::NOT_FOUND {
         metrics.stream_error(id, "http_404");

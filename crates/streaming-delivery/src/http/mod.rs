@@ -10,9 +10,12 @@
 //! without a body. The HLS/DASH routes are measured by [`metrics::track`].
 
 mod dash;
+pub mod held;
 mod hls;
 mod metrics;
 mod response;
+#[cfg(test)]
+mod tests;
 mod watch;
 pub(crate) mod ws;
 
@@ -32,7 +35,7 @@ use streaming_core::store::SharedStore;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 pub(crate) use axum::http as http_types;
-pub(crate) use response::etag_of;
+pub(crate) use response::{body_len, count_body, etag_of};
 
 /// What the delivery handlers share.
 #[derive(Clone)]
@@ -67,14 +70,20 @@ pub struct DeliveryGuard {
     pub ws_slots: AddrSlots,
     /// Largest inbound WebSocket frame and message.
     pub ws_max_message_bytes: usize,
+    /// Held LL requests (blocking reloads, hinted parts, segments in
+    /// progress) in all and per address, and their gauge.
+    pub held: held::HeldRequests,
 }
 
 impl DeliveryGuard {
-    /// Open access (any origin, public `/metrics`) with the default WebSocket caps.
+    /// Open access (any origin, public `/metrics`) with the default WebSocket
+    /// and held-request caps.
     pub fn open(metrics: Metrics) -> Self {
         let ws = streaming_core::config::WebSocketConfig::default();
+        let limits = Limits::new(metrics);
         Self {
-            limits: Limits::new(metrics),
+            held: held::HeldRequests::with_defaults(limits.clone()),
+            limits,
             playback_origins: Origins::new(&["*".to_string()]),
             metrics_token: None,
             ws_slots: AddrSlots::new(ws.max_clients, ws.max_clients_per_addr),

@@ -1,9 +1,10 @@
 //! Response helpers: content types, cache headers, validators, 404s.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use streaming_media::timefmt;
 
 pub const M3U8: &str = "application/vnd.apple.mpegurl";
@@ -54,6 +55,32 @@ pub fn body(
         .header(header::CONTENT_LENGTH, data.len())
         .body(Body::from(data))
         .unwrap_or_default()
+}
+
+/// The body bytes of a response, when known before it is sent
+/// (`Content-Length`, or a body of exact size); `None` for a streamed body
+/// (the segment in progress, sent part by part).
+pub fn body_len(resp: &Response) -> Option<u64> {
+    resp.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| resp.body().size_hint().exact())
+}
+
+/// `resp` with its body counted as it is sent: `on_chunk(bytes)` for every
+/// chunk that goes out. How the viewer sessions and the egress counter
+/// charge a streamed body, whose length [`body_len`] cannot tell.
+pub fn count_body(resp: Response, on_chunk: impl Fn(u64) + Send + 'static) -> Response {
+    let (parts, body) = resp.into_parts();
+    let counted = body.into_data_stream().inspect(move |chunk| {
+        if let Ok(b) = chunk
+            && !b.is_empty()
+        {
+            on_chunk(b.len() as u64);
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(counted))
 }
 
 /// A strong validator for generated text (FNV-1a 64 of the body).

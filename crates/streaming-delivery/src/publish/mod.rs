@@ -14,7 +14,7 @@ pub mod model;
 pub mod render_dash;
 pub mod render_hls;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::{MediaWriter, RenderConfig, personalize};
 
-fn video_info() -> TrackInfo {
+pub(crate) fn video_info() -> TrackInfo {
     TrackInfo {
         kind: TrackKind::Video,
         codec: "avc1.64001f".into(),
@@ -23,7 +23,7 @@ fn video_info() -> TrackInfo {
     }
 }
 
-fn config() -> RenderConfig {
+pub(crate) fn config() -> RenderConfig {
     RenderConfig {
         segment_target_ms: 2000,
         part_target_ms: 500,
@@ -35,7 +35,7 @@ fn config() -> RenderConfig {
 }
 
 /// Segment `n` (packager numbering) as four 0.5 s parts, then the segment.
-fn segment_events(n: u64, parts: u32) -> Vec<PackagerEvent> {
+pub(crate) fn segment_events(n: u64, parts: u32) -> Vec<PackagerEvent> {
     let mut out = Vec::new();
     for i in 0..parts {
         out.push(PackagerEvent::Part(Part {

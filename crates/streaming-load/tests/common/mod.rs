@@ -102,6 +102,7 @@ pub fn config_with_240p(dir: &Path, admin_token: &str) -> streaming_core::config
     c.http.admin_failures_per_min = 0;
     c.websocket.max_clients_per_addr = 10_000;
     c.http.max_connections_per_addr = 10_000;
+    c.http.max_held_requests_per_addr = 10_000;
     c.metrics.public = true;
     c
 }

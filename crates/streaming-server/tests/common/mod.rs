@@ -55,6 +55,7 @@ pub fn relax_limits(config: &mut Config) {
     config.http.public_requests_per_sec = 0;
     config.http.admin_failures_per_min = 0;
     config.http.max_connections_per_addr = 10_000;
+    config.http.max_held_requests_per_addr = 10_000;
     config.websocket.max_clients_per_addr = 10_000;
     config.metrics.public = true;
 }
