@@ -8,7 +8,7 @@ mod llhls;
 use llhls::{check_media_playlist, part_id, segment_number};
 use streaming_media::hls::{
     LowLatency, MediaPlaylist, MediaSegment, OpenSegment, PartEntry, RenditionReport, Skip,
-    with_query, write_media,
+    write_media,
 };
 
 fn parts(n: u64, count: u32, secs: f64) -> Vec<PartEntry> {
@@ -120,8 +120,11 @@ fn accepts_delta_updates_a_closed_segment_and_viewer_queries() {
     assert_eq!(pl.last_part(), Some((3, 3)));
     assert_eq!(pl.preload_hint.as_deref(), Some("segment-4.0.m4s"));
 
-    // Per-viewer query on every URI.
-    let text = with_query(&write_media(&playlist(0, 6, 3)), "sid=abc");
+    // Per-viewer query on every URI (as the server's `sid` slot writes it).
+    let text = write_media(&playlist(0, 6, 3))
+        .replace(".m4s", ".m4s?sid=abc")
+        .replace(".mp4", ".mp4?sid=abc")
+        .replace(".m3u8", ".m3u8?sid=abc");
     let pl = check_media_playlist(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
     assert_eq!(pl.report_targets(), ["../720p/segment-6.2.m4s?sid=abc"]);
 }
