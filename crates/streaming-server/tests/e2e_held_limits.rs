@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::abuse::{LivePublish, ServerProcess};
-use common::llhls::check_media_playlist;
+use common::llhls::{check_media_playlist, hint};
 use tokio::task::JoinHandle;
 
 const ATTACKER_A: &str = "203.0.113.7";
@@ -82,28 +82,6 @@ fn last_segment(playlist: &str) -> Option<u64> {
         .ok()?;
     let n = playlist.matches("#EXTINF").count() as u64;
     (n > 0).then(|| seq + n - 1)
-}
-
-/// The hinted part (`segment-N.P.m4s`) of a playlist: (N, P).
-fn hint(playlist: &str) -> (u64, u32) {
-    let line = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
-    let uri = line
-        .split("URI=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let name = uri.split('?').next().unwrap();
-    let (n, p) = name
-        .strip_prefix("segment-")
-        .and_then(|s| s.strip_suffix(".m4s"))
-        .and_then(|s| s.split_once('.'))
-        .unwrap_or_else(|| panic!("hint is not a part: {uri}"));
-    (n.parse().unwrap(), p.parse().unwrap())
 }
 
 fn client() -> reqwest::Client {

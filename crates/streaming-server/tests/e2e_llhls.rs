@@ -17,7 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::abuse::{LivePublish, ServerProcess};
-use common::llhls::check_media_playlist;
+use common::llhls::{check_media_playlist, hint};
 use common::{Publish, TestServer, ffmpeg_publish, run, wait_child};
 
 /// Segments of 1 s (GOP 1 s) and ten listed, so a delta update has
@@ -27,28 +27,6 @@ fn short_segments(c: &mut streaming_core::config::Config) {
     c.media.playlist_segments = 10;
     c.media.retained_segments = 12;
     c.transcode.enabled = false;
-}
-
-/// The hinted part (`segment-N.P.m4s`) of a playlist: (N, P).
-fn hint(playlist: &str) -> (u64, u32) {
-    let line = playlist
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
-        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
-    let uri = line
-        .split("URI=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let name = uri.split('?').next().unwrap();
-    let (n, p) = name
-        .strip_prefix("segment-")
-        .and_then(|s| s.strip_suffix(".m4s"))
-        .and_then(|s| s.split_once('.'))
-        .unwrap_or_else(|| panic!("hint is not a part: {uri}"));
-    (n.parse().unwrap(), p.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

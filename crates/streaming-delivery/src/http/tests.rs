@@ -4,28 +4,25 @@
 //! streams.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
-use bytes::Bytes;
 use streaming_core::config::MediaConfig;
 use streaming_core::events::EventBus;
 use streaming_core::limits::{ClientAddr, Limits};
 use streaming_core::metrics::Metrics;
 use streaming_core::sessions::ViewerSessions;
-use streaming_core::store::{MemoryStore, SharedStore};
-use streaming_media::packager::{InitSegment, PackagerEvent, TrackKind};
+use streaming_core::store::SharedStore;
 use tower::ServiceExt;
 use uuid::Uuid;
 
 use super::held::HeldRequests;
 use super::{DeliveryGuard, DeliveryState, router};
 use crate::publish::MediaWriter;
-use crate::publish::tests::{config, segment_events, video_info};
+use crate::publish::tests::{config, segment_events, writer_with};
 
 struct Rig {
     app: Router,
@@ -44,18 +41,8 @@ fn ip(d: u8) -> IpAddr {
 /// (0.5 s parts of 100 bytes, four to a segment); held requests capped at
 /// `max_total` and `max_per_addr`.
 async fn rig(max_total: usize, max_per_addr: usize) -> Rig {
-    let store: SharedStore = Arc::new(MemoryStore::new());
-    let id = Uuid::new_v4();
-    let mut writer = MediaWriter::open(id, store.clone(), config(), 1000);
-    writer.event(
-        PackagerEvent::Init(InitSegment {
-            track: TrackKind::Video,
-            version: 1,
-            data: Bytes::from_static(b"init"),
-            info: video_info(),
-        }),
-        None,
-    );
+    let (mut writer, store, id) = writer_with(config(), 1000);
+    let store: SharedStore = store;
     for n in 1..=2 {
         for ev in segment_events(n, 4) {
             writer.event(ev, None);

@@ -133,6 +133,42 @@ impl RenditionModel {
         }
     }
 
+    /// The part a preload hint names (RFC 8216bis §4.4.5.3): the next part
+    /// of the open segment, or part 0 of the next segment when the open one
+    /// is expected to close before another part. A segment closes at the
+    /// first key frame at or past the target (`target` in the rendition's
+    /// timescale), so below it the next part is certainly the open
+    /// segment's; at or past it, key frames are taken to keep the rhythm of
+    /// the last complete segment: an open segment as long as that one
+    /// (within `part / 4`) gets the next segment's first part. A wrong guess
+    /// the other way would name a part that is never made (a 404 that
+    /// players treat as a load error and back off from); this one is only
+    /// held a little longer.
+    pub fn hinted_part(&self, target: u64, part: u64) -> Option<PartRef> {
+        let Some(o) = &self.open else {
+            return self.next_number().map(|msn| PartRef { msn, part: 0 });
+        };
+        let next = PartRef {
+            msn: o.number,
+            part: o.parts.len() as u32,
+        };
+        let made: u64 = o.parts.iter().map(|p| p.duration).sum();
+        let closes = made >= target
+            && self
+                .segments
+                .back()
+                .filter(|s| s.number + 1 == o.number)
+                .is_some_and(|s| made + part / 4 >= s.duration);
+        Some(if closes {
+            PartRef {
+                msn: o.number + 1,
+                part: 0,
+            }
+        } else {
+            next
+        })
+    }
+
     pub fn segment(&self, number: u64) -> Option<&SegmentMeta> {
         let first = self.segments.front()?.number;
         let idx = number.checked_sub(first)? as usize;

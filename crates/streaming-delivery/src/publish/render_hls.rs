@@ -208,9 +208,10 @@ pub fn media_playlist(
             }),
             parts: part_entries(r, o.number, &o.parts, per_viewer),
         });
-        let next = match &r.open {
-            Some(o) => part_uri(o.number, o.parts.len() as u32),
-            None => part_uri(r.next_number().unwrap_or(first), 0),
+        let scale = |ms: u32| u64::from(ms) * u64::from(r.info.timescale) / 1000;
+        let next = match r.hinted_part(scale(cfg.segment_target_ms), scale(cfg.part_target_ms)) {
+            Some(p) => part_uri(p.msn, p.part),
+            None => part_uri(first, 0),
         };
         let mut reports = Vec::new();
         let others = m

@@ -64,10 +64,18 @@ pub(crate) fn segment_events(n: u64, parts: u32) -> Vec<PackagerEvent> {
 }
 
 fn writer() -> (MediaWriter, Arc<MemoryStore>, Uuid) {
+    writer_with(config(), 1000)
+}
+
+/// A writer (segment numbers from `base`) with the source's init segment out.
+pub(crate) fn writer_with(
+    config: RenderConfig,
+    base: u64,
+) -> (MediaWriter, Arc<MemoryStore>, Uuid) {
     let store = Arc::new(MemoryStore::new());
     let shared: SharedStore = store.clone();
     let id = Uuid::new_v4();
-    let mut w = MediaWriter::open(id, shared, config(), 1000);
+    let mut w = MediaWriter::open(id, shared, config, base);
     w.event(
         PackagerEvent::Init(InitSegment {
             track: TrackKind::Video,
@@ -237,23 +245,11 @@ fn ll_dash_lists_the_first_segment_while_in_progress() {
 
 #[test]
 fn without_low_latency_the_mpd_waits_for_a_complete_segment() {
-    let store = Arc::new(MemoryStore::new());
-    let shared: SharedStore = store.clone();
-    let id = Uuid::new_v4();
     let cfg = RenderConfig {
         low_latency: false,
         ..config()
     };
-    let mut w = MediaWriter::open(id, shared, cfg, 0);
-    w.event(
-        PackagerEvent::Init(InitSegment {
-            track: TrackKind::Video,
-            version: 1,
-            data: Bytes::from_static(b"init"),
-            info: video_info(),
-        }),
-        None,
-    );
+    let (mut w, store, id) = writer_with(cfg, 0);
     let mut events = segment_events(1, 4);
     let seg = events.pop().unwrap();
     for ev in events {
@@ -262,4 +258,46 @@ fn without_low_latency_the_mpd_waits_for_a_complete_segment() {
     assert!(mpd(&store, id).is_none());
     w.event(seg, None);
     assert!(mpd(&store, id).is_some());
+}
+
+fn hinted(store: &MemoryStore, id: Uuid) -> String {
+    let text = playlist(store, id);
+    text.lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
+        .unwrap_or_else(|| panic!("no hint:\n{text}"))
+        .to_string()
+}
+
+/// 0.5 s parts in 2 s segments cut on 2 s key frames: after the fourth part
+/// the segment is as long as the last one, so the next part is the next
+/// segment's first (`N.4` would never be made: a 404 that hls.js backs off
+/// from, stalling playback).
+#[test]
+fn the_hint_moves_to_the_next_segment_when_the_key_frame_is_due() {
+    let (mut w, store, id) = writer();
+    for n in 1..=2 {
+        for ev in segment_events(n, 4) {
+            w.event(ev, None);
+        }
+    }
+    let mut parts = segment_events(3, 4).into_iter();
+    for (i, want) in ["1003.1", "1003.2", "1003.3", "1004.0"].iter().enumerate() {
+        w.event(parts.next().unwrap(), None);
+        let line = hinted(&store, id);
+        assert!(
+            line.contains(&format!("URI=\"segment-{want}.m4s\"")),
+            "after part {i}: {line}"
+        );
+    }
+    // The segment closes: the hint stays on the next segment's first part.
+    w.event(parts.next().unwrap(), None);
+    assert!(hinted(&store, id).contains("segment-1004.0.m4s"));
+    // Longer GOPs (a segment of 6 parts before): 4 parts are not enough.
+    for ev in segment_events(4, 6) {
+        w.event(ev, None);
+    }
+    for ev in segment_events(5, 6).into_iter().take(4) {
+        w.event(ev, None);
+    }
+    assert!(hinted(&store, id).contains("segment-1005.4.m4s"));
 }

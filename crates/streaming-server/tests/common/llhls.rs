@@ -457,6 +457,18 @@ pub fn part_id(uri: &str) -> Option<(u64, u32)> {
     Some((n.parse().ok()?, p.parse().ok()?))
 }
 
+/// The hinted part (`EXT-X-PRELOAD-HINT`, `segment-N.P.m4s`) of a playlist:
+/// (N, P). Panics when there is none.
+pub fn hint(playlist: &str) -> (u64, u32) {
+    let uri = playlist
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no preload hint:\n{playlist}"));
+    part_id(uri).unwrap_or_else(|| panic!("hint is not a part: {uri}"))
+}
+
 /// An attribute list (RFC 8216bis §4.2), quoted values unquoted.
 struct Attrs(Vec<(String, String)>);
 
