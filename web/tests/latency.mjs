@@ -4,7 +4,8 @@
 // common/clock_publish.rs) back from the frames the page presents.
 //
 //   node web/tests/latency.mjs <page-url> [--warmup 4] [--window 20]
-//        [--start-timeout 30] [--chromium /usr/bin/chromium] [--screenshot FILE]
+//        [--start-timeout 30] [--quality NAME] [--chromium /usr/bin/chromium]
+//        [--screenshot FILE]
 //
 // The page is any of the player pages (/watch/{id}, /watch/{id}/dash,
 // /watch/{id}/shaka); its <video> is window.__player.video, else the first
@@ -21,28 +22,47 @@
 // CRC do not check, or whose clock is implausible (in the future, or > 120 s
 // old), as `misreads`.
 //
+// --quality NAME pins playback to the rendition NAME (`source`, `360p`, …:
+// the `NAME/index.m3u8` of the HLS master, the `Representation id="NAME"`
+// of the MPD) with the player's ABR off, once the player has its levels:
+// hls.js `nextLevel` (manual level: ABR off; the buffered picture plays on),
+// dash.js `autoSwitchBitrate.video` off and
+// `setRepresentationForTypeById('video', NAME)`, Shaka `abr.enabled` off and
+// `selectVariantTrack` of the variant of NAME's height (its `originalVideoId`
+// when it names NAME, else the bandwidth nearest NAME's). NAME's size and
+// bandwidth come from the server's master playlist (/hls/{id}/master.m3u8).
+// The pin is re-applied if the player is replaced or leaves the rendition.
+// Every presented frame's size is read (requestVideoFrameCallback metadata,
+// else videoWidth/videoHeight); the pin has taken effect at the first clock
+// frame of NAME's height after it was applied, the window opens `--warmup`
+// seconds after that instant (not after the first frame) and counts only
+// frames of NAME's height. Frames of another height after the pin took effect
+// are counted as `framesOnOther` (a sound run has none).
+//
 // Prints {"event":"opened","at":ms} when the page has been navigated to
 // (a harness can start publishing then), then ONE result JSON line:
 //   openedAt, firstFrameAt (Unix ms: first decoded frame), openToFirstFrameMs,
 //   frames (decoded, all run), misreads, unsynced, window: {from, to, samples,
 //   fps, latency: {median, p95, min, max, mean} (s), playerLatency: {median,
 //   last} (s), waiting, longestStall (s), stalls (≥ 0.3 s), advanced (s)},
-//   engine, errors.
+//   engine, errors; with --quality, pinned: {name, width, height, bandwidth,
+//   via, applied (times), appliedAt, effectiveAt, pinToEffectMs,
+//   engineHeight, framesBefore, framesOnOther, state}.
 // With LATENCY_TRACE=1 in the environment, every request the page makes
 // (when it ended, in ms since the page was opened; status; path; how long it
 // took) and the video's loadstart,
 // loadedmetadata, playing and waiting events are written to stderr, to see
 // where the time to the first frame goes.
 //
-// Exit status: 0 iff a frame was decoded, the window holds samples and no
-// misread was seen; 1 otherwise; 2 on bad usage. Chromium gets a fresh
+// Exit status: 0 iff a frame was decoded, the window holds samples, no
+// misread was seen and (with --quality) the pin took effect and held; 1 otherwise; 2 on bad usage. Chromium gets a fresh
 // temporary profile each run.
 
 import { DEFAULT_CHROMIUM, collectErrors, deadline, freshProfile, launch, removeProfile } from "./browser.mjs";
 
 const USAGE =
   "usage: node latency.mjs <page-url> [--warmup N] [--window N] [--start-timeout N] " +
-  "[--chromium PATH] [--screenshot FILE]";
+  "[--quality NAME] [--chromium PATH] [--screenshot FILE]";
 
 function usage(msg) {
   console.error(`latency.mjs: ${msg}\n${USAGE}`);
@@ -57,6 +77,7 @@ function parseArgs(argv) {
     startTimeout: 30,
     chromium: DEFAULT_CHROMIUM,
     screenshot: null,
+    quality: null,
   };
   const numeric = { "--warmup": "warmup", "--window": "window", "--start-timeout": "startTimeout" };
   for (let i = 0; i < argv.length; i++) {
@@ -68,7 +89,7 @@ function parseArgs(argv) {
       const value = Number(argv[++i]);
       if (!Number.isFinite(value) || value < 0) usage(`${arg} needs a non-negative number`);
       opts[numeric[arg]] = value;
-    } else if (arg === "--chromium" || arg === "--screenshot") {
+    } else if (arg === "--chromium" || arg === "--screenshot" || arg === "--quality") {
       const value = argv[++i];
       if (!value) usage(`${arg} needs a value`);
       opts[arg.slice(2)] = value;
@@ -81,12 +102,13 @@ function parseArgs(argv) {
     }
   }
   if (!opts.url) usage("missing <page-url>");
+  if (opts.quality !== null && !/^[A-Za-z0-9_.-]+$/.test(opts.quality)) usage("--quality needs a rendition name");
   return opts;
 }
 
 // ---- code run in the page (installed before the page's own scripts) -------
 
-function installMeter() {
+function installMeter(opts) {
   const COLS = 16;
   const ROWS = 9;
   const BITS = 64;
@@ -95,6 +117,7 @@ function installMeter() {
   const H = 180;
   const MAX_AGE_MS = 120000;
   const MAX_SAMPLES = 20000;
+  const QUALITY = opts && opts.quality ? String(opts.quality) : null;
 
   const M = {
     installedAt: Date.now(),
@@ -104,11 +127,28 @@ function installMeter() {
     misreads: 0,
     misreadKinds: { manchester: 0, crc: 0, implausible: 0 },
     firstFrameAt: null,
-    samples: [], // [wall ms, clock ms, mediaTime s]
+    samples: [], // [wall ms, clock ms, mediaTime s, frame height px]
     player: [], // [wall ms, player latency s|null, currentTime s, paused, playbackRate]
     waiting: [], // wall ms of each `waiting` after the first frame
     stalls: [], // [start wall ms, duration ms] of currentTime standing still ≥ 300 ms
     method: null,
+    // --quality: the pinned rendition (see the header).
+    pin: QUALITY
+      ? {
+          name: QUALITY,
+          width: null,
+          height: null,
+          bandwidth: null,
+          via: null,
+          applied: 0,
+          appliedAt: null,
+          effectiveAt: null,
+          engineHeight: null,
+          framesBefore: 0,
+          framesOnOther: 0,
+          state: "waiting for the player",
+        }
+      : null,
   };
   window.__meter = M;
 
@@ -178,7 +218,7 @@ function installMeter() {
     let lastClock = -1;
     let lastMediaTime = -1;
 
-    function read(mediaTime) {
+    function read(mediaTime, frameHeight) {
       if (video.readyState < 2 || !video.videoWidth) return;
       const wall = Date.now();
       M.presented++;
@@ -209,13 +249,28 @@ function installMeter() {
       lastClock = got.ms;
       M.frames++;
       if (M.firstFrameAt === null) M.firstFrameAt = wall;
-      if (M.samples.length < MAX_SAMPLES) M.samples.push([wall, got.ms, mediaTime]);
+      const height = frameHeight || video.videoHeight;
+      const pin = M.pin;
+      if (pin) {
+        if (pin.effectiveAt !== null) {
+          if (height !== pin.height) pin.framesOnOther++;
+        } else if (pin.appliedAt !== null && height === pin.height) {
+          pin.effectiveAt = wall;
+          pin.state = "took effect";
+        } else {
+          pin.framesBefore++;
+        }
+      }
+      if (M.samples.length < MAX_SAMPLES) M.samples.push([wall, got.ms, mediaTime, height]);
     }
 
     if (typeof video.requestVideoFrameCallback === "function") {
       M.method = "requestVideoFrameCallback";
       const onFrame = (_now, meta) => {
-        read(meta && typeof meta.mediaTime === "number" ? meta.mediaTime : video.currentTime);
+        read(
+          meta && typeof meta.mediaTime === "number" ? meta.mediaTime : video.currentTime,
+          meta && meta.height ? meta.height : 0,
+        );
         video.requestVideoFrameCallback(onFrame);
       };
       video.requestVideoFrameCallback(onFrame);
@@ -224,7 +279,7 @@ function installMeter() {
       const onAnim = () => {
         if (video.currentTime !== lastMediaTime) {
           lastMediaTime = video.currentTime;
-          read(lastMediaTime);
+          read(lastMediaTime, 0);
         }
         requestAnimationFrame(onAnim);
       };
@@ -264,6 +319,152 @@ function installMeter() {
       // A stall still under way counts as one that ends now.
       M.openStall = stillSince ? [stillSince, wall - stillSince] : null;
     }, 100);
+
+    if (M.pin) setInterval(pinTick, 100);
+  }
+
+  // ---- --quality: pin the rendition ----------------------------------------
+
+  let masterBusy = false;
+  let pinnedEngine = null; // the player instance the pin was set up on
+  let lastApply = 0;
+
+  // NAME's size and bandwidth from the master playlist's EXT-X-STREAM-INF.
+  function learnTarget() {
+    const pin = M.pin;
+    const id = location.pathname.match(/^\/watch\/([^/]+)/);
+    if (masterBusy || !id) return;
+    masterBusy = true;
+    const uri = new RegExp("(^|/)" + pin.name.replace(/[.]/g, "\\.") + "/index\\.m3u8([?#]|$)");
+    fetch("/hls/" + id[1] + "/master.m3u8", { cache: "no-store" })
+      .then((r) => (r.ok ? r.text() : ""))
+      .then((text) => {
+        const lines = text.split(/\r?\n/);
+        for (let i = 0; i < lines.length; i++) {
+          if (!lines[i].startsWith("#EXT-X-STREAM-INF:")) continue;
+          let j = i + 1;
+          while (j < lines.length && (lines[j].startsWith("#") || !lines[j].trim())) j++;
+          if (j >= lines.length || !uri.test(lines[j].trim())) continue;
+          const res = /RESOLUTION=(\d+)x(\d+)/.exec(lines[i]);
+          const bw = /[:,]BANDWIDTH=(\d+)/.exec(lines[i]);
+          if (res) {
+            pin.width = Number(res[1]);
+            pin.height = Number(res[2]);
+            pin.bandwidth = bw ? Number(bw[1]) : null;
+          }
+        }
+        if (pin.height === null) pin.state = "the master playlist does not list " + pin.name;
+      })
+      .catch(() => {})
+      .finally(() => {
+        masterBusy = false;
+      });
+  }
+
+  function applied(via) {
+    const pin = M.pin;
+    pin.applied++;
+    pin.via = via;
+    lastApply = Date.now();
+    if (pin.appliedAt === null) pin.appliedAt = lastApply;
+    if (pin.effectiveAt === null) pin.state = "applied";
+  }
+
+  // hls.js (watch page): the level whose playlist URL has /NAME/.
+  function pinHls(hls) {
+    const pin = M.pin;
+    if (!hls || !hls.levels || !hls.levels.length) return;
+    const idx = hls.levels.findIndex((l) => {
+      let u = l.url || l.uri;
+      if (Array.isArray(u)) u = u[0];
+      return typeof u === "string" && u.includes("/" + pin.name + "/");
+    });
+    if (idx < 0) {
+      pin.state = "hls.js has no level " + pin.name;
+      return;
+    }
+    pin.engineHeight = hls.levels[idx].height || null;
+    if (hls !== pinnedEngine || hls.autoLevelEnabled || hls.manualLevel !== idx) {
+      pinnedEngine = hls;
+      hls.nextLevel = idx;
+      applied("hls.js nextLevel = " + idx);
+    }
+  }
+
+  // dash.js (dash page): Representation id NAME, ABR off.
+  function pinDash(dash) {
+    const pin = M.pin;
+    if (!dash) return;
+    if (dash !== pinnedEngine) {
+      pinnedEngine = dash;
+      dash.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
+    }
+    if (!dash.isReady()) return;
+    let reps;
+    try {
+      reps = dash.getRepresentationsByType("video") || [];
+    } catch (_e) {
+      return; // streaming not initialized yet
+    }
+    const rep = reps.find((r) => r && r.id === pin.name);
+    if (!rep) {
+      if (reps.length) pin.state = "dash.js has no Representation " + pin.name;
+      return;
+    }
+    pin.engineHeight = rep.height || null;
+    const cur = dash.getCurrentRepresentationForType("video");
+    if (!cur || cur.id !== pin.name) {
+      if (Date.now() - lastApply > 1000) {
+        dash.setRepresentationForTypeById("video", pin.name, true);
+        applied("dash.js setRepresentationForTypeById('video', '" + pin.name + "', forceReplace)");
+      }
+    } else if (pin.appliedAt === null) {
+      applied("dash.js already on " + pin.name + ", autoSwitchBitrate.video off");
+    }
+  }
+
+  // Shaka (shaka page): the variant of NAME's height, ABR off.
+  function pinShaka(player) {
+    const pin = M.pin;
+    if (!player || typeof player.getVariantTracks !== "function" || pin.height === null) return;
+    const tracks = player.getVariantTracks();
+    if (!tracks.length) return;
+    if (player !== pinnedEngine) {
+      pinnedEngine = player;
+      player.configure({ abr: { enabled: false } });
+    }
+    const same = tracks.filter((t) => t.height === pin.height);
+    const off = (t) => Math.abs((t.bandwidth || 0) - (pin.bandwidth || 0));
+    const want = same.find((t) => t.originalVideoId === pin.name) || same.sort((a, b) => off(a) - off(b))[0];
+    if (!want) {
+      pin.state = "Shaka has no variant " + pin.height + "p";
+      return;
+    }
+    pin.engineHeight = want.height;
+    const active = tracks.find((t) => t.active);
+    if (!active || active.height !== pin.height) {
+      if (Date.now() - lastApply > 1000) {
+        player.selectVariantTrack(want, true);
+        applied("Shaka selectVariantTrack(" + want.width + "x" + want.height + ", " + want.bandwidth + " b/s, clearBuffer)");
+      }
+    } else if (pin.appliedAt === null) {
+      applied("Shaka already on " + active.width + "x" + active.height + ", abr.enabled off");
+    }
+  }
+
+  function pinTick() {
+    const pin = M.pin;
+    if (pin.height === null) learnTarget();
+    const p = window.__player;
+    if (!p) return;
+    try {
+      if ("hls" in p) pinHls(p.hls);
+      else if ("dash" in p) pinDash(p.dash);
+      else if ("shaka" in p) pinShaka(p.shaka);
+      else pin.state = "unknown player page";
+    } catch (e) {
+      pin.state = "pin failed: " + (e && e.message ? e.message : String(e));
+    }
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
@@ -280,9 +481,11 @@ function quantile(sorted, q) {
   return sorted[i];
 }
 
-function summarize(m, from, to) {
+// Figures of the samples in [from, to) (only frames `height` px high when
+// `height` is given).
+function summarize(m, from, to, height = null) {
   const lat = m.samples
-    .filter(([wall]) => wall >= from && wall < to)
+    .filter(([wall, , , h]) => wall >= from && wall < to && (height === null || h === height))
     .map(([wall, clock]) => (wall - clock) / 1000)
     .sort((a, b) => a - b);
   const player = m.player.filter(([wall]) => wall >= from && wall < to);
@@ -321,14 +524,15 @@ async function main() {
   const errors = [];
   const result = { ok: false, url: opts.url, errors };
   const profile = freshProfile("latency-mjs");
-  deadline("latency.mjs", opts.startTimeout + opts.warmup + opts.window + 45, result, errors, profile);
+  const pinWait = opts.quality ? opts.startTimeout : 0;
+  deadline("latency.mjs", opts.startTimeout + pinWait + opts.warmup + opts.window + 45, result, errors, profile);
 
   let context = null;
   try {
     context = await launch(profile, opts.chromium);
     const page = context.pages()[0] || (await context.newPage());
     collectErrors(page, errors);
-    await page.addInitScript(installMeter);
+    await page.addInitScript(installMeter, { quality: opts.quality });
     if (process.env.LATENCY_TRACE === "1") {
       const t0 = Date.now();
       const since = () => String(Date.now() - t0).padStart(6);
@@ -375,7 +579,23 @@ async function main() {
       return result;
     }
     const first = await page.evaluate(() => window.__meter.firstFrameAt);
-    const from = first + opts.warmup * 1000;
+    // With --quality the window opens `warmup` s after the pin took effect.
+    let start = first;
+    if (opts.quality) {
+      try {
+        await page.waitForFunction(() => window.__meter.pin.effectiveAt !== null, null, {
+          timeout: opts.startTimeout * 1000,
+          polling: 50,
+        });
+      } catch (_e) {
+        const pin = await page.evaluate(() => window.__meter.pin).catch(() => null);
+        errors.push(`--quality ${opts.quality}: the pin did not take effect within ${opts.startTimeout} s`);
+        result.pinned = pin;
+        return result;
+      }
+      start = await page.evaluate(() => window.__meter.pin.effectiveAt);
+    }
+    const from = start + opts.warmup * 1000;
     const to = from + opts.window * 1000;
     await page.waitForTimeout(Math.max(0, to - Date.now() + 100));
     if (opts.screenshot) await page.screenshot({ path: opts.screenshot });
@@ -390,9 +610,16 @@ async function main() {
     result.unsynced = m.unsynced;
     result.misreads = m.misreads;
     result.misreadKinds = m.misreadKinds;
-    result.window = summarize(m, from, to);
+    result.window = summarize(m, from, to, m.pin ? m.pin.height : null);
     result.all = summarize(m, m.firstFrameAt, to);
     result.ok = m.frames > 0 && m.misreads === 0 && result.window.samples > 0;
+    if (m.pin) {
+      result.pinned = { ...m.pin, pinToEffectMs: m.pin.effectiveAt - m.pin.appliedAt };
+      if (m.pin.framesOnOther > 0) {
+        errors.push(`--quality ${opts.quality}: ${m.pin.framesOnOther} frames of another rendition after the pin`);
+        result.ok = false;
+      }
+    }
     return result;
   } catch (err) {
     errors.push(`latency.mjs: ${err && err.message ? err.message.split("\n")[0] : String(err)}`);

@@ -44,6 +44,29 @@
 //! master (LL-HLS when served) with frames decoded and time advancing, and
 //! publish → first frame ≤ 2 s. All figures are printed before any
 //! assertion, so a failing run still reports its measurements.
+//!
+//! Benchmark knobs (environment; unset = the defaults above, which CI runs;
+//! `bench/ll_latency.sh` runs a matrix of them):
+//! - `LATENCY_PART_MS`: `media.part_duration_ms` (default 300).
+//! - `LATENCY_QUALITY`: a rendition to measure, `source` or `{H}p` (e.g.
+//!   `360p`). `{H}p` turns the transcoder on with a ladder whose only rung is
+//!   `{H}p` (H px high, `rung_kbps(H)`); `source` leaves it off. The measured
+//!   probes pin their player to it (`latency.mjs --quality`); the two probes
+//!   opened before the publish are not pinned (the master they load predates
+//!   the transcoded rendition), so publish → first frame is still measured on
+//!   the source. The measured probes start once the master playlist and the
+//!   MPD list the rendition. The rendition's `behind_source_ms` (the API's
+//!   `qualities[]`: from the source's first part of a segment to the
+//!   rendition's) is read while the stream is live and printed.
+//! - `LATENCY_SOURCE`: the published picture, `WxH` (default `640x360`, at
+//!   1000 kb/s; other sizes at 1000 kb/s × H / 360). A rung is made only below
+//!   the source's height, so `360p` needs e.g. `1280x720`.
+//!
+//! The figures line prints the knobs; a `latency-json:` line repeats every
+//! figure as one JSON object (what the bench script reads). With any knob
+//! away from its default only the harness is asserted (sound measurements,
+//! the pin took effect and held): the latency bounds are for the source at
+//! the default part duration.
 
 #[allow(dead_code)]
 #[path = "common/clock_publish.rs"]
@@ -55,7 +78,8 @@ use std::time::{Duration, Instant};
 
 use clock_publish::{ClockPublish, ClockPublisher, Unreadable, paint_luma, read_luma};
 use common::{TestServer, repo_root, require};
-use serde_json::Value;
+use serde_json::{Value, json};
+use streaming_core::config::RungConfig;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 /// Seconds after the first decoded frame before the window opens.
@@ -73,6 +97,111 @@ const DASH_MAX_MEDIAN_S: f64 = 3.0;
 /// first segment while it is in progress (hls.js waits for a complete one).
 const FIRST_FRAME_MAX_MS: i64 = 2000;
 
+/// The default part duration (`media.part_duration_ms`).
+const DEFAULT_PART_MS: u32 = 300;
+/// The default published picture.
+const DEFAULT_SOURCE: (usize, usize) = (640, 360);
+/// Extra time a pinned probe may take for its pin to take effect.
+const PIN_WAIT: u32 = 30;
+
+/// The benchmark knobs (module docs), read from the environment.
+#[derive(Debug, Clone, PartialEq)]
+struct Knobs {
+    part_ms: u32,
+    /// The rendition the measured probes pin, `None`: not pinned.
+    quality: Option<String>,
+    /// The transcoded rung's height (`quality` `{H}p`).
+    rung_height: Option<u32>,
+    source: (usize, usize),
+}
+
+impl Knobs {
+    fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let part_ms = var("LATENCY_PART_MS").map_or(DEFAULT_PART_MS, |v| {
+            v.trim()
+                .parse()
+                .ok()
+                .filter(|ms| (20..=5000).contains(ms))
+                .unwrap_or_else(|| panic!("LATENCY_PART_MS={v}: a part duration in ms, 20..=5000"))
+        });
+        let source = var("LATENCY_SOURCE").map_or(DEFAULT_SOURCE, |v| {
+            v.trim()
+                .split_once('x')
+                .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+                .filter(|&(w, h)| (64..=3840).contains(&w) && (64..=2160).contains(&h))
+                .filter(|&(w, h)| w % 2 == 0 && h % 2 == 0)
+                .unwrap_or_else(|| panic!("LATENCY_SOURCE={v}: WxH, even, 64x64..=3840x2160"))
+        });
+        let quality = var("LATENCY_QUALITY").map(|v| v.trim().to_string());
+        let rung_height = quality.as_deref().filter(|q| *q != "source").map(|q| {
+            let h = q
+                .strip_suffix('p')
+                .and_then(|h| h.parse::<u32>().ok())
+                .filter(|h| *h >= 2)
+                .unwrap_or_else(|| panic!("LATENCY_QUALITY={q}: `source` or `{{H}}p`, e.g. 360p"));
+            assert!(
+                (h as usize) < source.1,
+                "LATENCY_QUALITY={q}: a rung is made only below the source's height \
+                 ({}x{}); set LATENCY_SOURCE, e.g. 1280x720",
+                source.0,
+                source.1
+            );
+            h
+        });
+        Self {
+            part_ms,
+            quality,
+            rung_height,
+            source,
+        }
+    }
+
+    /// The configuration CI runs, the one the latency bounds are for.
+    fn defaults(&self) -> bool {
+        self.part_ms == DEFAULT_PART_MS && self.quality.is_none() && self.source == DEFAULT_SOURCE
+    }
+
+    /// The height the pinned probes must show.
+    fn pinned_height(&self) -> Option<u32> {
+        self.quality.as_ref()?;
+        Some(self.rung_height.unwrap_or(self.source.1 as u32))
+    }
+
+    fn publish(&self) -> ClockPublish {
+        let (width, height) = self.source;
+        ClockPublish {
+            width,
+            height,
+            video_kbps: (1000 * height / 360).max(300) as u32,
+            ..ClockPublish::default()
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "LATENCY_PART_MS={} LATENCY_QUALITY={} LATENCY_SOURCE={}x{}{}",
+            self.part_ms,
+            self.quality.as_deref().unwrap_or("-"),
+            self.source.0,
+            self.source.1,
+            if self.defaults() { " (defaults)" } else { "" },
+        )
+    }
+}
+
+/// The video bit rate of a transcoded rung `height` px high (about the
+/// server's default ladder, scaled).
+fn rung_kbps(height: u32) -> u32 {
+    match height {
+        0..=240 => 400,
+        241..=360 => 800,
+        361..=480 => 1200,
+        481..=720 => 2500,
+        _ => 5000,
+    }
+}
+
 /// One run of `web/tests/latency.mjs`, started and waiting for its result.
 struct Probe {
     child: tokio::process::Child,
@@ -81,16 +210,20 @@ struct Probe {
 }
 
 impl Probe {
-    /// Starts the script on `url` and waits (≤ 30 s) until the page has been
-    /// navigated to.
-    async fn open(url: &str, window: u32) -> Self {
+    /// Starts the script on `url` (pinned to `quality` if given) and waits
+    /// (≤ 30 s) until the page has been navigated to.
+    async fn open(url: &str, window: u32, quality: Option<&str>) -> Self {
         let script = repo_root().join("web/tests/latency.mjs");
-        let mut child = tokio::process::Command::new("node")
-            .arg(script)
+        let mut cmd = tokio::process::Command::new("node");
+        cmd.arg(script)
             .arg(url)
             .args(["--warmup", &WARMUP.to_string()])
             .args(["--window", &window.to_string()])
-            .args(["--start-timeout", "30"])
+            .args(["--start-timeout", "30"]);
+        if let Some(q) = quality {
+            cmd.args(["--quality", q]);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -155,11 +288,14 @@ impl Probe {
     }
 }
 
-/// Opens `path`, waits for its figures.
-async fn measure(ts: &TestServer, path: &str, window: u32) -> Value {
-    let probe = Probe::open(&ts.url(path), window).await;
+/// Opens `path` (pinned to `quality` if given), waits for its figures.
+async fn measure(ts: &TestServer, path: &str, window: u32, quality: Option<&str>) -> Value {
+    let probe = Probe::open(&ts.url(path), window, quality).await;
+    let pin_wait = if quality.is_some() { PIN_WAIT } else { 0 };
     probe
-        .result(Duration::from_secs(u64::from(30 + WARMUP + window + 30)))
+        .result(Duration::from_secs(u64::from(
+            30 + pin_wait + WARMUP + window + 30,
+        )))
         .await
 }
 
@@ -197,6 +333,22 @@ fn report(name: &str, r: &Value) {
         r["engine"],
         r["method"],
     );
+    let pin = &r["pinned"];
+    if pin.is_object() {
+        eprintln!(
+            "{name:>8}: pinned {} ({}x{}) via {} ({} times), took effect {} ms after it was applied; \
+             frames before {}, on another rendition after {}; {}",
+            pin["name"],
+            pin["width"],
+            pin["height"],
+            pin["via"],
+            pin["applied"],
+            pin["pinToEffectMs"],
+            pin["framesBefore"],
+            pin["framesOnOther"],
+            pin["state"],
+        );
+    }
     if r["ok"] != true {
         eprintln!("{name:>8}: {r}");
     } else if let Some(errors) = r["errors"].as_array().filter(|e| !e.is_empty()) {
@@ -233,6 +385,44 @@ fn harness_problems(name: &str, r: &Value, window: u32) -> Vec<String> {
         p.push(format!("{name}: implausible latencies {min}..{max} s"));
     }
     p
+}
+
+/// A pinned probe pinned what it was asked to: the rendition `height` px
+/// high, held through the window.
+fn pin_problems(name: &str, r: &Value, quality: &str, height: u32) -> Vec<String> {
+    let pin = &r["pinned"];
+    let mut p = Vec::new();
+    if pin["name"] != quality || pin["height"].as_u64() != Some(u64::from(height)) {
+        p.push(format!(
+            "{name}: pinned {pin} instead of {quality} ({height} px high)"
+        ));
+    } else if pin["effectiveAt"].as_i64().is_none() {
+        p.push(format!(
+            "{name}: the pin to {quality} never took effect: {pin}"
+        ));
+    } else if pin["framesOnOther"].as_u64() != Some(0) {
+        p.push(format!(
+            "{name}: {} frames of another rendition after the pin",
+            pin["framesOnOther"]
+        ));
+    }
+    p
+}
+
+/// `behind_source_ms` of rendition `name` (`GET /api/v1/streams/{id}`,
+/// `qualities[]`), while the stream is live; `None` when absent.
+async fn behind_source_ms(ts: &TestServer, id: uuid::Uuid, name: &str) -> Option<u64> {
+    let resp = ts
+        .admin(reqwest::Method::GET, &format!("/api/v1/streams/{id}"))
+        .send()
+        .await
+        .ok()?;
+    let body: Value = resp.json().await.ok()?;
+    body["qualities"]
+        .as_array()?
+        .iter()
+        .find(|q| q["name"] == name)?["behind_source_ms"]
+        .as_u64()
 }
 
 /// What the server serves for `id`: LL-HLS parts in the source playlist, an
@@ -382,29 +572,69 @@ async fn glass_to_glass_in_chromium() {
             .exists(),
         "playwright-core is missing: run `npm ci` in web/ (scripts/test does this)"
     );
+    let knobs = Knobs::from_env();
+    let quality = knobs.quality.as_deref();
     let began = Instant::now();
-    // No ladder: the source alone, and no transcoder competing for the CPU.
-    let ts = TestServer::start_with(|c| c.transcode.enabled = false).await;
+    // By default no ladder: the source alone, and no transcoder competing for
+    // the CPU. With LATENCY_QUALITY={H}p a ladder of that one rung.
+    let ts = TestServer::start_with(|c| {
+        c.media.part_duration_ms = knobs.part_ms;
+        match (knobs.rung_height, quality) {
+            (Some(height), Some(name)) => {
+                c.transcode.enabled = true;
+                c.transcode.rungs = vec![RungConfig {
+                    name: name.to_string(),
+                    height,
+                    video_kbps: rung_kbps(height),
+                    max_fps: 30.0,
+                }];
+            }
+            _ => c.transcode.enabled = false,
+        }
+    })
+    .await;
     let (id, key) = ts.create_stream("latency").await;
 
     // The watch page and the dash.js page are opened first, then the publish
-    // starts.
+    // starts. Not pinned: publish → first frame is measured on the source.
     let (watch_url, dash_url) = (
         ts.url(&format!("/watch/{id}")),
         ts.url(&format!("/watch/{id}/dash")),
     );
     let (probe_hls, probe_dash) = tokio::join!(
-        Probe::open(&watch_url, FIRST_WINDOW),
-        Probe::open(&dash_url, FIRST_WINDOW),
+        Probe::open(&watch_url, FIRST_WINDOW, None),
+        Probe::open(&dash_url, FIRST_WINDOW, None),
     );
-    let publisher = ClockPublisher::start(&ts.publish_url(&key), &ClockPublish::default());
+    let publisher = ClockPublisher::start(&ts.publish_url(&key), &knobs.publish());
     let limit = Duration::from_secs(u64::from(30 + WARMUP + FIRST_WINDOW + 30));
     let (first, first_dash) = tokio::join!(probe_hls.result(limit), probe_dash.result(limit));
     let first_fed = publisher.first_frame_unix_ms();
     let served = served_low_latency(&ts, id).await;
-    let hls = measure(&ts, &format!("/watch/{id}"), HLS_WINDOW).await;
-    let dash = measure(&ts, &format!("/watch/{id}/dash"), DASH_WINDOW).await;
-    let shaka = measure(&ts, &format!("/watch/{id}/shaka"), SHAKA_WINDOW).await;
+    // A transcoded rendition: the measured pages load manifests that list it.
+    let mut listed = true;
+    if let Some(name) = knobs.rung_height.and(quality) {
+        let hls_entry = format!("{name}/index.m3u8");
+        let dash_entry = format!("Representation id=\"{name}\"");
+        let wait = Duration::from_secs(30);
+        let (master_path, mpd_path) = (
+            format!("/hls/{id}/master.m3u8"),
+            format!("/dash/{id}/manifest.mpd"),
+        );
+        let (master, mpd) = tokio::join!(
+            ts.wait_for_text(&master_path, wait, |t| t.contains(&hls_entry)),
+            ts.wait_for_text(&mpd_path, wait, |t| t.contains(&dash_entry)),
+        );
+        listed = master.is_some() && mpd.is_some();
+    }
+    let hls = measure(&ts, &format!("/watch/{id}"), HLS_WINDOW, quality).await;
+    let dash = measure(&ts, &format!("/watch/{id}/dash"), DASH_WINDOW, quality).await;
+    let shaka = measure(&ts, &format!("/watch/{id}/shaka"), SHAKA_WINDOW, quality).await;
+    // While the stream is live: how far the rendition's parts come out behind
+    // the source's.
+    let behind = match knobs.rung_height.and(quality) {
+        Some(name) => behind_source_ms(&ts, id, name).await,
+        None => None,
+    };
     let frames_fed = publisher.frames_written();
     let ffmpeg_err = publisher.stop();
     ts.server.shutdown().await;
@@ -417,9 +647,15 @@ async fn glass_to_glass_in_chromium() {
     let (first_hls_ms, first_dash_ms) = (since_fed(&first), since_fed(&first_dash));
     let first_frame_ms = first_hls_ms.into_iter().chain(first_dash_ms).min();
     let show = |ms: Option<i64>| ms.map_or("?".into(), |ms| ms.to_string());
+    let behind_shown = match (knobs.rung_height, behind) {
+        (None, _) => String::new(),
+        (Some(_), Some(ms)) => format!("; {} behind_source_ms {ms}", quality.unwrap_or("-")),
+        (Some(_), None) => format!("; {} behind_source_ms ?", quality.unwrap_or("-")),
+    };
     eprintln!(
-        "latency: publish → first frame: watch page (hls.js) {} ms, dash.js page {} ms; {served}; \
+        "latency: {}; publish → first frame: watch page (hls.js) {} ms, dash.js page {} ms; {served}{behind_shown}; \
          {frames_fed} frames fed; ran {:?}",
+        knobs.describe(),
         show(first_hls_ms),
         show(first_dash_ms),
         began.elapsed()
@@ -432,6 +668,36 @@ async fn glass_to_glass_in_chromium() {
     if !ffmpeg_err.trim().is_empty() {
         eprintln!("ffmpeg: {ffmpeg_err}");
     }
+    // Every figure on one line, for bench/ll_latency.sh.
+    let player = |r: &Value| {
+        let w = &r["window"];
+        json!({
+            "ok": r["ok"],
+            "median": w["latency"]["median"],
+            "p95": w["latency"]["p95"],
+            "samples": w["samples"],
+            "stalls": w["stalls"],
+            "waiting": w["waiting"],
+            "longestStall": w["longestStall"],
+            "playerLatency": w["playerLatency"]["median"],
+            "engine": r["engine"],
+            "pinned": r["pinned"],
+        })
+    };
+    eprintln!(
+        "latency-json: {}",
+        json!({
+            "part_ms": knobs.part_ms,
+            "quality": quality.unwrap_or("source"),
+            "pinned": quality.is_some(),
+            "source": format!("{}x{}", knobs.source.0, knobs.source.1),
+            "defaults": knobs.defaults(),
+            "first_frame_ms": {"hls.js": first_hls_ms, "dash.js": first_dash_ms},
+            "behind_source_ms": behind,
+            "served": served,
+            "players": {"hls.js": player(&hls), "dash.js": player(&dash), "shaka": player(&shaka)},
+        })
+    );
 
     // ---- the harness is sound ------------------------------------------
     let mut problems = first_frame_problems("first", &first);
@@ -439,7 +705,25 @@ async fn glass_to_glass_in_chromium() {
     problems.extend(harness_problems("hls.js", &hls, HLS_WINDOW));
     problems.extend(harness_problems("dash.js", &dash, DASH_WINDOW));
     problems.extend(harness_problems("shaka", &shaka, SHAKA_WINDOW));
+    if !listed {
+        problems.push(format!(
+            "{} was not listed in the master playlist and the MPD within 30 s",
+            quality.unwrap_or("-")
+        ));
+    }
+    if let (Some(q), Some(height)) = (quality, knobs.pinned_height()) {
+        problems.extend(pin_problems("hls.js", &hls, q, height));
+        problems.extend(pin_problems("dash.js", &dash, q, height));
+        problems.extend(pin_problems("shaka", &shaka, q, height));
+    }
     assert!(problems.is_empty(), "measurement unsound: {problems:#?}");
+    if !knobs.defaults() {
+        eprintln!(
+            "latency: benchmark knobs set ({}): the acceptance bounds are not asserted",
+            knobs.describe()
+        );
+        return;
+    }
 
     // ---- acceptance ----------------------------------------------------
     let mut failed = Vec::new();
