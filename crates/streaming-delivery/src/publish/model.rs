@@ -138,12 +138,13 @@ impl RenditionModel {
     /// is expected to close before another part. A segment closes at the
     /// first key frame at or past the target (`target` in the rendition's
     /// timescale), so below it the next part is certainly the open
-    /// segment's; at or past it, key frames are taken to keep the rhythm of
-    /// the last complete segment: an open segment as long as that one
-    /// (within `part / 4`) gets the next segment's first part. A wrong guess
-    /// the other way would name a part that is never made (a 404 that
-    /// players treat as a load error and back off from); this one is only
-    /// held a little longer.
+    /// segment's; at or past it, when the last two segments were equally
+    /// long (a fixed GOP, within half a frame), key frames are taken to keep
+    /// that rhythm: an open segment as long as they were gets the next
+    /// segment's first part. Otherwise the next part of the open segment is
+    /// named, and may never be made (a 404 that players back off from);
+    /// hls.js also stalls when a part it did not expect appears, so the
+    /// guess is only made on that evidence.
     pub fn hinted_part(&self, target: u64, part: u64) -> Option<PartRef> {
         let Some(o) = &self.open else {
             return self.next_number().map(|msn| PartRef { msn, part: 0 });
@@ -153,12 +154,22 @@ impl RenditionModel {
             part: o.parts.len() as u32,
         };
         let made: u64 = o.parts.iter().map(|p| p.duration).sum();
-        let closes = made >= target
-            && self
-                .segments
-                .back()
-                .filter(|s| s.number + 1 == o.number)
-                .is_some_and(|s| made + part / 4 >= s.duration);
+        let ts = f64::from(self.info.timescale.max(1));
+        let half_frame = match (self.info.frame_rate, self.info.sample_rate) {
+            (Some(fps), _) if fps > 0.0 => (ts / fps / 2.0) as u64,
+            // AAC: 1,024 samples a frame.
+            (_, Some(rate)) if rate > 0 => (ts * 512.0 / f64::from(rate)) as u64,
+            _ => part / 8,
+        };
+        let mut recent = self.segments.iter().rev();
+        let closes = match (recent.next(), recent.next()) {
+            (Some(last), Some(before)) if last.number + 1 == o.number => {
+                made >= target
+                    && last.duration.abs_diff(before.duration) <= half_frame
+                    && made + half_frame >= last.duration
+            }
+            _ => false,
+        };
         Some(if closes {
             PartRef {
                 msn: o.number + 1,
