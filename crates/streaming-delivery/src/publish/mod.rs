@@ -50,11 +50,19 @@ pub struct RenderConfig {
     pub low_latency: bool,
 }
 
+/// Added to `media.part_duration_ms` for the packager's part target (and so
+/// `PART-TARGET`): RTMP times are whole milliseconds, so 15 frames at 30 fps
+/// last 500 or 501 ms. Without it a 500 ms part holds 14 frames when the
+/// rounding falls one way, and a 2 s GOP ends in a part of a frame or two:
+/// hls.js stops loading parts for seconds at such a sliver (stalls measured
+/// at 200 and 500 ms parts), and the preload hint cannot foresee it.
+pub const PART_SLACK_MS: u32 = 2;
+
 impl RenderConfig {
     pub fn new(media: &MediaConfig, cdn_mode: bool) -> Self {
         Self {
             segment_target_ms: media.segment_duration_ms,
-            part_target_ms: media.part_duration_ms,
+            part_target_ms: media.part_duration_ms + PART_SLACK_MS,
             playlist_segments: media.playlist_segments.max(1),
             retained_segments: media.retained_segments.max(media.playlist_segments).max(2),
             cdn_mode,
