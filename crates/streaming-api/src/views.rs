@@ -203,6 +203,7 @@ pub struct Quality {
     /// While live, for a rendition FFmpeg makes: how far (ms) its parts come
     /// out behind the source's (median over the newest segments): the
     /// latency the transcoder adds for its viewers.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub behind_source_ms: Option<u32>,
 }
 

@@ -55,7 +55,10 @@ pub struct RenderConfig {
 /// last 500 or 501 ms. Without it a 500 ms part holds 14 frames when the
 /// rounding falls one way, and a 2 s GOP ends in a part of a frame or two:
 /// hls.js stops loading parts for seconds at such a sliver (stalls measured
-/// at 200 and 500 ms parts), and the preload hint cannot foresee it.
+/// at 200 and 500 ms parts), and the preload hint cannot foresee it. (AAC
+/// frames still leave slivers at 500 ms parts: 4 × 23 frames of a 93.75-frame
+/// segment; parts may not be shortened below 85 % of `PART-TARGET`, RFC
+/// 8216bis §4.4.4.9, except the last.)
 pub const PART_SLACK_MS: u32 = 2;
 
 impl RenderConfig {

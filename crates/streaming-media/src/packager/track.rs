@@ -5,14 +5,6 @@
 //! same duration would exceed the part target, and a segment when the first sample
 //! of the next one arrives (or on [`Muxer::flush`], where the held sample lasts as
 //! long as its predecessor).
-//!
-//! Balanced parts: while segments keep one length (the last two within a
-//! sample: a fixed GOP), the rest of the open segment is expected to last as long,
-//! and is shared evenly between as few parts as fit the target. So a segment does
-//! not end in a sliver of one or two samples after full parts (AAC frames never
-//! divide a 2 s segment evenly): hls.js stops loading a track's parts for seconds
-//! at such a sliver. When the expectation fails, the parts are still within the
-//! target.
 
 use std::collections::VecDeque;
 
@@ -61,8 +53,6 @@ pub(super) struct Muxer {
     prev_duration: u32,
     /// Decode time just after the last sample written.
     end: u64,
-    /// Durations of the last two segments closed (newest first).
-    last_segments: [Option<u64>; 2],
 }
 
 impl Muxer {
@@ -78,28 +68,7 @@ impl Muxer {
             held: None,
             prev_duration: nominal.max(1),
             end: 0,
-            last_segments: [None, None],
         }
-    }
-
-    /// The part target for a part starting `elapsed` into the open segment: the
-    /// target, or (a fixed GOP seen) the expected rest of the segment shared
-    /// evenly between as few parts as fit the target, plus half a sample.
-    fn balanced_target(&self, elapsed: u64, sample: u64) -> u64 {
-        let target = self.part_target;
-        let half = (sample / 2).max(1);
-        // Within a sample: AAC frames never divide a segment, so audio
-        // segments alternate by one. The longer is expected (a sample less
-        // leaves the last part a sample short, a sample more a sliver).
-        let expected = match self.last_segments {
-            [Some(a), Some(b)] if a.abs_diff(b) <= sample + half => a.max(b),
-            _ => return target,
-        };
-        let Some(rest) = expected.checked_sub(elapsed).filter(|r| *r > half) else {
-            return target;
-        };
-        let parts = rest.div_ceil(target);
-        (rest.div_ceil(parts) + half).min(target)
     }
 
     /// Number of the open segment.
@@ -171,25 +140,14 @@ impl Muxer {
         duration: u32,
         events: &mut VecDeque<PackagerEvent>,
     ) -> Result<(), CmafError> {
+        let target = self.part_target;
         let dts = sample.dts;
-        let Some(seg) = self.open.as_ref() else {
-            return Ok(()); // unreachable: a held sample always has an open segment
-        };
-        let target = self.balanced_target(seg.duration - seg.part_duration, u64::from(duration));
         let Some(seg) = self.open.as_mut() else {
-            return Ok(());
+            return Ok(()); // unreachable: a held sample always has an open segment
         };
         if !seg.part.is_empty() && seg.part_duration + u64::from(duration) > target {
             self.close_part(events)?;
         }
-        let Some(seg) = self.open.as_ref() else {
-            return Ok(());
-        };
-        let target = if seg.part.is_empty() {
-            self.balanced_target(seg.duration, u64::from(duration))
-        } else {
-            target
-        };
         let Some(seg) = self.open.as_mut() else {
             return Ok(());
         };
@@ -253,7 +211,6 @@ impl Muxer {
         if seg.parts.is_empty() {
             return Ok(());
         }
-        self.last_segments = [Some(seg.duration), self.last_segments[0]];
         let data = if seg.parts.len() == 1 {
             seg.parts[0].clone()
         } else {
@@ -275,56 +232,5 @@ impl Muxer {
             starts_with_keyframe: seg.starts_with_keyframe,
         }));
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Part durations per segment, AAC at 48 kHz (1,024-sample frames) cut
-    /// every 2 s, parts of at most 502 ms.
-    fn audio_parts(segments: u64) -> Vec<Vec<u64>> {
-        let mut m = Muxer::new(TrackKind::Audio, 48_000, 502, 1024);
-        let mut events = VecDeque::new();
-        let mut dts = 0u64;
-        while dts < segments * 96_000 {
-            let sample = Pending {
-                dts,
-                cts: 0,
-                key: true,
-                data: Bytes::from_static(&[0u8; 8]),
-            };
-            m.push(sample, 1 + dts / 96_000, &mut events).unwrap();
-            dts += 1024;
-        }
-        m.flush(&mut events).unwrap();
-        let mut out: Vec<Vec<u64>> = Vec::new();
-        for ev in events {
-            if let PackagerEvent::Part(p) = ev {
-                let n = p.segment as usize;
-                if out.len() < n {
-                    out.resize(n, Vec::new());
-                }
-                out[n - 1].push(p.duration);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn parts_are_balanced_once_segments_keep_one_length() {
-        let target = 502 * 48;
-        let segs = audio_parts(8);
-        // Before two segments are seen: full parts, then a sliver.
-        assert!(segs[0].iter().any(|&d| d <= 2 * 1024), "{:?}", segs[0]);
-        // Then no part is a sliver, and none exceeds the target.
-        for (i, parts) in segs.iter().enumerate().skip(2).take(5) {
-            assert!(
-                parts.iter().all(|&d| d > 4 * 1024 && d <= target),
-                "segment {}: {parts:?}",
-                i + 1
-            );
-        }
     }
 }
