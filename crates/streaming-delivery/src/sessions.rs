@@ -240,21 +240,8 @@ pub async fn track(State(state): State<DeliveryState>, req: Request, next: Next)
         Some(0)
     };
     let returning = !resolved.opened;
-    sessions.served(
-        sid,
-        Served {
-            stream_id,
-            protocol: Some(protocol),
-            quality: rendition.as_deref(),
-            bytes: known.unwrap_or(0),
-            returning,
-        },
-    );
-    if known.is_some() {
-        return resp;
-    }
     let sessions = sessions.clone();
-    crate::http::count_body(resp, move |bytes| {
+    let charge = move |bytes: u64| {
         sessions.served(
             sid,
             Served {
@@ -265,7 +252,12 @@ pub async fn track(State(state): State<DeliveryState>, req: Request, next: Next)
                 returning,
             },
         );
-    })
+    };
+    charge(known.unwrap_or(0));
+    if known.is_some() {
+        return resp;
+    }
+    crate::http::count_body(resp, charge)
 }
 
 #[cfg(test)]
