@@ -84,6 +84,11 @@ fn last_segment(playlist: &str) -> Option<u64> {
     (n > 0).then(|| seq + n - 1)
 }
 
+/// The body of a GET that must succeed.
+async fn text_of(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(200)
@@ -442,14 +447,7 @@ async fn held_request_caps_refuse_an_attacker_while_an_ll_viewer_plays() {
     assert!(drained.is_ok(), "the gauge stayed at {drained:?}");
 
     // 4. A fresh wave, dropped long before what it waits for exists.
-    let text = plain
-        .get(&playlist)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(&plain, &playlist).await;
     let target = last_segment(&text).unwrap() + 2;
     let client_c = client();
     let mut wave = Vec::new();
@@ -481,14 +479,7 @@ async fn held_request_caps_refuse_an_attacker_while_an_ll_viewer_plays() {
     }
     drop(client_c);
     let freed = gauge_until(&server, Duration::from_secs(2), |g| g == 0).await;
-    let after = plain
-        .get(&playlist)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = text_of(&plain, &playlist).await;
     println!(
         "phase 4: 40 held (30 reloads, 10 segments in progress) for segment {target}; \
          gauge 0 {freed:?} after the disconnect; last complete segment then {:?}",
