@@ -21,6 +21,7 @@
 //! | `streaming_limit_hits_total` | counter | `kind` (which limit tripped, see [`crate::limits::LimitKind`]) |
 //! | `streaming_open_connections` | gauge | `surface` (`rtmp`, `rtmp_pending`, `http`, `websocket`) |
 //! | `streaming_held_requests` | gauge | none (requests held open now: LL-HLS blocking reloads, hinted parts, segments in progress) |
+//! | `streaming_store_bytes` | gauge | none (bytes of media and rendered text the segment store holds now) |
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
@@ -118,6 +119,7 @@ struct Inner {
     limit_hits: Family<KindLabels, Counter>,
     open_connections: Family<SurfaceLabels, Gauge>,
     held_requests: Gauge,
+    store_bytes: Gauge,
 }
 
 /// Running totals of one live stream (see [`Metrics::live_totals`]).
@@ -177,6 +179,7 @@ impl Metrics {
         let limit_hits = Family::<KindLabels, Counter>::default();
         let open_connections = Family::<SurfaceLabels, Gauge>::default();
         let held_requests = Gauge::default();
+        let store_bytes = Gauge::default();
         registry.register(
             "streaming_limit_hits",
             "Times a limit tripped (a timeout, cap or rate limit cut off or refused a client), by kind",
@@ -191,6 +194,11 @@ impl Metrics {
             "streaming_held_requests",
             "Requests held open now waiting for media (LL-HLS blocking playlist reloads, hinted parts, segments in progress)",
             held_requests.clone(),
+        );
+        registry.register(
+            "streaming_store_bytes",
+            "Bytes the segment store holds now (init segments, parts, segments, rendered playlists and manifests)",
+            store_bytes.clone(),
         );
         for kind in crate::limits::LimitKind::ALL {
             drop(limit_hits.get_or_create(&KindLabels {
@@ -272,6 +280,7 @@ impl Metrics {
                 limit_hits,
                 open_connections,
                 held_requests,
+                store_bytes,
             }),
         }
     }
@@ -305,6 +314,12 @@ impl Metrics {
     /// guards, which add one on entry and take it back when dropped.
     pub fn held_requests(&self) -> Gauge {
         self.inner.held_requests.clone()
+    }
+
+    /// The gauge of bytes the segment store holds, moved by the store
+    /// ([`crate::store::MemoryStore::with_bytes_gauge`]).
+    pub fn store_bytes(&self) -> Gauge {
+        self.inner.store_bytes.clone()
     }
 
     fn is_live(&self, id: Uuid) -> bool {

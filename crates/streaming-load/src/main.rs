@@ -193,11 +193,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "--url `{url}`: beacons need the stream id from a /hls/{{id}}/master.m3u8 URL"
                 ));
             }
-            if ll {
-                // Up to four requests in flight per viewer (video and audio,
-                // each a held reload and a held part).
-                ws::raise_nofile_limit();
-            }
+            // A connection per request in flight: up to four per viewer
+            // (video and audio, each a held reload and a held part), two
+            // the ordinary way.
+            ws::raise_nofile_limit();
             let deadline = Instant::now() + duration;
             let opts = viewers::ViewerOpts {
                 master,

@@ -147,7 +147,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     };
     let events = EventBus::default();
     let hub = StreamHub::new();
-    let store: SharedStore = Arc::new(MemoryStore::new());
+    let metrics = Metrics::new();
+    let store: SharedStore = Arc::new(MemoryStore::with_bytes_gauge(metrics.store_bytes()));
     let shutdown = CancellationToken::new();
     let packagers = TaskTracker::new();
     streaming_delivery::spawn_packagers(
@@ -157,7 +158,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         packagers.clone(),
         shutdown.clone(),
     );
-    let metrics = Metrics::new();
     let transcoder = Transcoder::new(
         config.transcode.clone(),
         config.media.segment_duration_ms,

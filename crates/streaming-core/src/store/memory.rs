@@ -1,19 +1,24 @@
 //! [`MemoryStore`]: the segment store in this process's memory (one machine,
 //! the embedded default). Std locks are held only for map operations, never
 //! across `.await`; readers clone `Bytes` (a reference count), never data.
+//! The bytes it holds are kept in a gauge (`streaming_store_bytes`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{Generation, Key, Object, Progress, SegmentStore, StreamSummary};
+use crate::metrics::Gauge;
 
 struct Entry {
     generation: Generation,
     objects: RwLock<HashMap<Key, Object>>,
+    /// Set (under the `objects` write lock) when the entry left the store
+    /// and its bytes left the gauge: a late write changes nothing.
+    gone: AtomicBool,
     summary: RwLock<Option<Arc<StreamSummary>>>,
     progress: Mutex<HashMap<Arc<str>, watch::Sender<Progress>>>,
 }
@@ -46,11 +51,32 @@ fn rendition_of(key: &Key) -> Option<&str> {
 pub struct MemoryStore {
     streams: RwLock<HashMap<Uuid, Arc<Entry>>>,
     next_generation: AtomicU64,
+    /// Bytes of every object held (data lengths; a buffer shared by two
+    /// objects counts twice).
+    bytes: Gauge,
+}
+
+fn sum_bytes(objects: &HashMap<Key, Object>) -> i64 {
+    objects.values().map(|o| o.data.len() as i64).sum()
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that keeps the bytes it holds in `bytes` (the
+    /// `streaming_store_bytes` gauge of [`crate::metrics::Metrics::store_bytes`]).
+    pub fn with_bytes_gauge(bytes: Gauge) -> Self {
+        Self {
+            bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Bytes held by every stream's objects now.
+    pub fn total_bytes(&self) -> i64 {
+        self.bytes.get()
     }
 
     fn entry(&self, stream: Uuid) -> Option<Arc<Entry>> {
@@ -79,12 +105,24 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Takes a whole entry's bytes off the gauge (the entry leaves the map;
+    /// a writer still holding it can no longer reach it through `current`).
+    fn forget(&self, e: &Entry) {
+        let objects = e.objects.write().unwrap_or_else(|p| p.into_inner());
+        if !e.gone.swap(true, Ordering::Relaxed) {
+            self.bytes.dec_by(sum_bytes(&objects));
+        }
+    }
+}
+
 impl SegmentStore for MemoryStore {
     fn open(&self, stream: Uuid, _now_ms: i64) -> Generation {
         let generation = Generation(self.next_generation.fetch_add(1, Ordering::Relaxed) + 1);
         let entry = Arc::new(Entry {
             generation,
             objects: RwLock::default(),
+            gone: AtomicBool::new(false),
             summary: RwLock::default(),
             progress: Mutex::default(),
         });
@@ -94,6 +132,7 @@ impl SegmentStore for MemoryStore {
             .unwrap_or_else(|p| p.into_inner())
             .insert(stream, entry);
         if let Some(old) = old {
+            self.forget(&old);
             old.close();
         }
         generation
@@ -101,19 +140,26 @@ impl SegmentStore for MemoryStore {
 
     fn put(&self, stream: Uuid, generation: Generation, key: Key, object: Object) {
         if let Some(e) = self.current(stream, generation) {
-            e.objects
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, object);
+            let added = object.data.len() as i64;
+            let mut objects = e.objects.write().unwrap_or_else(|p| p.into_inner());
+            if e.gone.load(Ordering::Relaxed) {
+                return;
+            }
+            let replaced = objects.insert(key, object);
+            self.bytes
+                .inc_by(added - replaced.map_or(0, |o| o.data.len() as i64));
         }
     }
 
     fn delete(&self, stream: Uuid, generation: Generation, key: &Key) {
         if let Some(e) = self.current(stream, generation) {
-            e.objects
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key);
+            let mut objects = e.objects.write().unwrap_or_else(|p| p.into_inner());
+            if e.gone.load(Ordering::Relaxed) {
+                return;
+            }
+            if let Some(o) = objects.remove(key) {
+                self.bytes.dec_by(o.data.len() as i64);
+            }
         }
     }
 
@@ -140,10 +186,20 @@ impl SegmentStore for MemoryStore {
         let Some(e) = self.current(stream, generation) else {
             return;
         };
-        e.objects
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|k, _| rendition_of(k) != Some(rendition));
+        let mut removed = 0;
+        let mut objects = e.objects.write().unwrap_or_else(|p| p.into_inner());
+        if e.gone.load(Ordering::Relaxed) {
+            return;
+        }
+        objects.retain(|k, o| {
+            let keep = rendition_of(k) != Some(rendition);
+            if !keep {
+                removed += o.data.len() as i64;
+            }
+            keep
+        });
+        drop(objects);
+        self.bytes.dec_by(removed);
         if let Some(tx) = lock(&e.progress).remove(rendition) {
             tx.send_modify(|p| p.ended = true);
         }
@@ -162,6 +218,7 @@ impl SegmentStore for MemoryStore {
             .is_some_and(|e| e.generation == generation)
         {
             if let Some(e) = streams.remove(&stream) {
+                self.forget(&e);
                 e.close();
             }
             true
@@ -265,6 +322,33 @@ mod tests {
         );
         assert!(store.remove(id, g2));
         assert!(store.get(id, &Key::Master).is_none() && store.summary(id).is_none());
+    }
+
+    #[test]
+    fn the_bytes_gauge_follows_puts_deletes_and_removals() {
+        let gauge = Gauge::default();
+        let store = MemoryStore::with_bytes_gauge(gauge.clone());
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let ga = store.open(a, 0);
+        let gb = store.open(b, 0);
+        store.put(a, ga, part(1, 0), obj("1234"));
+        store.put(a, ga, part(1, 0), obj("12"));
+        store.put(a, ga, Key::Master, obj("master"));
+        store.put(b, gb, part(1, 0), obj("abc"));
+        assert_eq!(gauge.get(), 2 + 6 + 3, "a replaced object counts once");
+        store.delete(a, ga, &part(1, 0));
+        store.delete(a, ga, &part(9, 9));
+        assert_eq!(gauge.get(), 6 + 3);
+        store.remove_rendition(b, gb, "source");
+        assert_eq!(gauge.get(), 6);
+        // A new broadcast drops the old one's bytes; a late writer of the
+        // old one adds nothing.
+        let ga2 = store.open(a, 1);
+        store.put(a, ga, Key::Mpd, obj("stale"));
+        assert_eq!(gauge.get(), 0);
+        store.put(a, ga2, Key::Mpd, obj("mpd"));
+        assert!(store.remove(a, ga2));
+        assert_eq!((gauge.get(), store.total_bytes()), (0, 0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -244,6 +244,7 @@ impl MediaWriter {
             discontinuity: r.pending_discontinuity,
             init_version: r.init_versions.last().copied().unwrap_or(1),
             parts: Vec::new(),
+            data: Vec::new(),
         });
         let index = open.parts.len() as u32;
         if open.parts.is_empty() {
@@ -314,6 +315,14 @@ impl MediaWriter {
             _ => part.data,
         };
         let starting = self.config.low_latency && self.model.videos().is_empty();
+        if let Some(o) = self
+            .model
+            .renditions
+            .get_mut(name)
+            .and_then(|r| r.open.as_mut())
+        {
+            o.data.push(data.clone());
+        }
         self.put_media(key, data, now);
         self.render_playlists(name, now);
         if starting {
@@ -331,30 +340,42 @@ impl MediaWriter {
         let Some(r) = self.model.renditions.get_mut(name) else {
             return;
         };
-        let parts = match r.open.take() {
-            Some(o) if o.number == number => o.parts,
+        let (parts, part_data) = match r.open.take() {
+            Some(o) if o.number == number => (o.parts, o.data),
             Some(o) => {
                 for k in part_keys(&r.name, o.number, o.parts.len()) {
                     self.store.delete(self.stream, self.generation, &k);
                 }
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
+        // The segment is its parts as they were served (with their `prft`),
+        // in one buffer that the parts are then re-stored as views of: the
+        // bytes are held once, and a segment fetched while in progress
+        // (LL-DASH) and after it closed is the same.
+        let joined = (!part_data.is_empty() && part_data.len() == parts.len()).then(|| {
+            (
+                join(&part_data),
+                part_data.iter().map(Bytes::len).collect::<Vec<_>>(),
+            )
+        });
+        drop(part_data);
+        let seg_data = joined.as_ref().map_or(seg.data, |(whole, _)| whole.clone());
         let ts = u64::from(seg.timescale.max(1));
         let pdt = avail + (seg.start * 1000 / ts) as i64;
         debug!(
             rendition = name,
             number,
             duration = seg.duration as f64 / ts as f64,
-            bytes = seg.data.len(),
+            bytes = seg_data.len(),
             "segment"
         );
         r.segments.push_back(SegmentMeta {
             number,
             start: seg.start,
             duration: seg.duration,
-            bytes: seg.data.len(),
+            bytes: seg_data.len(),
             discontinuity: seg.discontinuity,
             init_version: seg.init_version,
             program_date_time_ms: pdt,
@@ -381,13 +402,27 @@ impl MediaWriter {
                 s.parts.clear();
             }
         }
+        let rendition = r.name.clone();
         let key = Key::Segment {
-            rendition: r.name.clone(),
+            rendition: rendition.clone(),
             msn: number,
         };
         let progress = r.progress(false);
         self.last_number = self.last_number.max(Some(number));
-        self.put_media(key, seg.data, now);
+        self.put_media(key, seg_data, now);
+        if let Some((whole, lens)) = joined {
+            // Still listed: the parts become views of the segment's buffer.
+            let mut at = 0;
+            for (part, len) in lens.into_iter().enumerate() {
+                let key = Key::Part {
+                    rendition: rendition.clone(),
+                    msn: number,
+                    part: part as u32,
+                };
+                self.put_media(key, whole.slice(at..at + len), now);
+                at += len;
+            }
+        }
         for k in &deletes {
             self.store.delete(self.stream, self.generation, k);
         }
@@ -519,6 +554,15 @@ impl MediaWriter {
             None => self.store.delete(self.stream, self.generation, &Key::Mpd),
         }
     }
+}
+
+/// Parts joined into one buffer (one copy).
+fn join(parts: &[Bytes]) -> Bytes {
+    let mut buf = bytes::BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in parts {
+        buf.extend_from_slice(p);
+    }
+    buf.freeze()
 }
 
 fn part_keys(rendition: &Arc<str>, msn: u64, parts: usize) -> impl Iterator<Item = Key> + '_ {

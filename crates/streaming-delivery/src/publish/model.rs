@@ -46,6 +46,9 @@ pub struct OpenSegment {
     pub discontinuity: bool,
     pub init_version: u32,
     pub parts: Vec<PartMeta>,
+    /// The parts' bytes as stored (shared, not copied): joined into the
+    /// segment when it closes, so parts and segment share one buffer.
+    pub data: Vec<bytes::Bytes>,
 }
 
 /// One rendition of the broadcast.

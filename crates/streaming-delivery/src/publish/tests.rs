@@ -118,7 +118,8 @@ fn parts_segments_and_playlists_land_under_their_keys() {
         rendition: "source".into(),
         msn: 1002,
     };
-    assert_eq!(store.get(id, &seg).unwrap().data.len(), 400);
+    // Its parts as served, each with its `prft` (a 32-byte box, version 1).
+    assert_eq!(store.get(id, &seg).unwrap().data.len(), 4 * (32 + 100));
     assert!(store.get(id, &Key::Master).is_some());
     assert!(store.get(id, &Key::Mpd).is_some());
     // Two parts of segment 3 are out: listed, with the hint on the third.
@@ -300,4 +301,44 @@ fn the_hint_moves_to_the_next_segment_when_the_key_frame_is_due() {
         w.event(ev, None);
     }
     assert!(hinted(&store, id).contains("segment-1005.4.m4s"));
+}
+
+#[test]
+fn a_closed_segment_is_its_served_parts_in_one_shared_buffer() {
+    let (mut w, store, id) = writer();
+    for ev in segment_events(1, 4) {
+        w.event(ev, None);
+    }
+    let key = |part: Option<u32>| match part {
+        Some(part) => Key::Part {
+            rendition: "source".into(),
+            msn: 1001,
+            part,
+        },
+        None => Key::Segment {
+            rendition: "source".into(),
+            msn: 1001,
+        },
+    };
+    let seg = store.get(id, &key(None)).unwrap().data;
+    let parts: Vec<Bytes> = (0..4)
+        .map(|p| store.get(id, &key(Some(p))).unwrap().data)
+        .collect();
+    assert_eq!(
+        seg,
+        parts.concat(),
+        "the segment is its parts, byte for byte"
+    );
+    let range = seg.as_ptr() as usize..seg.as_ptr() as usize + seg.len();
+    for p in &parts {
+        assert!(
+            range.contains(&(p.as_ptr() as usize)),
+            "each part is a view of the segment's buffer, not a copy"
+        );
+        assert_eq!(
+            &p[4..8],
+            b"prft",
+            "parts keep their producer reference time"
+        );
+    }
 }

@@ -262,11 +262,13 @@ pub async fn run_viewer(idx: usize, http: Arc<Http>, opts: Arc<ViewerOpts>) -> V
 
 /// Runs all viewers; returns the summary JSON and the merged stats.
 pub async fn run(opts: ViewerOpts) -> Result<(Value, Stats), String> {
-    // Low latency: two requests in flight per track, kept open for reuse.
+    // Every request in flight keeps its connection for reuse, as a player
+    // does (no connect per request): low latency has two per track, the
+    // ordinary way one per track.
     let idle = if opts.ll_skip.is_some() {
         opts.viewers.saturating_mul(4).max(64)
     } else {
-        64
+        opts.viewers.saturating_mul(2).max(64)
     };
     let http = Arc::new(Http::with_idle_connections(opts.deadline, idle)?);
     let opts = Arc::new(opts);

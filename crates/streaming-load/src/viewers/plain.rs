@@ -52,6 +52,7 @@ pub async fn follow(http: &Http, opts: &ViewerOpts, t: Track<'_>) -> ViewerResul
     let mut inits_fetched: HashSet<Url> = HashSet::new();
     let mut next_beacon = Instant::now();
     let mut startup_sent = false;
+    let mut first_segment = false;
 
     // 2. Poll the media playlist; fetch init + every new segment once.
     while Instant::now() < deadline {
@@ -114,6 +115,13 @@ pub async fn follow(http: &Http, opts: &ViewerOpts, t: Track<'_>) -> ViewerResul
                 Ok(u) => {
                     if http.get(&mut r.stats, "segment", &u).await.is_some() {
                         r.segments += 1;
+                        if !first_segment {
+                            // Startup: the viewer's first request (its master
+                            // playlist) to this track's first whole segment.
+                            first_segment = true;
+                            r.stats
+                                .timing("startup", started.elapsed().as_secs_f64() * 1000.0);
+                        }
                         if !startup_sent && let Some((b, id)) = beacon_url {
                             startup_sent = true;
                             let ms = started.elapsed().as_millis() as u64;
