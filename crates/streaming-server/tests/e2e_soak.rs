@@ -80,9 +80,9 @@ fn hammer(
             requests.fetch_add(1, Ordering::Relaxed);
             let newest_part = text
                 .lines()
+                .rev()
                 .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
-                .filter_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
-                .last()
+                .find_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
                 .map(str::to_string);
             let newest_segment = playlist_uris(&text).into_iter().last();
             for uri in newest_part.into_iter().chain(newest_segment) {
