@@ -27,6 +27,11 @@ use tokio::time::Instant;
 
 use crate::target::{check_loopback_url, parse_duration, resolve_loopback};
 
+/// mimalloc: thousands of simulated clients allocate on every request; the
+/// load tool must not be what limits a benchmark.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Grace after `--duration` for in-flight work to wind down before the
 /// process gives up on it.
 const GRACE: Duration = Duration::from_secs(15);
