@@ -157,6 +157,16 @@ fn sessions(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("beacons_batch20", |b| {
+        b.iter(|| {
+            let (sid, stream) = viewers[i % viewers.len()];
+            i = i.wrapping_add(7919);
+            let body = (0..20).map(|_| Beacon::Heartbeat {
+                quality: Some("720p".into()),
+            });
+            sessions.beacons(sid, stream, body, ua.clone()).unwrap();
+        })
+    });
     g.throughput(Throughput::Elements(1));
     g.bench_function("served", |b| {
         b.iter(|| {

@@ -93,7 +93,12 @@ impl MinuteAcc {
             self.speed_min = Some(self.speed_min.map_or(v, |m: f64| m.min(v)));
         }
         for (q, n) in &s.quality_distribution {
-            *self.quality_sums.entry(q.clone()).or_insert(0) += u64::from(*n);
+            match self.quality_sums.get_mut(q) {
+                Some(sum) => *sum += u64::from(*n),
+                None => {
+                    self.quality_sums.insert(q.clone(), u64::from(*n));
+                }
+            }
         }
         self.dirty = true;
     }
