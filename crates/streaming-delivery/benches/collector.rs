@@ -166,7 +166,7 @@ impl World {
         let at_ms = now_ms - now_ms.rem_euclid(1000);
 
         let t = Instant::now();
-        let sweep = self.sessions.sweep(Instant::now(), INACTIVITY);
+        let mut sweep = self.sessions.sweep(Instant::now(), INACTIVITY);
         for (id, n) in &sweep.counts {
             self.metrics
                 .set_concurrent_viewers(*id, i64::try_from(*n).unwrap_or(i64::MAX));
@@ -177,7 +177,7 @@ impl World {
         let live = live_inputs(&self.metrics, store);
         let t = ph.add(1, t);
 
-        let samples = self.collector.tick(at_ms, &live, &sweep.audiences);
+        let samples = self.collector.tick(at_ms, &live, &mut sweep.audiences);
         let t = ph.add(2, t);
 
         for s in &samples {
