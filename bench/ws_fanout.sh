@@ -7,6 +7,10 @@
 # Each client is one socket on both ends: the file-descriptor limit is raised
 # below; if the hard limit is lower, raise it first (e.g. `ulimit -Hn 65536` as
 # root, or LimitNOFILE= / limits.conf).
+# Every client connects from 127.0.0.1: the server runs with
+# websocket.max_clients_per_addr raised to CLIENTS (the default, 50, would
+# refuse all but 50 of them, and the RSS growth over 50 clients looks like
+# ~100+ KiB each). Memory per idle client alone: bench/ws_idle.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-5000}; SECS=${2:-30}
@@ -21,7 +25,8 @@ SRC=${SRC:-$WORK/src.flv}
   -f lavfi -i sine=frequency=440:sample_rate=48000 -t 10 -c:v libx264 -preset veryfast \
   -b:v 800k -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p -c:a aac -b:a 64k "$SRC"
 PORT=18191
-export STREAMING_DATA_DIR=$WORK/data STREAMING_HTTP_ADDR=127.0.0.1:$PORT STREAMING_RTMP_ADDR=127.0.0.1:11946 RUST_LOG=warn
+printf '[websocket]\nmax_clients_per_addr = %d\n' "$CLIENTS" > "$WORK/config.toml"
+export STREAMING_CONFIG=$WORK/config.toml STREAMING_DATA_DIR=$WORK/data STREAMING_HTTP_ADDR=127.0.0.1:$PORT STREAMING_RTMP_ADDR=127.0.0.1:11946 RUST_LOG=warn
 $BIN serve > "$WORK/server.log" 2>&1 &
 PID=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.2; done
@@ -39,6 +44,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 child_secs() { { ps --ppid "$PID" -o times= 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
 HZ=$(getconf CLK_TCK)
 echo "load before: $(uptime)" >&2
+RSS_BEFORE=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
 C0=$(cpu_ticks "$PID"); K0=$(child_secs); T0=$(date +%s.%N)
 RAMP=$(( CLIENTS / 1000 + 1 ))
 $LOAD ws --url "ws://127.0.0.1:$PORT/ws/stream/$ID" --clients "$CLIENTS" \
@@ -50,7 +56,7 @@ KCPU=$(python3 -c 'import sys;k0,k1,t0,t1=map(float,sys.argv[1:]);print(round(10
 RSS=$(awk '/VmHWM/{print $2}' /proc/$PID/status)
 RSS_NOW=$(awk '/VmRSS/{print $2}' /proc/$PID/status)
 echo "server: $(grep -c . "$WORK/server.log" || true) log lines (RUST_LOG=warn); last: $(tail -n 2 "$WORK/server.log" | cut -c1-300)" >&2
-python3 - "$WORK/ws.json" "$RSS" "$CPU" "$KCPU" "$RSS_NOW" <<'PY'
+python3 - "$WORK/ws.json" "$RSS" "$CPU" "$KCPU" "$RSS_NOW" "$RSS_BEFORE" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 c, m = d["clients"], d["metrics_delay_ms"]
@@ -58,7 +64,8 @@ print(f"clients {c['requested']}: connected {c['connected']}, connect failures {
       f"ended early {c['ended_early']} {c['ended_early_by_kind']}")
 print(f"metrics messages {d['metrics_messages']}  delay ms p50 {m['p50']} p90 {m['p90']} p99 {m['p99']} "
       f"max {m['max']}  messages/client {d['messages_per_client']}")
-print(f"server peak RSS {int(sys.argv[2]) // 1024} MiB (at end {int(sys.argv[5]) // 1024} MiB); "
+print(f"server peak RSS {int(sys.argv[2]) // 1024} MiB (before the clients {int(sys.argv[6]) // 1024} MiB, "
+      f"at end {int(sys.argv[5]) // 1024} MiB); "
       f"server CPU during the run {sys.argv[3]}% of one core (transcoder children {sys.argv[4]}%)")
 d["server_peak_rss_kib"] = int(sys.argv[2])
 d["server_cpu_percent"] = float(sys.argv[3])

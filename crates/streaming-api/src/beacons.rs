@@ -285,10 +285,11 @@ pub async fn events(
                 .collect();
             sessions.log_player_error(stream_id, sid, &message, now);
         }
-        match sessions.beacon(sid, stream_id, to_beacon(event), ua.clone()) {
-            Ok(()) => {}
-            Err(BeaconError::OtherStream) => return Err(other_stream()),
-        }
+    }
+    // The whole body under one lock of the registry.
+    let beacons: Vec<Beacon> = list.iter().map(to_beacon).collect();
+    if let Err(BeaconError::OtherStream) = sessions.beacons(sid, stream_id, beacons, ua) {
+        return Err(other_stream());
     }
     debug!(session = %sid, events = list.len(), "beacons recorded");
     Ok(StatusCode::NO_CONTENT)

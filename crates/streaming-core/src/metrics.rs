@@ -5,7 +5,11 @@
 //! while that stream is live. [`Metrics::stream_started`] admits a stream,
 //! [`Metrics::remove_stream`] deletes every series labelled with it, and the
 //! recording methods ignore streams that are not live (a late segment request
-//! for an ended stream creates no series).
+//! for an ended stream creates no series). A live stream's series are held
+//! as handles (a `prometheus-client` metric is a shared handle: the clone
+//! and the family's series are one value), so recording a request, a tick's
+//! gauges and [`Metrics::live_totals`] find them by the stream's id without
+//! formatting it or looking the families up.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -23,9 +27,9 @@
 //! | `streaming_held_requests` | gauge | none (requests held open now: LL-HLS blocking reloads, hinted parts, segments in progress) |
 //! | `streaming_store_bytes` | gauge | none (bytes of media and rendered text the segment store holds now) |
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -98,13 +102,50 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
+/// The most qualities a stream gets `viewers_by_quality` series for.
+const MAX_QUALITIES: usize = 32;
+
+/// One live stream's series, as handles into the families.
+struct StreamSeries {
+    /// The `stream_id` label value, formatted once.
+    label: String,
+    ingest: Counter,
+    concurrent_viewers: Gauge,
+    buffering_ratio: F64Gauge,
+    transcoder_speed: Option<F64Gauge>,
+    /// `egress_bytes` by rendition (a ladder and `manifest`: a few).
+    egress: Vec<(String, Counter)>,
+    /// `stream_errors` by kind.
+    errors: Vec<(String, Counter)>,
+    /// `viewers_by_quality` by rendition (at most [`MAX_QUALITIES`]).
+    qualities: Vec<(String, Gauge)>,
+}
+
+impl StreamSeries {
+    fn labels(&self) -> StreamLabels {
+        StreamLabels {
+            stream_id: self.label.clone(),
+        }
+    }
+
+    fn rendition(&self, rendition: &str) -> RenditionLabels {
+        RenditionLabels {
+            stream_id: self.label.clone(),
+            rendition: rendition.to_string(),
+        }
+    }
+}
+
+/// The handle named `name` in a small list.
+fn find<'a, M>(list: &'a [(String, M)], name: &str) -> Option<&'a M> {
+    list.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+}
+
 struct Inner {
     registry: Registry,
-    live: Mutex<HashSet<Uuid>>,
-    /// Every `(stream_id, label)` pair seen per multi-label family, so that
-    /// `remove_stream` can delete them without scanning the families.
-    renditions: Mutex<HashSet<(Uuid, String)>>,
-    error_kinds: Mutex<HashSet<(Uuid, String)>>,
+    /// Live streams and their series; a series labelled with a stream is
+    /// created and removed under the write lock, so none outlives the stream.
+    live: RwLock<HashMap<Uuid, StreamSeries>>,
     active_streams: Gauge,
     ingest_bytes: Family<StreamLabels, Counter>,
     egress_bytes: Family<RenditionLabels, Counter>,
@@ -114,8 +155,6 @@ struct Inner {
     concurrent_viewers: Family<StreamLabels, Gauge>,
     buffering_ratio: Family<StreamLabels, F64Gauge>,
     viewers_by_quality: Family<RenditionLabels, Gauge>,
-    /// Qualities with a `viewers_by_quality` series, per stream.
-    qualities: Mutex<HashMap<Uuid, Vec<String>>>,
     limit_hits: Family<KindLabels, Counter>,
     open_connections: Family<SurfaceLabels, Gauge>,
     held_requests: Gauge,
@@ -151,8 +190,12 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn read<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
 }
 
 fn stream(id: Uuid) -> StreamLabels {
@@ -264,11 +307,8 @@ impl Metrics {
         Self {
             inner: Arc::new(Inner {
                 registry,
-                live: Mutex::default(),
-                renditions: Mutex::default(),
+                live: RwLock::default(),
                 viewers_by_quality,
-                qualities: Mutex::default(),
-                error_kinds: Mutex::default(),
                 active_streams,
                 ingest_bytes,
                 egress_bytes,
@@ -322,107 +362,115 @@ impl Metrics {
         self.inner.store_bytes.clone()
     }
 
-    fn is_live(&self, id: Uuid) -> bool {
-        lock(&self.inner.live).contains(&id)
-    }
-
     /// A broadcast started: its series may exist from now on. Idempotent.
     pub fn stream_started(&self, id: Uuid) {
-        let n = {
-            let mut live = lock(&self.inner.live);
-            live.insert(id);
-            live.len()
-        };
-        self.inner.active_streams.set(n as i64);
-        let labels = stream(id);
-        drop(self.inner.ingest_bytes.get_or_create(&labels));
-        drop(self.inner.concurrent_viewers.get_or_create(&labels));
-        drop(self.inner.buffering_ratio.get_or_create(&labels));
+        let inner = &*self.inner;
+        let mut live = write(&inner.live);
+        live.entry(id).or_insert_with(|| {
+            let labels = stream(id);
+            StreamSeries {
+                ingest: inner.ingest_bytes.get_or_create(&labels).clone(),
+                concurrent_viewers: inner.concurrent_viewers.get_or_create(&labels).clone(),
+                buffering_ratio: inner.buffering_ratio.get_or_create(&labels).clone(),
+                transcoder_speed: None,
+                egress: Vec::new(),
+                errors: Vec::new(),
+                qualities: Vec::new(),
+                label: labels.stream_id,
+            }
+        });
+        inner.active_streams.set(live.len() as i64);
     }
 
     /// A broadcast ended: deletes every series labelled with the stream. Idempotent.
     pub fn remove_stream(&self, id: Uuid) {
-        let n = {
-            let mut live = lock(&self.inner.live);
-            live.remove(&id);
-            live.len()
-        };
-        self.inner.active_streams.set(n as i64);
-        let labels = stream(id);
-        self.inner.ingest_bytes.remove(&labels);
-        self.inner.transcoder_speed.remove(&labels);
-        self.inner.concurrent_viewers.remove(&labels);
-        self.inner.buffering_ratio.remove(&labels);
-        for rendition in lock(&self.inner.qualities).remove(&id).unwrap_or_default() {
-            self.inner.viewers_by_quality.remove(&RenditionLabels {
-                stream_id: labels.stream_id.clone(),
-                rendition,
-            });
+        let inner = &*self.inner;
+        let mut live = write(&inner.live);
+        if let Some(s) = live.remove(&id) {
+            let labels = s.labels();
+            inner.ingest_bytes.remove(&labels);
+            inner.concurrent_viewers.remove(&labels);
+            inner.buffering_ratio.remove(&labels);
+            for (rendition, _) in &s.egress {
+                inner.egress_bytes.remove(&s.rendition(rendition));
+            }
+            for (rendition, _) in &s.qualities {
+                inner.viewers_by_quality.remove(&s.rendition(rendition));
+            }
+            for (kind, _) in &s.errors {
+                inner.stream_errors.remove(&ErrorLabels {
+                    stream_id: s.label.clone(),
+                    kind: kind.clone(),
+                });
+            }
         }
-        let take = |set: &Mutex<HashSet<(Uuid, String)>>| {
-            let mut set = lock(set);
-            let mine: Vec<String> = set
-                .iter()
-                .filter(|(s, _)| *s == id)
-                .map(|(_, l)| l.clone())
-                .collect();
-            set.retain(|(s, _)| *s != id);
-            mine
-        };
-        for rendition in take(&self.inner.renditions) {
-            self.inner.egress_bytes.remove(&RenditionLabels {
-                stream_id: labels.stream_id.clone(),
-                rendition,
-            });
-        }
-        for kind in take(&self.inner.error_kinds) {
-            self.inner.stream_errors.remove(&ErrorLabels {
-                stream_id: labels.stream_id.clone(),
-                kind,
-            });
-        }
+        // FFmpeg may have reported once more after the last look.
+        inner.transcoder_speed.remove(&stream(id));
+        inner.active_streams.set(live.len() as i64);
     }
 
     /// Streams live now.
     pub fn active_streams(&self) -> usize {
-        lock(&self.inner.live).len()
+        read(&self.inner.live).len()
     }
 
     /// Media bytes the encoder sent for a live stream.
     pub fn ingest_bytes(&self, id: Uuid, bytes: usize) {
-        if self.is_live(id) {
-            self.inner
-                .ingest_bytes
-                .get_or_create(&stream(id))
-                .inc_by(bytes as u64);
+        if let Some(s) = read(&self.inner.live).get(&id) {
+            s.ingest.inc_by(bytes as u64);
         }
     }
 
     /// Body bytes served for a live stream's rendition (`manifest` for the
     /// master playlist and the MPD).
     pub fn egress_bytes(&self, id: Uuid, rendition: &str, bytes: u64) {
-        if !self.is_live(id) {
-            return;
+        {
+            let live = read(&self.inner.live);
+            let Some(s) = live.get(&id) else { return };
+            if let Some(c) = find(&s.egress, rendition) {
+                c.inc_by(bytes);
+                return;
+            }
         }
-        lock(&self.inner.renditions).insert((id, rendition.to_string()));
-        let labels = RenditionLabels {
-            stream_id: id.to_string(),
-            rendition: rendition.to_string(),
-        };
-        self.inner.egress_bytes.get_or_create(&labels).inc_by(bytes);
+        // A rendition's first bytes: its series is created.
+        let mut live = write(&self.inner.live);
+        let Some(s) = live.get_mut(&id) else { return };
+        if find(&s.egress, rendition).is_none() {
+            let c = self
+                .inner
+                .egress_bytes
+                .get_or_create(&s.rendition(rendition))
+                .clone();
+            s.egress.push((rendition.to_string(), c));
+        }
+        if let Some(c) = find(&s.egress, rendition) {
+            c.inc_by(bytes);
+        }
     }
 
     /// One error on a live stream, e.g. `protocol`, `io`, `timeout`, `http_5xx`.
     pub fn stream_error(&self, id: Uuid, kind: &str) {
-        if !self.is_live(id) {
-            return;
+        {
+            let live = read(&self.inner.live);
+            let Some(s) = live.get(&id) else { return };
+            if let Some(c) = find(&s.errors, kind) {
+                c.inc();
+                return;
+            }
         }
-        lock(&self.inner.error_kinds).insert((id, kind.to_string()));
-        let labels = ErrorLabels {
-            stream_id: id.to_string(),
-            kind: kind.to_string(),
-        };
-        self.inner.stream_errors.get_or_create(&labels).inc();
+        let mut live = write(&self.inner.live);
+        let Some(s) = live.get_mut(&id) else { return };
+        if find(&s.errors, kind).is_none() {
+            let labels = ErrorLabels {
+                stream_id: s.label.clone(),
+                kind: kind.to_string(),
+            };
+            let c = self.inner.stream_errors.get_or_create(&labels).clone();
+            s.errors.push((kind.to_string(), c));
+        }
+        if let Some(c) = find(&s.errors, kind) {
+            c.inc();
+        }
     }
 
     /// How long a delivery request took. Unlabelled by stream, so always recorded.
@@ -437,26 +485,40 @@ impl Metrics {
 
     /// FFmpeg's latest speed for a live stream.
     pub fn transcoder_speed(&self, id: Uuid, speed: f64) {
-        if self.is_live(id) {
+        {
+            let live = read(&self.inner.live);
+            let Some(s) = live.get(&id) else { return };
+            if let Some(g) = &s.transcoder_speed {
+                g.set(speed);
+                return;
+            }
+        }
+        let mut live = write(&self.inner.live);
+        let Some(s) = live.get_mut(&id) else { return };
+        let g = s.transcoder_speed.get_or_insert_with(|| {
             self.inner
                 .transcoder_speed
-                .get_or_create(&stream(id))
-                .set(speed);
-        }
+                .get_or_create(&StreamLabels {
+                    stream_id: s.label.clone(),
+                })
+                .clone()
+        });
+        g.set(speed);
     }
 
     /// Deletes the transcoder speed series (FFmpeg stopped for good).
     pub fn remove_transcoder(&self, id: Uuid) {
+        let mut live = write(&self.inner.live);
+        if let Some(s) = live.get_mut(&id) {
+            s.transcoder_speed = None;
+        }
         self.inner.transcoder_speed.remove(&stream(id));
     }
 
     /// Viewers watching a live stream now (filled by viewer sessions).
     pub fn set_concurrent_viewers(&self, id: Uuid, viewers: i64) {
-        if self.is_live(id) {
-            self.inner
-                .concurrent_viewers
-                .get_or_create(&stream(id))
-                .set(viewers);
+        if let Some(s) = read(&self.inner.live).get(&id) {
+            s.concurrent_viewers.set(viewers);
         }
     }
 
@@ -467,77 +529,58 @@ impl Metrics {
         id: Uuid,
         distribution: &std::collections::BTreeMap<String, u32>,
     ) {
-        if !self.is_live(id) {
-            return;
-        }
-        let mut known = lock(&self.inner.qualities);
-        let list = known.entry(id).or_default();
-        for q in distribution.keys() {
-            if !list.contains(q) && list.len() < 32 {
-                list.push(q.clone());
+        let set = |s: &StreamSeries| {
+            for (q, g) in &s.qualities {
+                g.set(i64::from(distribution.get(q).copied().unwrap_or(0)));
+            }
+        };
+        {
+            let live = read(&self.inner.live);
+            let Some(s) = live.get(&id) else { return };
+            let known = |q: &String| find(&s.qualities, q).is_some();
+            if s.qualities.len() >= MAX_QUALITIES || distribution.keys().all(known) {
+                set(s);
+                return;
             }
         }
-        for q in list.iter() {
-            let n = distribution.get(q).copied().unwrap_or(0);
-            self.inner
-                .viewers_by_quality
-                .get_or_create(&RenditionLabels {
-                    stream_id: id.to_string(),
-                    rendition: q.clone(),
-                })
-                .set(i64::from(n));
+        // A quality's first viewers: its series is created.
+        let mut live = write(&self.inner.live);
+        let Some(s) = live.get_mut(&id) else { return };
+        for q in distribution.keys() {
+            if find(&s.qualities, q).is_none() && s.qualities.len() < MAX_QUALITIES {
+                let g = self
+                    .inner
+                    .viewers_by_quality
+                    .get_or_create(&s.rendition(q))
+                    .clone();
+                s.qualities.push((q.clone(), g));
+            }
         }
+        set(s);
     }
 
     /// Stall time / watch time of a live stream (filled from player beacons).
     pub fn set_buffering_ratio(&self, id: Uuid, ratio: f64) {
-        if self.is_live(id) {
-            self.inner
-                .buffering_ratio
-                .get_or_create(&stream(id))
-                .set(ratio);
+        if let Some(s) = read(&self.inner.live).get(&id) {
+            s.buffering_ratio.set(ratio);
         }
     }
 
-    /// The running totals of every live stream, in one pass over the series
-    /// (what the 1 s collector turns into rates).
+    /// The running totals of every live stream, in one pass over their
+    /// series (what the 1 s collector turns into rates).
     pub fn live_totals(&self) -> HashMap<Uuid, StreamTotals> {
-        let live: Vec<Uuid> = lock(&self.inner.live).iter().copied().collect();
-        let mut out: HashMap<Uuid, StreamTotals> = HashMap::with_capacity(live.len());
-        for id in live {
-            let labels = stream(id);
-            let t = out.entry(id).or_default();
-            if let Some(c) = self.inner.ingest_bytes.get(&labels) {
-                t.ingest_bytes = c.get();
-            }
-            if let Some(g) = self.inner.transcoder_speed.get(&labels) {
-                t.transcoder_speed = Some(g.get());
-            }
-        }
-        let renditions: Vec<(Uuid, String)> =
-            lock(&self.inner.renditions).iter().cloned().collect();
-        for (id, rendition) in renditions {
-            let Some(t) = out.get_mut(&id) else { continue };
-            let labels = RenditionLabels {
-                stream_id: id.to_string(),
-                rendition,
-            };
-            if let Some(c) = self.inner.egress_bytes.get(&labels) {
-                t.egress_bytes += c.get();
-            }
-        }
-        let kinds: Vec<(Uuid, String)> = lock(&self.inner.error_kinds).iter().cloned().collect();
-        for (id, kind) in kinds {
-            let Some(t) = out.get_mut(&id) else { continue };
-            let labels = ErrorLabels {
-                stream_id: id.to_string(),
-                kind,
-            };
-            if let Some(c) = self.inner.stream_errors.get(&labels) {
-                t.errors += c.get();
-            }
-        }
-        out
+        let live = read(&self.inner.live);
+        live.iter()
+            .map(|(id, s)| {
+                let t = StreamTotals {
+                    ingest_bytes: s.ingest.get(),
+                    egress_bytes: s.egress.iter().map(|(_, c)| c.get()).sum(),
+                    errors: s.errors.iter().map(|(_, c)| c.get()).sum(),
+                    transcoder_speed: s.transcoder_speed.as_ref().map(|g| g.get()),
+                };
+                (*id, t)
+            })
+            .collect()
     }
 
     /// Every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).
@@ -644,6 +687,23 @@ mod tests {
         );
         m.remove_stream(a);
         assert!(m.live_totals().is_empty());
+        // Live again: new series from 0, none of the old handles.
+        m.stream_started(a);
+        m.egress_bytes(a, "source", 5);
+        m.stream_error(a, "protocol");
+        assert_eq!(
+            m.live_totals()[&a],
+            StreamTotals {
+                ingest_bytes: 0,
+                egress_bytes: 5,
+                errors: 1,
+                transcoder_speed: None
+            }
+        );
+        m.transcoder_speed(a, 1.0);
+        m.remove_transcoder(a);
+        assert_eq!(m.live_totals()[&a].transcoder_speed, None);
+        assert!(!m.encode().contains("streaming_transcoder_speed{"));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Cost of one 1-second metrics-collector tick at 100 and 1,000 live streams.
+//! Cost of one 1-second metrics-collector tick at 100, 1,000 and 10,000 live
+//! streams (issue 11 asks for at most 10× from 1,000 to 10,000).
 //!
 //! Each stream is set up as production does: `Metrics::stream_started`,
 //! ingest bytes, egress bytes on three renditions and `manifest`, one or two
@@ -16,14 +17,17 @@
 //! clock moves on by one second, so every tick sees a production-like state
 //! (5 s of rate history, sessions never expire, roll-ups taken).
 //!
-//! Before criterion runs, a per-phase breakdown over 100 ticks is printed.
+//! Before criterion runs, a per-phase breakdown is printed (100 ticks; 20 at
+//! 10,000 streams).
+//!
+//! `cargo bench -p streaming-delivery --bench collector -- --warm-up-time 1 --measurement-time 3`
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, SamplingMode, criterion_group, criterion_main};
 use streaming_core::metrics::Metrics;
 use streaming_core::model::{StreamMetrics, StreamStatus};
 use streaming_core::sessions::{Beacon, ViewerSessions};
@@ -33,6 +37,8 @@ use streaming_delivery::collector::{Collector, bench_metrics_text, live_inputs, 
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
+/// Live streams per case.
+const SIZES: [usize; 3] = [100, 1000, 10_000];
 const VIEWERS_PER_STREAM: usize = 10;
 const BEACONING_PER_STREAM: usize = 3;
 const RENDITIONS: [&str; 3] = ["source", "720p", "480p"];
@@ -160,7 +166,7 @@ impl World {
         let at_ms = now_ms - now_ms.rem_euclid(1000);
 
         let t = Instant::now();
-        let sweep = self.sessions.sweep(Instant::now(), INACTIVITY);
+        let mut sweep = self.sessions.sweep(Instant::now(), INACTIVITY);
         for (id, n) in &sweep.counts {
             self.metrics
                 .set_concurrent_viewers(*id, i64::try_from(*n).unwrap_or(i64::MAX));
@@ -171,7 +177,7 @@ impl World {
         let live = live_inputs(&self.metrics, store);
         let t = ph.add(1, t);
 
-        let samples = self.collector.tick(at_ms, &live, &sweep.audiences);
+        let samples = self.collector.tick(at_ms, &live, &mut sweep.audiences);
         let t = ph.add(2, t);
 
         for s in &samples {
@@ -224,11 +230,11 @@ impl Phases {
 }
 
 fn breakdown(n: usize) {
-    const TICKS: u32 = 100;
+    let ticks: u32 = if n > 1000 { 20 } else { 100 };
     let mut w = World::new(n);
     let mut ph = Phases::default();
     let mut total = Duration::ZERO;
-    for _ in 0..TICKS {
+    for _ in 0..ticks {
         w.between_ticks();
         let t = Instant::now();
         let s = w.tick(&mut ph);
@@ -240,7 +246,7 @@ fn breakdown(n: usize) {
         );
         black_box(s);
     }
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0 / f64::from(TICKS);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0 / f64::from(ticks);
     let names = [
         "sweep+viewers",
         "live_totals",
@@ -254,7 +260,7 @@ fn breakdown(n: usize) {
         .map(|(name, d)| format!("{name} {:.3}", ms(d)))
         .collect();
     eprintln!(
-        "collector breakdown N={n} ({TICKS} ticks): {:.3} ms/tick = {:.2}% of one core; {}",
+        "collector breakdown N={n} ({ticks} ticks): {:.3} ms/tick = {:.2}% of one core; {}",
         ms(total),
         ms(total) / 10.0,
         parts.join(", ")
@@ -262,11 +268,15 @@ fn breakdown(n: usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    for n in [100, 1000] {
+    for n in SIZES {
         breakdown(n);
     }
     let mut g = c.benchmark_group("collector_tick");
-    for n in [100usize, 1000] {
+    for n in SIZES {
+        if n > 1000 {
+            // A tick takes tens of milliseconds: fewer, equal samples.
+            g.sample_size(10).sampling_mode(SamplingMode::Flat);
+        }
         let mut w = World::new(n);
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_custom(|iters| {

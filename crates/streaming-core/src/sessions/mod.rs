@@ -90,6 +90,47 @@ impl Entry {
         self.record.quality = Some(q.to_string());
     }
 
+    /// Records one beacon's content; true for a player error.
+    fn apply(&mut self, beacon: Beacon, now: Instant) -> bool {
+        match beacon {
+            Beacon::Heartbeat { quality } => {
+                if let Some(q) = quality {
+                    self.set_quality(&q);
+                }
+            }
+            Beacon::Startup {
+                startup_ms,
+                quality,
+            } => {
+                self.record.startup_ms = Some(startup_ms);
+                if let Some(q) = quality {
+                    self.set_quality(&q);
+                }
+            }
+            Beacon::StallStart => {
+                if self.stalled_since.is_none() {
+                    self.stalled_since = Some(now);
+                    self.record.stalls = self.record.stalls.saturating_add(1);
+                }
+            }
+            Beacon::StallEnd { duration_ms } => match (self.stalled_since, duration_ms) {
+                (Some(_), _) => self.end_stall(now),
+                // The start was lost (or sent elsewhere): trust the player's figure.
+                (None, Some(ms)) => {
+                    self.record.stalls = self.record.stalls.max(1);
+                    self.record.stall_ms = self.record.stall_ms.saturating_add(ms);
+                }
+                (None, None) => {}
+            },
+            Beacon::QualityChange { quality } => self.set_quality(&quality),
+            Beacon::Error => {
+                self.record.errors = self.record.errors.saturating_add(1);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Ends a stall in progress at `now`, adding its length.
     fn end_stall(&mut self, now: Instant) {
         if let Some(since) = self.stalled_since.take() {
@@ -347,7 +388,23 @@ impl ViewerSessions {
         beacon: Beacon,
         user_agent: Option<String>,
     ) -> Result<(), BeaconError> {
+        self.beacons(sid, stream_id, [beacon], user_agent)
+    }
+
+    /// Several beacons of one session (a request body), in order, under
+    /// one lock; otherwise as [`ViewerSessions::beacon`].
+    pub fn beacons<I>(
+        &self,
+        sid: Uuid,
+        stream_id: Uuid,
+        beacons: I,
+        user_agent: Option<String>,
+    ) -> Result<(), BeaconError>
+    where
+        I: IntoIterator<Item = Beacon>,
+    {
         let now = Instant::now();
+        let wall = Utc::now();
         let mut inner = self.lock();
         let inner = &mut *inner;
         let entry = inner
@@ -358,45 +415,14 @@ impl ViewerSessions {
             return Err(BeaconError::OtherStream);
         }
         entry.last_seen = now;
-        entry.record.last_seen_at = Utc::now();
+        entry.record.last_seen_at = wall;
         entry.beaconing = true;
         if !entry.confirmed {
             entry.confirmed = true;
             inner.outbox.push(entry.record.clone());
         }
-        match beacon {
-            Beacon::Heartbeat { quality } => {
-                if let Some(q) = quality {
-                    entry.set_quality(&q);
-                }
-            }
-            Beacon::Startup {
-                startup_ms,
-                quality,
-            } => {
-                entry.record.startup_ms = Some(startup_ms);
-                if let Some(q) = quality {
-                    entry.set_quality(&q);
-                }
-            }
-            Beacon::StallStart => {
-                if entry.stalled_since.is_none() {
-                    entry.stalled_since = Some(now);
-                    entry.record.stalls = entry.record.stalls.saturating_add(1);
-                }
-            }
-            Beacon::StallEnd { duration_ms } => match (entry.stalled_since, duration_ms) {
-                (Some(_), _) => entry.end_stall(now),
-                // The start was lost (or sent elsewhere): trust the player's figure.
-                (None, Some(ms)) => {
-                    entry.record.stalls = entry.record.stalls.max(1);
-                    entry.record.stall_ms = entry.record.stall_ms.saturating_add(ms);
-                }
-                (None, None) => {}
-            },
-            Beacon::QualityChange { quality } => entry.set_quality(&quality),
-            Beacon::Error => {
-                entry.record.errors = entry.record.errors.saturating_add(1);
+        for beacon in beacons {
+            if entry.apply(beacon, now) {
                 *inner.player_errors.entry(stream_id).or_insert(0) += 1;
             }
         }
@@ -470,7 +496,8 @@ impl ViewerSessions {
             u64::try_from(now.saturating_duration_since(from.max(since)).as_millis())
                 .unwrap_or(u64::MAX)
         };
-        let mut audiences: HashMap<Uuid, Audience> = HashMap::new();
+        // As many streams as the last sweep found, most likely.
+        let mut audiences: HashMap<Uuid, Audience> = HashMap::with_capacity(inner.published.len());
         inner.sessions.retain(|_, e| {
             if now.saturating_duration_since(e.last_seen) >= timeout {
                 if e.confirmed {
@@ -486,7 +513,12 @@ impl ViewerSessions {
                 let a = audiences.entry(e.record.stream_id).or_default();
                 a.viewers += 1;
                 if let Some(q) = &e.record.quality {
-                    *a.quality_distribution.entry(q.clone()).or_insert(0) += 1;
+                    match a.quality_distribution.get_mut(q) {
+                        Some(n) => *n += 1,
+                        None => {
+                            a.quality_distribution.insert(q.clone(), 1);
+                        }
+                    }
                 }
                 if e.beaconing {
                     a.watch_ms += tick_ms(since);

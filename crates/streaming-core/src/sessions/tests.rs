@@ -107,3 +107,68 @@ fn audio_is_the_quality_only_without_recent_video() {
     reg.touch(b, stream, Some("audio"), 1, true);
     assert_eq!(reg.quality_distribution(stream)["source"], 1);
 }
+
+#[test]
+fn a_body_of_beacons_under_one_lock_records_what_one_call_each_does() {
+    let body = || {
+        vec![
+            Beacon::Startup {
+                startup_ms: 800,
+                quality: Some("720p".into()),
+            },
+            Beacon::StallStart,
+            Beacon::StallEnd {
+                duration_ms: Some(300),
+            },
+            Beacon::QualityChange {
+                quality: "480p".into(),
+            },
+            Beacon::Error,
+            Beacon::Heartbeat {
+                quality: Some("source".into()),
+            },
+        ]
+    };
+    let (one, batch) = (ViewerSessions::new(), ViewerSessions::new());
+    let (stream, sid) = (Uuid::new_v4(), Uuid::new_v4());
+    for b in body() {
+        one.beacon(sid, stream, b, Some("ua".into())).unwrap();
+    }
+    batch
+        .beacons(sid, stream, body(), Some("ua".into()))
+        .unwrap();
+    let (a, b) = (one.get(sid).unwrap(), batch.get(sid).unwrap());
+    assert_eq!(
+        (
+            a.quality,
+            a.quality_switches,
+            a.startup_ms,
+            a.stalls,
+            a.errors
+        ),
+        (
+            b.quality,
+            b.quality_switches,
+            b.startup_ms,
+            b.stalls,
+            b.errors
+        )
+    );
+    assert_eq!(a.user_agent, b.user_agent);
+    assert_eq!(b.quality_switches, 2);
+    let now = Instant::now();
+    let (sa, sb) = (
+        one.sweep(now, Duration::from_secs(60)),
+        batch.sweep(now, Duration::from_secs(60)),
+    );
+    assert_eq!(sa.audiences[&stream].player_errors, 1);
+    assert_eq!(
+        sa.audiences[&stream].player_errors,
+        sb.audiences[&stream].player_errors
+    );
+    assert_eq!(sa.persist.len(), sb.persist.len());
+    assert_eq!(
+        batch.beacons(sid, Uuid::new_v4(), body(), None),
+        Err(BeaconError::OtherStream)
+    );
+}

@@ -93,7 +93,12 @@ impl MinuteAcc {
             self.speed_min = Some(self.speed_min.map_or(v, |m: f64| m.min(v)));
         }
         for (q, n) in &s.quality_distribution {
-            *self.quality_sums.entry(q.clone()).or_insert(0) += u64::from(*n);
+            match self.quality_sums.get_mut(q) {
+                Some(sum) => *sum += u64::from(*n),
+                None => {
+                    self.quality_sums.insert(q.clone(), u64::from(*n));
+                }
+            }
         }
         self.dirty = true;
     }
@@ -211,12 +216,13 @@ impl Collector {
 
     /// One tick at `at_ms` (a whole second, unix ms): a sample for every
     /// stream in `live`. Streams no longer live are forgotten (their minute
-    /// in progress is finished).
+    /// in progress is finished). The audiences of the streams in `live` are
+    /// taken out of `audiences` (moved into their samples).
     pub fn tick(
         &mut self,
         at_ms: i64,
         live: &HashMap<Uuid, LiveInput>,
-        audiences: &HashMap<Uuid, Audience>,
+        audiences: &mut HashMap<Uuid, Audience>,
     ) -> Vec<StreamMetrics> {
         let gone: Vec<Uuid> = self
             .tracks
@@ -233,7 +239,6 @@ impl Collector {
             }
         }
         let at = ms_to_utc(at_ms);
-        let empty = Audience::default();
         let mut out = Vec::with_capacity(live.len());
         for (id, input) in live {
             let track = self.tracks.entry(*id).or_default();
@@ -264,7 +269,8 @@ impl Collector {
             if input.newest_segment.is_some() {
                 track.last_segment = input.newest_segment;
             }
-            let aud = audiences.get(id).unwrap_or(&empty);
+            let aud = audiences.remove(id).unwrap_or_default();
+            let buffering_ratio = (aud.buffering_ratio() * 10_000.0).round() / 10_000.0;
             let sample = StreamMetrics {
                 stream_id: *id,
                 at,
@@ -273,8 +279,8 @@ impl Collector {
                 egress_bitrate_kbps: egress,
                 frames_dropped: 0,
                 segments_produced: segments,
-                quality_distribution: aud.quality_distribution.clone(),
-                buffering_ratio: (aud.buffering_ratio() * 10_000.0).round() / 10_000.0,
+                quality_distribution: aud.quality_distribution,
+                buffering_ratio,
                 errors: errors + aud.player_errors,
                 transcoder_speed: input.totals.transcoder_speed,
             };
@@ -347,7 +353,7 @@ mod tests {
             },
         );
         let live = |i, e, err| HashMap::from([(id, input(i, e, err))]);
-        let s = c.tick(t0, &live(0, 0, 0), &aud);
+        let s = c.tick(t0, &live(0, 0, 0), &mut aud.clone());
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].ingest_bitrate_kbps, 0, "no rate from one point");
         assert_eq!(s[0].at.timestamp_millis(), t0);
@@ -358,7 +364,7 @@ mod tests {
             last = c.tick(
                 t0 + k * 1000,
                 &live(375_000 * k64, 1_000_000 * k64, 2 * k64),
-                &aud,
+                &mut aud.clone(),
             );
         }
         let s = &last[0];
@@ -390,7 +396,7 @@ mod tests {
                     ..Audience::default()
                 },
             );
-            c.tick(t0 + k * 1000, &live, &aud);
+            c.tick(t0 + k * 1000, &live, &mut aud.clone());
         }
         let r = c.take_rollups();
         assert_eq!(r.len(), 2, "the finished minute and the one in progress");
@@ -409,7 +415,7 @@ mod tests {
         assert_eq!(cur.samples, 1);
         assert!(c.take_rollups().is_empty(), "nothing new since");
         // The stream ends: its minute in progress is finished once more.
-        c.tick(t0 + 61_000, &HashMap::new(), &aud);
+        c.tick(t0 + 61_000, &HashMap::new(), &mut aud.clone());
         let r = c.take_rollups();
         assert_eq!(r.len(), 1);
         assert_eq!(c.tracked(), 0);
@@ -427,7 +433,11 @@ mod tests {
             .enumerate()
         {
             inp.newest_segment = seg;
-            let s = c.tick(k as i64 * 1000, &HashMap::from([(id, inp)]), &aud);
+            let s = c.tick(
+                k as i64 * 1000,
+                &HashMap::from([(id, inp)]),
+                &mut aud.clone(),
+            );
             got.push(s[0].segments_produced);
         }
         assert_eq!(got, vec![0, 0, 0, 2]);

@@ -154,7 +154,7 @@ async fn run(deps: CollectorDeps, tx: mpsc::Sender<Write>, shutdown: Cancellatio
     let sweep = deps
         .sessions
         .sweep(Instant::now() + deps.inactivity, deps.inactivity);
-    collector.tick(0, &HashMap::new(), &HashMap::new());
+    collector.tick(0, &HashMap::new(), &mut HashMap::new());
     let last = [
         Write::Sessions(sweep.persist),
         Write::History(pending, collector.take_rollups()),
@@ -177,16 +177,17 @@ fn tick(
     tx: &mpsc::Sender<Write>,
 ) -> Vec<StreamMetrics> {
     let at_ms = now_ms - now_ms.rem_euclid(1000);
-    let sweep = deps.sessions.sweep(Instant::now(), deps.inactivity);
+    let mut sweep = deps.sessions.sweep(Instant::now(), deps.inactivity);
     if !sweep.persist.is_empty() {
-        queue(tx, Write::Sessions(sweep.persist));
+        queue(tx, Write::Sessions(std::mem::take(&mut sweep.persist)));
     }
     for (id, n) in &sweep.counts {
         deps.metrics
             .set_concurrent_viewers(*id, i64::try_from(*n).unwrap_or(i64::MAX));
     }
     let live = live_inputs(&deps.metrics, &deps.store);
-    let samples = collector.tick(at_ms, &live, &sweep.audiences);
+    // Takes the audiences of live streams; those of the others stay for below.
+    let samples = collector.tick(at_ms, &live, &mut sweep.audiences);
     let qualities = |id: Uuid| {
         deps.store
             .summary(id)

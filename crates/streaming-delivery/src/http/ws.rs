@@ -86,24 +86,28 @@ pub enum WsMessage {
     Qualities {
         qualities: Vec<String>,
     },
-    Metrics {
-        /// The sample's second (RFC 3339, UTC).
-        at: String,
-        /// When the collector's tick ran (Unix ms).
-        tick_ms: i64,
-        status: &'static str,
-        concurrent_viewers: u64,
-        /// Active viewers by current quality (rendition name).
-        quality_distribution: BTreeMap<String, u32>,
-        ingest_kbps: u64,
-        egress_kbps: u64,
-        /// Stall time / watch time of beaconing players during the second.
-        buffering_ratio: f64,
-        /// Errors during the second.
-        errors: u64,
-        transcoder_speed: Option<f64>,
-        qualities: Vec<String>,
-    },
+}
+
+/// The `metrics` message, serialised from borrowed parts of a sample.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "metrics")]
+struct MetricsMessage<'a> {
+    /// The sample's second (RFC 3339, UTC).
+    at: &'a str,
+    /// When the collector's tick ran (Unix ms).
+    tick_ms: i64,
+    status: &'static str,
+    concurrent_viewers: u64,
+    /// Active viewers by current quality (rendition name).
+    quality_distribution: &'a BTreeMap<String, u32>,
+    ingest_kbps: u64,
+    egress_kbps: u64,
+    /// Stall time / watch time of beaconing players during the second.
+    buffering_ratio: f64,
+    /// Errors during the second.
+    errors: u64,
+    transcoder_speed: Option<f64>,
+    qualities: &'a [String],
 }
 
 /// The `metrics` message of one sample, serialised (once per stream and tick).
@@ -113,20 +117,26 @@ pub(crate) fn metrics_text(
     qualities: Vec<String>,
     tick_ms: i64,
 ) -> Utf8Bytes {
-    let m = WsMessage::Metrics {
-        at: rfc3339(s.at),
+    let at = rfc3339(s.at);
+    let m = MetricsMessage {
+        at: &at,
         tick_ms,
         status: status_str(status),
         concurrent_viewers: s.concurrent_viewers,
-        quality_distribution: s.quality_distribution.clone(),
+        quality_distribution: &s.quality_distribution,
         ingest_kbps: s.ingest_bitrate_kbps,
         egress_kbps: s.egress_bitrate_kbps,
         buffering_ratio: s.buffering_ratio,
         errors: s.errors,
         transcoder_speed: s.transcoder_speed,
-        qualities,
+        qualities: &qualities,
     };
-    serde_json::to_string(&m).unwrap_or_default().into()
+    let mut out = Vec::with_capacity(384);
+    match serde_json::to_writer(&mut out, &m) {
+        // serde_json writes UTF-8 only.
+        Ok(()) => String::from_utf8(out).unwrap_or_default().into(),
+        Err(_) => Utf8Bytes::default(),
+    }
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {
@@ -416,6 +426,12 @@ mod tests {
             ..StreamMetrics::default()
         };
         let text = metrics_text(&sample, StreamStatus::Active, vec!["source".into()], 7);
+        assert!(
+            text.as_str()
+                .starts_with(r#"{"type":"metrics","at":"2027-01-15T08:00:01.000Z","tick_ms":7,"#),
+            "{}",
+            text.as_str()
+        );
         let v: serde_json::Value = serde_json::from_str(text.as_str()).unwrap();
         assert_eq!(v["at"], "2027-01-15T08:00:01.000Z");
         assert_eq!(v["tick_ms"], 7);
